@@ -1,0 +1,7 @@
+//! Generated gRPC types and services of package `brisk.v1` (see `proto/brisk.proto`).
+#![allow(clippy::all)]
+
+pub mod v1 {
+    tonic::include_proto!("brisk.v1");
+}
+pub use v1::*;

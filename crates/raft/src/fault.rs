@@ -1,0 +1,49 @@
+//! Named crash points (design/cold-start.md, "Crash points every release must survive").
+//!
+//! A test sets `BRISK_CRASH_AT=<name>` (optionally `BRISK_CRASH_AFTER=<n>` to skip the first n
+//! hits) in a node's environment; when execution reaches that point the process aborts as
+//! abruptly as `kill -9` (no destructors, no flushes). Unset, a point costs one relaxed load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const APPLY_BEFORE_ACK: &str = "apply_before_ack";
+pub const SNAPSHOT_BEFORE_MANIFEST: &str = "snapshot_before_manifest";
+pub const SNAPSHOT_BEFORE_POINTER: &str = "snapshot_before_pointer";
+pub const POINTER_BEFORE_PURGE: &str = "pointer_before_purge";
+pub const MID_PURGE: &str = "mid_purge";
+pub const RESTORE_BEFORE_SWAP: &str = "restore_before_swap";
+pub const RESTORE_BEFORE_CLEANUP: &str = "restore_before_cleanup";
+pub const RECEIVE_MID_TRANSFER: &str = "receive_mid_transfer";
+pub const RECEIVE_BEFORE_INSTALL: &str = "receive_before_install";
+
+struct Armed {
+    name: Option<String>,
+    skip: u64,
+    hits: AtomicU64,
+}
+
+fn armed() -> &'static Armed {
+    static ARMED: OnceLock<Armed> = OnceLock::new();
+    ARMED.get_or_init(|| Armed {
+        name: std::env::var("BRISK_CRASH_AT").ok().filter(|s| !s.is_empty()),
+        skip: std::env::var("BRISK_CRASH_AFTER")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        hits: AtomicU64::new(0),
+    })
+}
+
+/// Aborts the process if `name` is the armed crash point.
+pub fn crash_point(name: &str) {
+    let a = armed();
+    if a.name.as_deref() != Some(name) {
+        return;
+    }
+    let hit = a.hits.fetch_add(1, Ordering::SeqCst);
+    if hit >= a.skip {
+        eprintln!("brisk: crash point {name} reached (hit {hit}); aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,239 @@
+//! The cold-start gate (design/cold-start.md I4, I5).
+//!
+//! Runs before Raft: decides from the store's applied index A and the snapshot pointer X
+//! whether the store can be used as it is (skip, O(1) in data size) or must be restored from
+//! snapshot X (verify everything first, then swap atomically).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use brisk_storage::{StorageError, Store};
+
+use crate::layout::DataLayout;
+use crate::snapshot::{SnapshotError, SnapshotStore};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColdStartMode {
+    /// Skip whenever the store is at or past the snapshot.
+    Auto,
+    /// Always delete the store and restore from the snapshot (the O(data) baseline).
+    AlwaysRestore,
+}
+
+impl std::str::FromStr for ColdStartMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ColdStartMode::Auto),
+            "always-restore" => Ok(ColdStartMode::AlwaysRestore),
+            other => Err(format!("unknown cold-start mode {other:?} (want auto or always-restore)")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Skip,
+    Restore,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    None,
+    NoSnapshot,
+    MissingMeta,
+    ReadError,
+    BehindSnapshot,
+    StoreMissing,
+    Forced,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Skip => "skip",
+            Outcome::Restore => "restore",
+        }
+    }
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::None => "none",
+            Reason::NoSnapshot => "no_snapshot",
+            Reason::MissingMeta => "missing_meta",
+            Reason::ReadError => "read_error",
+            Reason::BehindSnapshot => "behind_snapshot",
+            Reason::StoreMissing => "store_missing",
+            Reason::Forced => "forced",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the gate saw and decided, and how long each phase took.
+#[derive(Clone, Debug)]
+pub struct GateReport {
+    pub outcome: Outcome,
+    pub reason: Reason,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub open: Duration,
+    pub gate: Duration,
+    pub verify: Duration,
+    pub restore: Duration,
+}
+
+impl GateReport {
+    /// A - X (0 when either is unknown).
+    pub fn applied_index_gap(&self) -> i64 {
+        match (self.applied_index, self.snapshot_index) {
+            (Some(a), Some(x)) => a as i64 - x as i64,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("cold start refused: snapshot failed verification ({check}): {source}")]
+    Verification {
+        check: &'static str,
+        #[source]
+        source: SnapshotError,
+    },
+    #[error("cold start refused: {0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("cold start refused: state machine store: {0}")]
+    Storage(#[from] StorageError),
+    #[error(
+        "cold start refused: the state machine needs a restore ({reason}) but there is no snapshot, and the Raft log was compacted"
+    )]
+    NothingToRestoreFrom { reason: Reason },
+}
+
+/// What the gate would decide, without changing anything (the inspector uses this too).
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: Reason,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// The store, when it opened.
+    pub store: Option<Store>,
+    pub open: Duration,
+}
+
+pub fn decide(layout: &DataLayout, snapshots: &SnapshotStore, mode: ColdStartMode) -> Result<Decision, GateError> {
+    let x = snapshots.read_pointer()?.map(|(_, token)| token.index);
+    let started = Instant::now();
+    let (store, a, problem) = match Store::open_existing(&layout.state_machine()) {
+        Ok(store) => match store.meta() {
+            Ok(meta) => match meta.applied {
+                Some(a) => (Some(store), Some(a.index), None),
+                None => (Some(store), None, Some(Reason::MissingMeta)),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cold start: state machine meta unreadable");
+                (None, None, Some(Reason::ReadError))
+            }
+        },
+        Err(StorageError::Missing(_)) => (None, None, Some(Reason::StoreMissing)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cold start: state machine store does not open");
+            (None, None, Some(Reason::ReadError))
+        }
+    };
+    let open = started.elapsed();
+    let (outcome, reason) = match (mode, a, x, problem) {
+        (ColdStartMode::AlwaysRestore, _, Some(_), _) => (Outcome::Restore, Reason::Forced),
+        (_, Some(_), None, _) => (Outcome::Skip, Reason::NoSnapshot),
+        (_, Some(a), Some(x), _) if a >= x => (Outcome::Skip, Reason::None),
+        (_, Some(_), Some(_), _) => (Outcome::Restore, Reason::BehindSnapshot),
+        (_, None, _, Some(r)) => (Outcome::Restore, r),
+        (_, None, _, None) => (Outcome::Restore, Reason::MissingMeta),
+    };
+    Ok(Decision {
+        outcome,
+        reason,
+        applied_index: a,
+        snapshot_index: x,
+        store,
+        open,
+    })
+}
+
+/// Runs the gate and returns the store to serve from. `log_compacted` tells whether the Raft
+/// log lost entries to compaction (then a store without a snapshot cannot be rebuilt).
+pub fn run(
+    layout: &DataLayout,
+    snapshots: &SnapshotStore,
+    mode: ColdStartMode,
+    log_compacted: bool,
+) -> Result<(Store, GateReport), GateError> {
+    let gate_started = Instant::now();
+    snapshots.ensure_dir()?;
+    snapshots.remove_leftovers();
+    let d = decide(layout, snapshots, mode)?;
+    let mut report = GateReport {
+        outcome: d.outcome,
+        reason: d.reason,
+        applied_index: d.applied_index,
+        snapshot_index: d.snapshot_index,
+        open: d.open,
+        gate: Duration::ZERO,
+        verify: Duration::ZERO,
+        restore: Duration::ZERO,
+    };
+    if d.outcome == Outcome::Skip {
+        let store = d.store.expect("skip is decided only when the store opened");
+        report.gate = gate_started.elapsed();
+        return Ok((store, report));
+    }
+    drop(d.store);
+    let live = layout.state_machine();
+    let Some(snap) = snapshots.current()? else {
+        // Nothing to restore from: a brand-new node, or a store without meta keys whose log
+        // still starts at index 1, is rebuilt by replaying the whole log from an empty store.
+        if log_compacted {
+            return Err(GateError::NothingToRestoreFrom { reason: report.reason });
+        }
+        if report.reason == Reason::StoreMissing {
+            // A new node: there is nothing to skip and nothing to restore.
+            report.outcome = Outcome::Skip;
+            report.reason = Reason::NoSnapshot;
+        }
+        if live.exists() {
+            std::fs::remove_dir_all(&live).map_err(|source| StorageError::Io {
+                path: live.clone(),
+                source,
+            })?;
+        }
+        let store = Store::open(&live)?;
+        report.gate = gate_started.elapsed();
+        return Ok((store, report));
+    };
+    // I5: verify everything before changing anything.
+    let t = Instant::now();
+    snap.verify().map_err(|source| GateError::Verification {
+        check: source.check(),
+        source,
+    })?;
+    report.verify = t.elapsed();
+    let t = Instant::now();
+    snapshots.restore(&snap)?;
+    let store = Store::open_existing(&live)?;
+    report.restore = t.elapsed();
+    report.gate = gate_started.elapsed();
+    Ok((store, report))
+}

@@ -1,0 +1,20 @@
+//! brisk-raft: the Raft engine around openraft: the log store, the state-machine adapter,
+//! the node-to-node transport, snapshot files and the cold-start gate.
+//!
+//! The rest of brisk talks to [`RaftNode`]; nothing outside this crate names RocksDB's log
+//! instance or openraft's storage traits.
+
+pub mod codec;
+pub mod fault;
+pub mod gate;
+pub mod layout;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod snapshot;
+pub mod state_machine;
+pub mod transport;
+pub mod types;
+
+pub use node::{NodeConfig, RaftNode};
+pub use types::{BriskRaft, LogId, Membership, NodeId, StoredMembership, TypeConfig};

@@ -1,0 +1,240 @@
+//! The Raft log in its own RocksDB instance (`DATA_DIR/raft-log`).
+//!
+//! Column family `logs` maps a big-endian index to an encoded entry; `meta` holds the vote,
+//! the committed log id and the last purged log id, so a node restarts after compaction.
+//!
+//! Group commit: `append` writes entries without fsync (they become readable at once) and
+//! hands the flush callback to a flusher thread, which fsyncs the WAL once for every callback
+//! queued meanwhile. Under load many appends share one fsync.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use crate::codec;
+use crate::fault;
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+const CF_LOGS: &str = "logs";
+const CF_META: &str = "meta";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_PURGED: &[u8] = b"last_purged";
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+}
+
+fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::other(e)
+}
+
+impl LogStore {
+    pub fn open(path: &Path) -> Result<Self, io::Error> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_LOGS, CF_META].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
+        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let flush_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || run_flusher(flush_db, rx))?;
+        Ok(LogStore { db, flusher: tx })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("column families are created by open()")
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        match self.db.get_cf(self.cf(CF_META), key).map_err(io_err)? {
+            Some(raw) => Ok(Some(codec::decode(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> io::Result<()> {
+        let raw = codec::encode(value)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.put_cf_opt(self.cf(CF_META), key, raw, &wo).map_err(io_err)
+    }
+
+    fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
+        let mut it = self.db.iterator_cf(self.cf(CF_LOGS), IteratorMode::End);
+        match it.next() {
+            Some(item) => {
+                let (_, v) = item.map_err(io_err)?;
+                let entry: Entry = codec::decode(&v)?;
+                Ok(Some(entry.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The committed log id saved by openraft (for the inspector and readiness).
+    pub fn committed(&self) -> io::Result<Option<LogId>> {
+        self.get_meta(KEY_COMMITTED)
+    }
+
+    pub fn last_purged(&self) -> io::Result<Option<LogId>> {
+        self.get_meta(KEY_PURGED)
+    }
+
+    pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
+        Ok(self.last_entry_log_id()?.or(self.last_purged()?))
+    }
+}
+
+/// Fsyncs the WAL once for every batch of queued callbacks (group commit).
+fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut pending = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            pending.push(more);
+        }
+        let started = std::time::Instant::now();
+        let result = db.flush_wal(true);
+        metrics::histogram!("brisk_raft_log_fsync_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("brisk_raft_log_group_commit_size").record(pending.len() as f64);
+        for cb in pending {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            };
+            cb.io_completed(r);
+        }
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s + 1,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => Some(e + 1),
+        Bound::Excluded(&e) => Some(e),
+        Bound::Unbounded => None,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (start, end) = bounds(&range);
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            self.cf(CF_LOGS),
+            IteratorMode::From(&index_key(start), Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item.map_err(io_err)?;
+            let idx = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes"))?,
+            );
+            if end.is_some_and(|e| idx >= e) {
+                break;
+            }
+            out.push(codec::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta(KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id = self.last_purged()?;
+        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        // Raft safety: a vote must be durable before it is acted on.
+        self.put_meta(KEY_VOTE, vote, true)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not fsynced: committed only tells a restarting node how far it may apply at once;
+        // losing the newest value merely delays that until the leader's next heartbeat.
+        self.put_meta(KEY_COMMITTED, &committed, false)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf(CF_LOGS);
+        for entry in entries {
+            batch.put_cf(cf, index_key(entry.log_id.index), codec::encode(&entry)?);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.write_opt(batch, &wo).map_err(io_err)?;
+        self.flusher
+            .send(callback)
+            .map_err(|_| io::Error::other("raft log flusher thread is gone"))
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_LOGS), index_key(from), index_key(u64::MAX));
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(io_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        // I2: openraft purges only up to a snapshot it holds, and a snapshot becomes the
+        // restart point only after the state machine's applied index >= its index was fsynced
+        // (see snapshot::build). The purged marker is durable before entries go, so a crash in
+        // between (the `mid_purge` crash point) leaves entries that are merely ignored.
+        self.put_meta(KEY_PURGED, &log_id, true)?;
+        fault::crash_point(fault::MID_PURGE);
+        self.db
+            .delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1))
+            .map_err(io_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Client side of the node-to-node transport (gRPC service `RaftTransport`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use brisk_proto::raft_transport_client::RaftTransportClient;
+use brisk_proto::{snapshot_chunk, FileChunk, RaftMessage, SnapshotChunk};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::OptionalSend;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec;
+use crate::snapshot::manifest::MANIFEST_FILE;
+use crate::snapshot::SnapshotDir;
+use crate::types::{BasicNode, NodeId, SnapshotMeta, TypeConfig, Vote};
+
+/// Bytes of file data per snapshot chunk message.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// First message of a snapshot transfer.
+#[derive(Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    pub vote: Vote,
+    pub meta: SnapshotMeta,
+    /// The manifest file's exact bytes; the receiver checks its CRC and every file against it.
+    pub manifest: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+pub struct NetworkFactory {}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = NetworkConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        NetworkConnection {
+            target,
+            addr: node.addr.clone(),
+            client: None,
+        }
+    }
+}
+
+pub struct NetworkConnection {
+    target: NodeId,
+    addr: String,
+    client: Option<RaftTransportClient<Channel>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+fn unreachable_err(e: impl std::fmt::Display) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&TransportError(e.to_string())))
+}
+
+fn network_err(e: impl std::fmt::Display) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&TransportError(e.to_string())))
+}
+
+fn status_err(s: tonic::Status) -> RPCError<TypeConfig> {
+    match s.code() {
+        tonic::Code::Unavailable => unreachable_err(s.message()),
+        _ => network_err(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+fn streaming_err(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
+    match e {
+        RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+        RPCError::Network(n) => StreamingError::Network(n),
+        RPCError::Timeout(t) => StreamingError::Timeout(t),
+        other => StreamingError::Network(NetworkError::new(&TransportError(other.to_string()))),
+    }
+}
+
+impl NetworkConnection {
+    fn client(&mut self) -> Result<RaftTransportClient<Channel>, RPCError<TypeConfig>> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
+            .map_err(unreachable_err)?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true);
+        let client = RaftTransportClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(option.hard_ttl());
+        req
+    }
+}
+
+macro_rules! unary {
+    ($self:ident, $method:ident, $rpc:expr, $option:expr) => {{
+        let payload = codec::encode(&$rpc).map_err(network_err)?;
+        let mut client = $self.client()?;
+        let resp = client
+            .$method(Self::request(RaftMessage { payload }, &$option))
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::Unavailable {
+                    // Drop the channel so the next attempt reconnects.
+                    $self.client = None;
+                }
+                status_err(s)
+            })?;
+        codec::decode(&resp.into_inner().payload).map_err(network_err)
+    }};
+}
+
+impl RaftNetworkV2<TypeConfig> for NetworkConnection {
+    type SnapshotData = SnapshotDir;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        unary!(self, append_entries, rpc, option)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        unary!(self, vote, rpc, option)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        unary!(self, pre_vote, rpc, option)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        unary!(self, transfer_leader, req, option)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotDir>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let dir = snapshot.snapshot;
+        let manifest_path = dir.path.join(MANIFEST_FILE);
+        let manifest = tokio::fs::read(&manifest_path)
+            .await
+            .map_err(|e| streaming_err(network_err(format!("{}: {e}", manifest_path.display()))))?;
+        let header = SnapshotHeader {
+            vote,
+            meta: snapshot.meta,
+            manifest,
+        };
+        let header = codec::encode(&header).map_err(|e| streaming_err(network_err(e)))?;
+        // A bounded channel: the reader runs at most a few chunks ahead of the network
+        // (HTTP/2 flow control does the rest).
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
+        let files = dir.manifest.files.clone();
+        let root = dir.path.clone();
+        let reader = tokio::spawn(async move {
+            let _ = tx
+                .send(SnapshotChunk {
+                    chunk: Some(snapshot_chunk::Chunk::Header(header)),
+                })
+                .await;
+            for f in files {
+                let path = root.join(&f.name);
+                let mut file = tokio::fs::File::open(&path).await?;
+                let mut offset = 0u64;
+                loop {
+                    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                    let n = file.read(&mut buf).await?;
+                    if n == 0 && offset > 0 {
+                        break;
+                    }
+                    buf.truncate(n);
+                    let chunk = SnapshotChunk {
+                        chunk: Some(snapshot_chunk::Chunk::File(FileChunk {
+                            name: f.name.clone(),
+                            offset,
+                            data: buf,
+                        })),
+                    };
+                    if tx.send(chunk).await.is_err() {
+                        return Ok(());
+                    }
+                    offset += n as u64;
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        let mut client = self.client().map_err(streaming_err)?;
+        let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let result = tokio::select! {
+            r = call => r,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        match reader.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(streaming_err(network_err(format!("reading snapshot: {e}")))),
+            Err(e) => return Err(streaming_err(network_err(e))),
+        }
+        let resp = result.map_err(|s| streaming_err(status_err(s)))?;
+        tracing::info!(target_node = self.target, "snapshot sent");
+        codec::decode(&resp.into_inner().payload).map_err(|e| streaming_err(network_err(e)))
+    }
+}

@@ -1,0 +1,366 @@
+//! A brisk Raft node: the cold-start gate, the log, the state machine and openraft, wired.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brisk_kv::hlc::wall_clock_ms;
+use brisk_kv::{Command, Hlc, HlcError, KvStateMachine, Request, Response};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{RaftMetrics, ReadPolicy, ServerState, SnapshotPolicy};
+
+use crate::gate::{self, ColdStartMode, GateError, GateReport};
+use crate::layout::DataLayout;
+use crate::log_store::LogStore;
+use crate::network::NetworkFactory;
+use crate::snapshot::SnapshotStore;
+use crate::state_machine::{SmShared, StateMachineStore};
+use crate::types::{BasicNode, BriskRaft, NodeId, TypeConfig};
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    /// The gRPC address other nodes and clients use to reach this node.
+    pub advertise_addr: String,
+    pub fsm_sync: bool,
+    pub snapshot_every: u64,
+    pub snapshot_keep: usize,
+    /// Entries kept after a snapshot for slow followers.
+    pub logs_to_keep: u64,
+    pub hlc_window_ms: u64,
+    pub lease_interval_ms: u64,
+    pub max_snapshot_bytes: u64,
+    pub cold_start: ColdStartMode,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId, data_dir: PathBuf, advertise_addr: String) -> Self {
+        NodeConfig {
+            id,
+            data_dir,
+            advertise_addr,
+            fsm_sync: true,
+            snapshot_every: 10_000,
+            snapshot_keep: 2,
+            logs_to_keep: 1_000,
+            hlc_window_ms: 10_000,
+            lease_interval_ms: 1_000,
+            max_snapshot_bytes: 64 << 30,
+            cold_start: ColdStartMode::Auto,
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error("raft log store at {path}: {detail}")]
+    LogStore { path: PathBuf, detail: String },
+    #[error("state machine: {0}")]
+    StateMachine(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a proposal or a linearizable read did not happen here.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader: {leader_id:?} at {leader_addr:?})")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+    /// Nothing was applied; retrying is safe.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The entry may or may not commit; retrying may apply it twice.
+    #[error("outcome unknown: {0}")]
+    Indeterminate(String),
+    #[error("membership change rejected: {0}")]
+    Membership(String),
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+pub struct RaftNode {
+    pub config: NodeConfig,
+    pub raft: BriskRaft,
+    pub sm: Arc<SmShared>,
+    pub log: LogStore,
+    pub gate: GateReport,
+    /// The commit index this node knew when it started; readiness waits to apply it (I8).
+    pub start_commit_index: u64,
+    pub started_at: Instant,
+}
+
+impl RaftNode {
+    /// Runs the cold-start gate, then starts Raft. `process_started` is when the process
+    /// began, for the phase durations.
+    pub async fn start(config: NodeConfig, process_started: Instant) -> Result<Arc<Self>, NodeError> {
+        let layout = DataLayout::new(&config.data_dir);
+        std::fs::create_dir_all(layout.path()).map_err(|source| NodeError::DataDir {
+            path: layout.root.clone(),
+            source,
+        })?;
+        let log_path = layout.raft_log();
+        let log_err = |detail: String| NodeError::LogStore {
+            path: log_path.clone(),
+            detail,
+        };
+        let log = LogStore::open(&log_path).map_err(|e| log_err(e.to_string()))?;
+        let log_compacted = log.last_purged().map_err(|e| log_err(e.to_string()))?.is_some();
+        let start_commit_index = log
+            .committed()
+            .map_err(|e| log_err(e.to_string()))?
+            .map(|l| l.index)
+            .unwrap_or(0);
+
+        let snapshots = SnapshotStore::new(layout.clone(), config.snapshot_keep);
+        let gate_layout = layout.clone();
+        let gate_snapshots = snapshots.clone();
+        let mode = config.cold_start;
+        let (store, report) =
+            tokio::task::spawn_blocking(move || gate::run(&gate_layout, &gate_snapshots, mode, log_compacted))
+                .await
+                .map_err(|e| NodeError::StateMachine(e.to_string()))??;
+
+        let hlc = Arc::new(Hlc::new());
+        let kv = KvStateMachine::new(store, hlc).map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        let sm = SmShared::new(kv, snapshots, config.fsm_sync).map_err(|e| NodeError::StateMachine(e.to_string()))?;
+
+        let raft_config = openraft::Config {
+            cluster_name: "brisk".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_min_ms,
+            election_timeout_max: config.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.logs_to_keep,
+            install_snapshot_timeout: 60_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let raft = openraft::Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            NetworkFactory::default(),
+            log.clone(),
+            StateMachineStore { shared: sm.clone() },
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let node = Arc::new(RaftNode {
+            config,
+            raft,
+            sm,
+            log,
+            gate: report,
+            start_commit_index,
+            started_at: process_started,
+        });
+        node.record_gate();
+        Ok(node)
+    }
+
+    fn record_gate(&self) {
+        let g = &self.gate;
+        metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
+            .increment(1);
+        metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
+        for (phase, d) in [("open", g.open), ("gate", g.gate), ("verify", g.verify), ("restore", g.restore)] {
+            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase).set(d.as_secs_f64());
+        }
+        tracing::info!(
+            outcome = %g.outcome,
+            reason = %g.reason,
+            applied_index = ?g.applied_index,
+            snapshot_index = ?g.snapshot_index,
+            gap = g.applied_index_gap(),
+            open_ms = g.open.as_secs_f64() * 1e3,
+            gate_ms = g.gate.as_secs_f64() * 1e3,
+            verify_ms = g.verify.as_secs_f64() * 1e3,
+            restore_ms = g.restore.as_secs_f64() * 1e3,
+            start_commit_index = self.start_commit_index,
+            "cold start"
+        );
+    }
+
+    /// Initializes the cluster with `members` unless this node already has Raft state
+    /// (restarting with the same `--bootstrap` flags resumes the cluster).
+    pub async fn bootstrap(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
+        if self.raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+            return Ok(());
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(e)) => {
+                // Another member's vote or log reached us first: already part of a cluster.
+                tracing::info!(error = %e, "bootstrap skipped");
+                Ok(())
+            }
+            Err(e) => Err(NodeError::Raft(e.to_string())),
+        }
+    }
+
+    pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The current leader and its address, if known.
+    pub fn leader(&self) -> (Option<NodeId>, Option<String>) {
+        let m = self.metrics();
+        let addr = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        (m.current_leader, addr)
+    }
+
+    fn not_leader(&self) -> ProposeError {
+        let (leader_id, leader_addr) = self.leader();
+        ProposeError::NotLeader { leader_id, leader_addr }
+    }
+
+    /// Issues an HLC timestamp; only the leader does (design: HLC).
+    pub fn issue_ts(&self) -> Result<u64, ProposeError> {
+        let m = self.metrics();
+        if m.current_leader != Some(self.id()) || m.state != ServerState::Leader {
+            return Err(self.not_leader());
+        }
+        self.sm
+            .kv
+            .hlc()
+            .issue(m.current_term, wall_clock_ms())
+            .map_err(|e| ProposeError::Unavailable(e.to_string()))
+    }
+
+    /// Proposes a command with a fresh timestamp and waits until it is applied here.
+    pub async fn propose(&self, command: Command) -> Result<(Response, u64), ProposeError> {
+        let ts = match command {
+            Command::LeaseRenewal { .. } => 0,
+            _ => self.issue_ts()?,
+        };
+        metrics::counter!("brisk_proposals_total").increment(1);
+        match self.raft.client_write(Request { ts, command }).await {
+            Ok(resp) => Ok((resp.data, resp.log_id.index)),
+            Err(e) => Err(self.map_write_error(e)),
+        }
+    }
+
+    pub fn map_write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {
+        metrics::counter!("brisk_proposals_failed_total").increment(1);
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                let leader_addr = f.leader_node.map(|n| n.addr);
+                ProposeError::NotLeader {
+                    leader_id: f.leader_id,
+                    leader_addr,
+                }
+            }
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                ProposeError::Indeterminate(format!("leader changed to {:?} before the entry committed", f.leader_id))
+            }
+            RaftError::APIError(e) => ProposeError::Membership(e.to_string()),
+            RaftError::Fatal(f) => ProposeError::Fatal(f.to_string()),
+        }
+    }
+
+    /// Read-index barrier: returns once this node (the leader) has applied everything
+    /// committed before the call (linearizable reads).
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(_))) => {
+                Err(self.not_leader())
+            }
+            Err(RaftError::APIError(e)) => Err(ProposeError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
+        }
+    }
+
+    /// I8: ready once a leader is known and the commit index learned at start is applied.
+    pub fn is_ready(&self) -> bool {
+        let m = self.metrics();
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        m.current_leader.is_some() && applied >= self.start_commit_index
+    }
+
+    /// The leader's lease loop (design: HLC). On becoming leader it waits until everything
+    /// committed before its term is applied, fences its clock above the previous durable
+    /// ceiling, then keeps the ceiling `window` ahead of its wall clock.
+    pub fn spawn_lease_task(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(50);
+            let renew_every = Duration::from_millis(node.config.lease_interval_ms);
+            let mut last_renewal: Option<(u64, Instant)> = None;
+            loop {
+                tokio::time::sleep(tick).await;
+                let m = node.metrics();
+                if m.running_state.is_err() || m.state == ServerState::Shutdown {
+                    return;
+                }
+                if m.state != ServerState::Leader {
+                    continue;
+                }
+                let term = m.current_term;
+                let hlc = node.sm.kv.hlc();
+                if hlc.fenced_term() != Some(term) {
+                    if node.read_barrier().await.is_err() {
+                        continue;
+                    }
+                    hlc.fence_for_term(term, hlc.ceiling_ms());
+                    tracing::info!(term, ceiling_ms = hlc.ceiling_ms(), "leader clock fenced above previous ceiling");
+                }
+                let due = match last_renewal {
+                    Some((t, at)) => t != term || at.elapsed() >= renew_every,
+                    None => true,
+                };
+                if !due {
+                    continue;
+                }
+                let ceiling_ms = wall_clock_ms().max(hlc.ceiling_ms()) + node.config.hlc_window_ms;
+                match node.propose(Command::LeaseRenewal { ceiling_ms }).await {
+                    Ok(_) => {
+                        last_renewal = Some((term, Instant::now()));
+                        metrics::gauge!("brisk_hlc_ceiling_ms").set(hlc.ceiling_ms() as f64);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
+                }
+            }
+        })
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+impl From<HlcError> for ProposeError {
+    fn from(e: HlcError) -> Self {
+        ProposeError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,13 @@
+//! Snapshots as RocksDB checkpoints plus a CRC-checked manifest (design/cold-start.md I3,
+//! "Snapshot files").
+//!
+//! A snapshot lives in `snapshots/snap-<index>-<term>/`: the checkpoint's files and
+//! `BRISK_MANIFEST`. `snapshots/CURRENT` points at the latest complete one and carries its
+//! [`SnapshotToken`]. Building, verifying, the pointer and the restore swap live in
+//! [`store`]; the file format in [`manifest`].
+
+pub mod manifest;
+pub mod store;
+
+pub use manifest::{FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken};
+pub use store::{SnapshotDir, SnapshotError, SnapshotStore};

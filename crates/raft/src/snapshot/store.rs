@@ -1,0 +1,484 @@
+//! Snapshot directories on disk: build, verify, point to, restore from, collect.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use brisk_storage::{StorageError, Store};
+
+use super::manifest::{
+    FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken, CURRENT_VERSION, MANIFEST_FILE,
+};
+use crate::fault;
+use crate::layout::{snapshot_dir_name, DataLayout};
+use crate::types::StoredMembership;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("snapshot manifest {path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("snapshot pointer {path} is invalid: {detail}")]
+    BadPointer { path: PathBuf, detail: String },
+    #[error("snapshot pointer token {pointer} does not match manifest token {manifest}")]
+    TokenMismatch { pointer: String, manifest: String },
+    #[error("snapshot file {file} is missing")]
+    FileMissing { file: PathBuf },
+    #[error("snapshot file {file}: size {actual}, manifest says {expected}")]
+    FileSize { file: PathBuf, expected: u64, actual: u64 },
+    #[error("snapshot file {file}: crc32c {actual:08x}, manifest says {expected:08x}")]
+    FileCrc { file: PathBuf, expected: u32, actual: u32 },
+    #[error("snapshot directory holds {file}, which the manifest does not list")]
+    ExtraFile { file: PathBuf },
+    #[error("snapshot file name {0:?} is not a plain file name")]
+    BadFileName(String),
+    #[error("state machine store: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl SnapshotError {
+    /// Short name of the failed check, for metrics and the inspector.
+    pub fn check(&self) -> &'static str {
+        match self {
+            SnapshotError::Io { .. } => "io",
+            SnapshotError::Manifest { source, .. } => match source {
+                ManifestError::TooSmall(_) | ManifestError::Truncated(_) => "manifest_truncated",
+                ManifestError::TooLarge(_) => "manifest_too_large",
+                ManifestError::BadMagic => "manifest_magic",
+                ManifestError::UnknownVersion(_) => "unknown_version",
+                ManifestError::ChecksumMismatch { .. } => "manifest_crc",
+                ManifestError::BadBody(_) => "manifest_body",
+                ManifestError::BadToken(_) => "token",
+            },
+            SnapshotError::BadPointer { .. } => "pointer",
+            SnapshotError::TokenMismatch { .. } => "token",
+            SnapshotError::FileMissing { .. } => "file_missing",
+            SnapshotError::FileSize { .. } => "file_size",
+            SnapshotError::FileCrc { .. } => "file_crc",
+            SnapshotError::ExtraFile { .. } => "extra_file",
+            SnapshotError::BadFileName(_) => "file_name",
+            SnapshotError::Storage(_) => "store",
+        }
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A snapshot directory whose manifest has been read (not necessarily its files verified).
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    pub path: PathBuf,
+    pub manifest: SnapshotManifest,
+    pub manifest_crc: u32,
+}
+
+impl SnapshotDir {
+    pub fn token(&self) -> SnapshotToken {
+        self.manifest.token(self.manifest_crc)
+    }
+
+    /// Reads and checks the manifest of the snapshot in `path` (not the data files).
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+        let mpath = path.join(MANIFEST_FILE);
+        let raw = fs::read(&mpath).map_err(io_at(&mpath))?;
+        let (manifest, manifest_crc) =
+            SnapshotManifest::decode(&raw).map_err(|source| SnapshotError::Manifest { path: mpath, source })?;
+        for f in &manifest.files {
+            check_file_name(&f.name)?;
+        }
+        Ok(SnapshotDir {
+            path: path.to_path_buf(),
+            manifest,
+            manifest_crc,
+        })
+    }
+
+    /// Verifies every data file: present, listed size, listed CRC32C, and nothing extra (I5).
+    /// Reads every byte: O(snapshot size). Mutates nothing.
+    pub fn verify(&self) -> Result<(), SnapshotError> {
+        for f in &self.manifest.files {
+            let p = self.path.join(&f.name);
+            let md = match fs::metadata(&p) {
+                Ok(md) => md,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SnapshotError::FileMissing { file: p }),
+                Err(e) => return Err(io_at(&p)(e)),
+            };
+            if md.len() != f.size {
+                return Err(SnapshotError::FileSize {
+                    file: p,
+                    expected: f.size,
+                    actual: md.len(),
+                });
+            }
+            let crc = file_crc32c(&p)?;
+            if crc != f.crc32c {
+                return Err(SnapshotError::FileCrc {
+                    file: p,
+                    expected: f.crc32c,
+                    actual: crc,
+                });
+            }
+        }
+        for entry in fs::read_dir(&self.path).map_err(io_at(&self.path))? {
+            let entry = entry.map_err(io_at(&self.path))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name != MANIFEST_FILE && !self.manifest.files.iter().any(|f| f.name == name) {
+                return Err(SnapshotError::ExtraFile { file: entry.path() });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_file_name(name: &str) -> Result<(), SnapshotError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name != MANIFEST_FILE
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(SnapshotError::BadFileName(name.to_string()))
+    }
+}
+
+pub fn file_crc32c(path: &Path) -> Result<u32, SnapshotError> {
+    let mut f = fs::File::open(path).map_err(io_at(path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut crc = 0u32;
+    loop {
+        let n = f.read(&mut buf).map_err(io_at(path))?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
+}
+
+pub fn fsync_file(path: &Path) -> Result<(), SnapshotError> {
+    fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_at(path))
+}
+
+pub fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
+    fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_at(path))
+}
+
+/// Writes `bytes` to `path` atomically: write temp, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp).map_err(io_at(&tmp))?;
+        f.write_all(bytes).map_err(io_at(&tmp))?;
+        f.sync_all().map_err(io_at(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_at(path))?;
+    fsync_dir(dir)
+}
+
+/// The snapshots of one data directory.
+#[derive(Clone, Debug)]
+pub struct SnapshotStore {
+    layout: DataLayout,
+    /// How many complete snapshots to keep (the pointed-to one always survives).
+    keep: usize,
+}
+
+/// What a freshly taken checkpoint describes; filled in under the apply lock.
+pub struct CheckpointInfo {
+    pub index: u64,
+    pub term: u64,
+    pub leader_node: u64,
+    pub membership: StoredMembership,
+    pub hlc_ceiling_ms: u64,
+}
+
+impl SnapshotStore {
+    pub fn new(layout: DataLayout, keep: usize) -> Self {
+        SnapshotStore {
+            layout,
+            keep: keep.max(1),
+        }
+    }
+
+    pub fn layout(&self) -> &DataLayout {
+        &self.layout
+    }
+
+    pub fn ensure_dir(&self) -> Result<(), SnapshotError> {
+        let d = self.layout.snapshots();
+        fs::create_dir_all(&d).map_err(io_at(&d))
+    }
+
+    /// The pointer: which snapshot directory is the restart point, and its token. O(1).
+    pub fn read_pointer(&self) -> Result<Option<(String, SnapshotToken)>, SnapshotError> {
+        let p = self.layout.snapshot_pointer();
+        let raw = match fs::read_to_string(&p) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(&p)(e)),
+        };
+        let mut lines = raw.lines();
+        let (Some(dir), Some(token)) = (lines.next(), lines.next()) else {
+            return Err(SnapshotError::BadPointer {
+                path: p,
+                detail: "want two lines: directory and token".into(),
+            });
+        };
+        check_file_name(dir).map_err(|_| SnapshotError::BadPointer {
+            path: p.clone(),
+            detail: format!("bad directory name {dir:?}"),
+        })?;
+        let token = SnapshotToken::from_hex(token).map_err(|e| SnapshotError::BadPointer {
+            path: p.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some((dir.to_string(), token)))
+    }
+
+    fn write_pointer(&self, snap: &SnapshotDir) -> Result<(), SnapshotError> {
+        let name = snap
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let body = format!("{name}\n{}\n", snap.token().to_hex());
+        write_atomic(&self.layout.snapshot_pointer(), body.as_bytes())
+    }
+
+    /// The current snapshot: pointer plus its manifest, token-checked. Reads no data file.
+    pub fn current(&self) -> Result<Option<SnapshotDir>, SnapshotError> {
+        let Some((dir, token)) = self.read_pointer()? else {
+            return Ok(None);
+        };
+        let snap = SnapshotDir::open(&self.layout.snapshots().join(dir))?;
+        if snap.token() != token {
+            return Err(SnapshotError::TokenMismatch {
+                pointer: token.to_hex(),
+                manifest: snap.token().to_hex(),
+            });
+        }
+        Ok(Some(snap))
+    }
+
+    /// Takes the checkpoint itself. The caller holds the apply lock, so the store's meta keys
+    /// describe exactly the checkpointed state (I3). I2: the WAL is fsynced first, so the
+    /// applied index >= X is durable in the live store before X can become a restart point.
+    pub fn checkpoint(&self, store: &Store, tag: &str) -> Result<PathBuf, SnapshotError> {
+        self.ensure_dir()?;
+        store.sync_wal()?;
+        let tmp = self.layout.snapshots().join(format!("build-{tag}"));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
+        }
+        store.checkpoint(&tmp)?;
+        Ok(tmp)
+    }
+
+    /// Completes a checkpoint taken by [`checkpoint`](Self::checkpoint): CRCs every file,
+    /// writes the manifest, moves the directory into place and moves the pointer to it.
+    /// O(data) reads, off the apply path.
+    pub fn finish_build(&self, tmp: &Path, info: CheckpointInfo) -> Result<SnapshotDir, SnapshotError> {
+        let mut files = Vec::new();
+        let mut names: Vec<_> = fs::read_dir(tmp)
+            .map_err(io_at(tmp))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(io_at(tmp))?;
+        names.sort();
+        for name in names {
+            let p = tmp.join(&name);
+            // Copied (non-hard-linked) checkpoint files must be durable too.
+            fsync_file(&p)?;
+            let size = fs::metadata(&p).map_err(io_at(&p))?.len();
+            files.push(FileEntry {
+                crc32c: file_crc32c(&p)?,
+                name,
+                size,
+            });
+        }
+        let manifest = SnapshotManifest {
+            version: CURRENT_VERSION,
+            index: info.index,
+            term: info.term,
+            leader_node: info.leader_node,
+            membership: info.membership,
+            header: HeaderState {
+                hlc_ceiling_ms: info.hlc_ceiling_ms,
+                cutover_index: 0,
+                extension: Vec::new(),
+            },
+            files,
+        };
+        fault::crash_point(fault::SNAPSHOT_BEFORE_MANIFEST);
+        let (raw, crc) = manifest.encode().map_err(|source| SnapshotError::Manifest {
+            path: tmp.join(MANIFEST_FILE),
+            source,
+        })?;
+        write_atomic(&tmp.join(MANIFEST_FILE), &raw)?;
+        let final_dir = self.layout.snapshot_dir(info.index, info.term);
+        if final_dir.exists() {
+            fs::remove_dir_all(&final_dir).map_err(io_at(&final_dir))?;
+        }
+        fs::rename(tmp, &final_dir).map_err(io_at(&final_dir))?;
+        fsync_dir(&self.layout.snapshots())?;
+        let snap = SnapshotDir {
+            path: final_dir,
+            manifest,
+            manifest_crc: crc,
+        };
+        fault::crash_point(fault::SNAPSHOT_BEFORE_POINTER);
+        self.write_pointer(&snap)?;
+        self.collect_garbage();
+        Ok(snap)
+    }
+
+    /// Adopts a received, verified snapshot: moves it into place and points to it. From here
+    /// a crash leaves A < X, and the gate restores from it (I4).
+    pub fn adopt(&self, incoming: &SnapshotDir) -> Result<SnapshotDir, SnapshotError> {
+        let m = &incoming.manifest;
+        let final_dir = self.layout.snapshot_dir(m.index, m.term);
+        if final_dir != incoming.path {
+            if final_dir.exists() {
+                fs::remove_dir_all(&final_dir).map_err(io_at(&final_dir))?;
+            }
+            fs::rename(&incoming.path, &final_dir).map_err(io_at(&final_dir))?;
+            fsync_dir(&self.layout.snapshots())?;
+        }
+        let snap = SnapshotDir {
+            path: final_dir,
+            ..incoming.clone()
+        };
+        self.write_pointer(&snap)?;
+        Ok(snap)
+    }
+
+    /// Builds `sm.restore-tmp` from a verified snapshot and swaps it in as `sm`. The live
+    /// store must be closed. SST files are hard-linked (immutable in RocksDB, so sharing them
+    /// with the snapshot is safe); the small mutable files (MANIFEST, CURRENT, OPTIONS, WAL)
+    /// are copied so the opened store never changes the snapshot's bytes.
+    ///
+    /// Crash safety (crash points 5): before the swap the old `sm` is intact; between the two
+    /// renames `sm` is missing and the gate restores again (`store_missing`); after the swap
+    /// the leftover `sm.old` is removed at the next start.
+    pub fn restore(&self, snap: &SnapshotDir) -> Result<(), SnapshotError> {
+        let tmp = self.layout.restore_tmp();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
+        for f in &snap.manifest.files {
+            let src = snap.path.join(&f.name);
+            let dst = tmp.join(&f.name);
+            if f.name.ends_with(".sst") {
+                fs::hard_link(&src, &dst).map_err(io_at(&dst))?;
+            } else {
+                fs::copy(&src, &dst).map_err(io_at(&dst))?;
+                fsync_file(&dst)?;
+            }
+        }
+        fsync_dir(&tmp)?;
+        fault::crash_point(fault::RESTORE_BEFORE_SWAP);
+        let live = self.layout.state_machine();
+        let old = self.layout.state_machine_old();
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_at(&old))?;
+        }
+        if live.exists() {
+            fs::rename(&live, &old).map_err(io_at(&old))?;
+        }
+        fs::rename(&tmp, &live).map_err(io_at(&live))?;
+        fsync_dir(self.layout.path())?;
+        fault::crash_point(fault::RESTORE_BEFORE_CLEANUP);
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_at(&old))?;
+        }
+        Ok(())
+    }
+
+    /// Removes leftovers of interrupted work (`sm.restore-tmp`, `sm.old`, `build-*`,
+    /// `incoming-*`) and all but the newest `keep` snapshots. The pointed-to snapshot is never
+    /// removed. Errors are logged, never fatal: garbage costs disk, not correctness.
+    pub fn collect_garbage(&self) {
+        let pointed = self.read_pointer().ok().flatten().map(|(d, _)| d);
+        let mut snaps = Vec::new();
+        let Ok(entries) = fs::read_dir(self.layout.snapshots()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("snap-") {
+                snaps.push(name);
+            }
+        }
+        snaps.sort();
+        snaps.reverse();
+        for name in snaps.iter().skip(self.keep) {
+            if Some(name) == pointed.as_ref() {
+                continue;
+            }
+            let p = self.layout.snapshots().join(name);
+            if let Err(e) = fs::remove_dir_all(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove old snapshot");
+            }
+        }
+    }
+
+    /// Removes interrupted builds, transfers and restores. Only at start, when none can be
+    /// in progress.
+    pub fn remove_leftovers(&self) {
+        let mut doomed = vec![self.layout.restore_tmp(), self.layout.state_machine_old()];
+        if let Ok(entries) = fs::read_dir(self.layout.snapshots()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("build-") || name.starts_with("incoming-") || name.ends_with(".tmp") {
+                    doomed.push(e.path());
+                }
+            }
+        }
+        for p in doomed.into_iter().filter(|p| p.exists()) {
+            tracing::info!(path = %p.display(), "removing leftover of interrupted work");
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            if let Err(e) = r {
+                tracing::warn!(path = %p.display(), error = %e, "could not remove leftover");
+            }
+        }
+    }
+
+    /// A fresh directory to spool an incoming snapshot into.
+    pub fn incoming_dir(&self) -> Result<PathBuf, SnapshotError> {
+        self.ensure_dir()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = self.layout.snapshots().join(format!("incoming-{nanos}"));
+        fs::create_dir_all(&p).map_err(io_at(&p))?;
+        Ok(p)
+    }
+
+    pub fn dir_name(index: u64, term: u64) -> String {
+        snapshot_dir_name(index, term)
+    }
+}

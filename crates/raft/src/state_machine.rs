@@ -1,0 +1,236 @@
+//! openraft's `RaftStateMachine` over [`KvStateMachine`], with checkpoint snapshots.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use brisk_kv::{KvStateMachine, Request, Response};
+use brisk_storage::{AppliedState, Store};
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+
+use crate::codec;
+use crate::fault;
+use crate::snapshot::store::CheckpointInfo;
+use crate::snapshot::{SnapshotDir, SnapshotStore};
+use crate::types::{from_applied, to_applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotDir>;
+
+/// State shared by the state machine, its snapshot builders and the API layer.
+pub struct SmShared {
+    pub kv: KvStateMachine,
+    pub snapshots: SnapshotStore,
+    /// Serializes apply batches against checkpoints and store swaps, so a checkpoint's meta
+    /// keys describe exactly its data (I3) and no apply writes into a store being replaced.
+    apply_lock: Mutex<()>,
+    /// Membership in force after the last applied entry (also stored in every batch, I1).
+    membership: Mutex<StoredMembership>,
+    sync: bool,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl SmShared {
+    pub fn new(kv: KvStateMachine, snapshots: SnapshotStore, sync: bool) -> Result<Arc<Self>, io::Error> {
+        let shared = Arc::new(SmShared {
+            kv,
+            snapshots,
+            apply_lock: Mutex::new(()),
+            membership: Mutex::new(StoredMembership::default()),
+            sync,
+        });
+        shared.reload_membership()?;
+        Ok(shared)
+    }
+
+    fn reload_membership(&self) -> io::Result<()> {
+        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        let m = match meta.membership {
+            Some(raw) if !raw.is_empty() => codec::decode(&raw)?,
+            _ => StoredMembership::default(),
+        };
+        *self.membership.lock().unwrap_or_else(|e| e.into_inner()) = m;
+        Ok(())
+    }
+
+    pub fn applied(&self) -> io::Result<Option<LogId>> {
+        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        Ok(meta.applied.as_ref().map(from_applied))
+    }
+
+    pub fn membership(&self) -> StoredMembership {
+        self.membership.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies a run of committed entries. Each entry gets its own atomic batch carrying its
+    /// log id (I1); in `sync` mode one WAL fsync covers the run before any client is
+    /// acknowledged (I7).
+    fn apply_run(&self, run: &[(LogId, Option<Request>, Option<StoredMembership>)]) -> io::Result<Vec<Response>> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(run.len());
+        for (log_id, request, new_membership) in run {
+            let mut membership = self.membership.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = new_membership {
+                *membership = m.clone();
+            }
+            let state = AppliedState {
+                log_id: to_applied(log_id),
+                membership: codec::encode(&*membership)?,
+            };
+            drop(membership);
+            let started = std::time::Instant::now();
+            let resp = self.kv.apply(state, request.as_ref(), false).map_err(other)?;
+            metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
+            out.push(resp);
+        }
+        if self.sync && !run.is_empty() {
+            self.kv.store().map_err(other)?.sync_wal().map_err(other)?;
+        }
+        metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
+        Ok(out)
+    }
+
+    /// Builds a snapshot of the current state (see [`SnapshotStore::finish_build`]).
+    pub fn build_snapshot(&self) -> io::Result<SnapshotDir> {
+        let (tmp, info) = {
+            let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let store = self.kv.store().map_err(other)?;
+            let meta = store.meta().map_err(other)?;
+            let Some(applied) = meta.applied else {
+                return Err(io::Error::other("nothing applied yet; no snapshot to build"));
+            };
+            let tag = format!("{}-{}", applied.index, applied.term);
+            let tmp = self.snapshots.checkpoint(&store, &tag).map_err(other)?;
+            let info = CheckpointInfo {
+                index: applied.index,
+                term: applied.term,
+                leader_node: applied.leader_node,
+                membership: self.membership(),
+                hlc_ceiling_ms: meta.hlc_ceiling_ms,
+            };
+            (tmp, info)
+        };
+        let started = std::time::Instant::now();
+        let snap = self.snapshots.finish_build(&tmp, info).map_err(other)?;
+        tracing::info!(
+            index = snap.manifest.index,
+            term = snap.manifest.term,
+            files = snap.manifest.files.len(),
+            bytes = snap.manifest.total_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
+        metrics::counter!("brisk_snapshots_built_total").increment(1);
+        Ok(snap)
+    }
+
+    /// Installs a verified snapshot: adopt it as the restart point, then swap the live store
+    /// for a restore of it.
+    pub fn install(&self, incoming: &SnapshotDir) -> io::Result<()> {
+        let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let snap = self.snapshots.adopt(incoming).map_err(other)?;
+        let live = self.snapshots.layout().state_machine();
+        self.kv
+            .swap_store(|| -> io::Result<Store> {
+                self.snapshots.restore(&snap).map_err(other)?;
+                Store::open_existing(&live).map_err(other)
+            })?;
+        self.reload_membership()?;
+        tracing::info!(index = snap.manifest.index, term = snap.manifest.term, "snapshot installed");
+        metrics::counter!("brisk_snapshots_installed_total").increment(1);
+        Ok(())
+    }
+}
+
+fn to_snapshot(snap: SnapshotDir) -> Snapshot {
+    let m = &snap.manifest;
+    let meta = SnapshotMeta {
+        last_log_id: Some(crate::types::log_id(m.term, m.leader_node, m.index)),
+        last_membership: m.membership.clone(),
+    };
+    Snapshot { meta, snapshot: snap }
+}
+
+/// The `RaftStateMachine` handed to openraft.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    pub shared: Arc<SmShared>,
+}
+
+pub struct SnapshotBuilder {
+    shared: Arc<SmShared>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotDir;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let shared = self.shared.clone();
+        let snap = tokio::task::spawn_blocking(move || shared.build_snapshot())
+            .await
+            .map_err(other)??;
+        // Crash point 4: the pointer moved; openraft purges the log after we return.
+        fault::crash_point(fault::POINTER_BEFORE_PURGE);
+        Ok(to_snapshot(snap))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotDir;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.shared.applied()?, self.shared.membership()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut run = Vec::new();
+        let mut responders = Vec::new();
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let (request, membership) = match entry.payload {
+                EntryPayload::Blank => (None, None),
+                EntryPayload::Normal(req) => (Some(req), None),
+                EntryPayload::Membership(m) => (None, Some(StoredMembership::new(Some(entry.log_id), m))),
+            };
+            run.push((entry.log_id, request, membership));
+            responders.push(responder);
+        }
+        let shared = self.shared.clone();
+        let responses = tokio::task::spawn_blocking(move || shared.apply_run(&run))
+            .await
+            .map_err(other)??;
+        // Crash point 1: the batch is durable (sync mode), the client not yet acknowledged.
+        fault::crash_point(fault::APPLY_BEFORE_ACK);
+        for (resp, responder) in responses.into_iter().zip(responders) {
+            if let Some(r) = responder {
+                r.send(resp);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, _meta: &SnapshotMeta, snapshot: SnapshotDir) -> Result<(), io::Error> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.install(&snapshot))
+            .await
+            .map_err(other)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        // Called at every start: reads the pointer and the small manifest, no data file.
+        Ok(self.shared.snapshots.current().map_err(other)?.map(to_snapshot))
+    }
+}

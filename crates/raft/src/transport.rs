@@ -1,0 +1,178 @@
+//! Server side of the node-to-node transport, including the snapshot receiver.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use brisk_proto::raft_transport_server::RaftTransport;
+use brisk_proto::{snapshot_chunk, RaftMessage, SnapshotChunk};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::codec;
+use crate::fault;
+use crate::network::SnapshotHeader;
+use crate::snapshot::manifest::MANIFEST_FILE;
+use crate::snapshot::{SnapshotDir, SnapshotManifest, SnapshotStore};
+use crate::state_machine::Snapshot;
+use crate::types::BriskRaft;
+
+pub struct RaftTransportService {
+    raft: BriskRaft,
+    snapshots: SnapshotStore,
+    max_snapshot_bytes: u64,
+}
+
+impl RaftTransportService {
+    pub fn new(raft: BriskRaft, snapshots: SnapshotStore, max_snapshot_bytes: u64) -> Self {
+        RaftTransportService {
+            raft,
+            snapshots,
+            max_snapshot_bytes,
+        }
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn reply<T: serde::Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
+    let payload = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftMessage { payload }))
+}
+
+fn raft_err(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let resp = self.raft.append_entries(rpc).await.map_err(raft_err)?;
+        reply(&resp)
+    }
+
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let resp = self.raft.vote(rpc).await.map_err(raft_err)?;
+        reply(&resp)
+    }
+
+    async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let resp = self.raft.pre_vote(rpc).await.map_err(raft_err)?;
+        reply(&resp)
+    }
+
+    async fn transfer_leader(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let resp = self.raft.handle_transfer_leader(rpc).await.map_err(raft_err)?;
+        reply(&resp)
+    }
+
+    async fn install_snapshot(&self, req: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftMessage>, Status> {
+        let dir = self.snapshots.incoming_dir().map_err(|e| Status::internal(e.to_string()))?;
+        let result = self.receive(req.into_inner(), &dir).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let (header, snap) = result?;
+        // Crash point 6b: the snapshot is on disk and verified, not yet installed.
+        fault::crash_point(fault::RECEIVE_BEFORE_INSTALL);
+        let snapshot = Snapshot {
+            meta: header.meta,
+            snapshot: snap,
+        };
+        let resp = self
+            .raft
+            .install_full_snapshot(header.vote, snapshot)
+            .await
+            .map_err(raft_err)?;
+        reply(&resp)
+    }
+}
+
+impl RaftTransportService {
+    /// Spools a transfer into `dir` and verifies it completely (manifest CRC, every file's
+    /// size and CRC, nothing missing or extra) before anything is installed (I5).
+    async fn receive(&self, mut stream: Streaming<SnapshotChunk>, dir: &Path) -> Result<(SnapshotHeader, SnapshotDir), Status> {
+        let first = stream.message().await?.ok_or_else(|| bad("empty snapshot stream"))?;
+        let Some(snapshot_chunk::Chunk::Header(raw)) = first.chunk else {
+            return Err(bad("snapshot stream must start with a header"));
+        };
+        let header: SnapshotHeader = codec::decode(&raw).map_err(bad)?;
+        let (manifest, _) = SnapshotManifest::decode(&header.manifest).map_err(bad)?;
+        let want = header.meta.last_log_id.as_ref().map(|l| (l.index, l.leader_id.term));
+        if want != Some((manifest.index, manifest.term)) {
+            return Err(bad(format!(
+                "snapshot meta {:?} does not match manifest ({}, {})",
+                want, manifest.index, manifest.term
+            )));
+        }
+        if manifest.total_bytes() > self.max_snapshot_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot of {} bytes exceeds the cap of {} bytes (--max-snapshot-bytes)",
+                manifest.total_bytes(),
+                self.max_snapshot_bytes
+            )));
+        }
+        let sizes: HashMap<String, u64> = manifest.files.iter().map(|f| (f.name.clone(), f.size)).collect();
+        let mut written: HashMap<String, u64> = HashMap::new();
+        let mut open: Option<(String, std::fs::File)> = None;
+        let mut total = 0u64;
+        let mut chunks = 0u64;
+        while let Some(msg) = stream.message().await? {
+            let Some(snapshot_chunk::Chunk::File(fc)) = msg.chunk else {
+                return Err(bad("unexpected second header in snapshot stream"));
+            };
+            let Some(&size) = sizes.get(&fc.name) else {
+                return Err(bad(format!("snapshot chunk for unlisted file {:?}", fc.name)));
+            };
+            let done = written.entry(fc.name.clone()).or_insert(0);
+            if fc.offset != *done || *done + fc.data.len() as u64 > size {
+                return Err(bad(format!(
+                    "snapshot chunk for {} at offset {} (expected {}, file size {})",
+                    fc.name, fc.offset, done, size
+                )));
+            }
+            total += fc.data.len() as u64;
+            if total > self.max_snapshot_bytes {
+                return Err(Status::resource_exhausted("snapshot exceeds the size cap"));
+            }
+            if open.as_ref().map(|(n, _)| n != &fc.name).unwrap_or(true) {
+                if let Some((_, f)) = open.take() {
+                    f.sync_all().map_err(|e| Status::internal(e.to_string()))?;
+                }
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(&fc.name))
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                open = Some((fc.name.clone(), f));
+            }
+            if let Some((_, f)) = open.as_mut() {
+                f.write_all(&fc.data).map_err(|e| Status::internal(e.to_string()))?;
+            }
+            *done += fc.data.len() as u64;
+            chunks += 1;
+            if chunks == 1 {
+                // Crash point 6a: part of the snapshot is spooled.
+                fault::crash_point(fault::RECEIVE_MID_TRANSFER);
+            }
+        }
+        if let Some((_, f)) = open.take() {
+            f.sync_all().map_err(|e| Status::internal(e.to_string()))?;
+        }
+        crate::snapshot::store::write_atomic(&dir.join(MANIFEST_FILE), &header.manifest)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let snap = SnapshotDir::open(dir).map_err(|e| Status::data_loss(e.to_string()))?;
+        let verify_dir = snap.clone();
+        tokio::task::spawn_blocking(move || verify_dir.verify())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::data_loss(format!("received snapshot failed verification: {e}")))?;
+        tracing::info!(index = manifest.index, term = manifest.term, bytes = total, "snapshot received and verified");
+        Ok((header, snap))
+    }
+}

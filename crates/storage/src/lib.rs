@@ -1,0 +1,21 @@
+//! brisk-storage: the MVCC store of the state machine, persisted in RocksDB.
+//!
+//! Two column families: `data` holds versioned user keys (see [`mvcc_key`]), `meta` holds the
+//! applied log id, membership and header state (HLC ceiling, last commit timestamp).
+//!
+//! Durability contract: every mutation reaches RocksDB through an [`ApplyBatch`], which can
+//! only be built from an [`AppliedState`] and writes it in the same atomic batch as the data
+//! (design/cold-start.md I1). When [`ApplyBatch::commit`] returns with `sync = true` the batch
+//! is fsynced; with `sync = false` it is visible but may be lost on a crash, and the Raft log is
+//! the backstop (I7).
+
+mod batch;
+mod error;
+mod meta;
+pub mod mvcc_key;
+mod store;
+
+pub use batch::ApplyBatch;
+pub use error::StorageError;
+pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
+pub use store::{Store, Version, VersionedPair};

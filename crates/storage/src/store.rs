@@ -1,0 +1,268 @@
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
+
+use crate::batch::ApplyBatch;
+use crate::meta::{self, AppliedLogId, AppliedState, MetaSnapshot};
+use crate::{mvcc_key, StorageError};
+
+pub(crate) const CF_DATA: &str = "data";
+pub(crate) const CF_META: &str = "meta";
+
+/// Value tags in the `data` column family.
+pub(crate) const TAG_PUT: u8 = 0;
+pub(crate) const TAG_TOMBSTONE: u8 = 1;
+
+/// One version of a key as seen by a read: `value == None` is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub commit_ts: u64,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A live key-value pair returned by a scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionedPair {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub commit_ts: u64,
+}
+
+/// The state machine's RocksDB instance.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn db_options(create: bool) -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(create);
+    opts.create_missing_column_families(create);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_max_background_jobs(2);
+    opts
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it when absent.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens an existing store; [`StorageError::Missing`] when `path` holds none. The
+    /// cold-start gate uses this so a missing store is reported, not silently recreated.
+    pub fn open_existing(path: &Path) -> Result<Self, StorageError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::Missing(path.to_path_buf()));
+        }
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Self, StorageError> {
+        let db = DB::open_cf(&db_options(create), path, [CF_DATA, CF_META])?;
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn cf_data(&self) -> &ColumnFamily {
+        self.db
+            .cf_handle(CF_DATA)
+            .expect("the data column family is created by open()")
+    }
+
+    pub(crate) fn cf_meta(&self) -> &ColumnFamily {
+        self.db
+            .cf_handle(CF_META)
+            .expect("the meta column family is created by open()")
+    }
+
+    pub(crate) fn write(&self, batch: rocksdb::WriteBatch, sync: bool) -> Result<(), StorageError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Starts the one batch through which an entry's effects reach the store (I1).
+    pub fn begin_apply(&self, state: AppliedState) -> ApplyBatch<'_> {
+        ApplyBatch::new(self, state)
+    }
+
+    /// Reads every meta key. O(1) in data size.
+    pub fn meta(&self) -> Result<MetaSnapshot, StorageError> {
+        let cf = self.cf_meta();
+        let applied = match self.db.get_cf(cf, meta::KEY_APPLIED)? {
+            Some(raw) => Some(
+                AppliedLogId::decode(&raw)
+                    .ok_or_else(|| StorageError::corrupt("applied log id", format!("{} bytes", raw.len())))?,
+            ),
+            None => None,
+        };
+        let membership = self.db.get_cf(cf, meta::KEY_MEMBERSHIP)?;
+        let last_commit_ts = match self.db.get_cf(cf, meta::KEY_LAST_COMMIT_TS)? {
+            Some(raw) => meta::decode_u64("last commit ts", &raw)?,
+            None => 0,
+        };
+        let hlc_ceiling_ms = match self.db.get_cf(cf, meta::KEY_HLC_CEILING)? {
+            Some(raw) => meta::decode_u64("hlc ceiling", &raw)?,
+            None => 0,
+        };
+        Ok(MetaSnapshot {
+            applied,
+            membership,
+            last_commit_ts,
+            hlc_ceiling_ms,
+        })
+    }
+
+    /// Removes the applied-log-id meta key. Only for tests that simulate a store written by a
+    /// version without it (the gate's `missing_meta` case).
+    pub fn remove_applied_for_test(&self) -> Result<(), StorageError> {
+        self.db.delete_cf(self.cf_meta(), meta::KEY_APPLIED)?;
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// The newest version of `key` with `commit_ts <= ts`, tombstones included.
+    pub fn get_at(&self, key: &[u8], ts: u64) -> Result<Option<Version>, StorageError> {
+        let seek = mvcc_key::encode(key, ts);
+        let prefix = mvcc_key::encode_user_key(key);
+        let mut iter = self
+            .db
+            .iterator_cf(self.cf_data(), IteratorMode::From(&seek, Direction::Forward));
+        match iter.next() {
+            Some(item) => {
+                let (raw_key, raw_val) = item?;
+                if !raw_key.starts_with(&prefix) {
+                    return Ok(None);
+                }
+                let (_, commit_ts) =
+                    mvcc_key::decode(&raw_key).ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
+                Ok(Some(Version {
+                    commit_ts,
+                    value: decode_value(&raw_val)?,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The commit timestamp of the newest version of `key` (a tombstone counts).
+    pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        Ok(self.get_at(key, u64::MAX)?.map(|v| v.commit_ts))
+    }
+
+    /// Live pairs visible at `ts` with `start <= key < end` (`end == None`: unbounded) and,
+    /// when given, starting with `prefix`; at most `limit` pairs, in key order.
+    pub fn scan_at(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        prefix: Option<&[u8]>,
+        limit: usize,
+        ts: u64,
+    ) -> Result<Vec<VersionedPair>, StorageError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let start = match prefix {
+            Some(p) if p > start => p,
+            _ => start,
+        };
+        let seek = mvcc_key::encode_prefix(start);
+        let mut ropts = ReadOptions::default();
+        ropts.set_total_order_seek(true);
+        let iter = self.db.iterator_cf_opt(
+            self.cf_data(),
+            ropts,
+            IteratorMode::From(&seek, Direction::Forward),
+        );
+        let mut done_key: Option<Vec<u8>> = None;
+        for item in iter {
+            let (raw_key, raw_val) = item?;
+            let (key, commit_ts) =
+                mvcc_key::decode(&raw_key).ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
+            if let Some(end) = end {
+                if key.as_slice() >= end {
+                    break;
+                }
+            }
+            if let Some(p) = prefix {
+                if !key.starts_with(p) {
+                    break;
+                }
+            }
+            if key.as_slice() < start || done_key.as_deref() == Some(key.as_slice()) || commit_ts > ts {
+                continue;
+            }
+            if let Some(value) = decode_value(&raw_val)? {
+                out.push(VersionedPair { key: key.clone(), value, commit_ts });
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            done_key = Some(key);
+        }
+        Ok(out)
+    }
+
+    /// Every version of every key plus the meta keys, in storage order; tests and the
+    /// inspector hash this to compare replicas.
+    pub fn for_each_raw(&self, mut f: impl FnMut(&str, &[u8], &[u8])) -> Result<(), StorageError> {
+        for (name, cf) in [(CF_META, self.cf_meta()), (CF_DATA, self.cf_data())] {
+            for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+                let (k, v) = item?;
+                f(name, &k, &v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a RocksDB checkpoint (hard-linked SST files, O(files)) of the current state in
+    /// `dir`, which must not exist. Memtables are flushed first, so the checkpoint needs no WAL.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        cp.create_checkpoint(dir)?;
+        Ok(())
+    }
+
+    /// Fsyncs the WAL: every batch committed so far is durable when this returns (I2).
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Approximate live data size, for metrics.
+    pub fn approximate_size_bytes(&self) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf_data(), "rocksdb.total-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) fn decode_value(raw: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    match raw.first() {
+        Some(&TAG_PUT) => Ok(Some(raw[1..].to_vec())),
+        Some(&TAG_TOMBSTONE) => Ok(None),
+        _ => Err(StorageError::corrupt("data value", format!("tag {:?}", raw.first()))),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
