@@ -3,6 +3,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=../../proto/brisk.proto");
-    tonic_prost_build::configure().compile_protos(&["../../proto/brisk.proto"], &["../../proto"])?;
+    tonic_prost_build::configure()
+        .compile_protos(&["../../proto/brisk.proto"], &["../../proto"])?;
     Ok(())
 }

@@ -20,10 +20,17 @@ impl Mutation {
 /// A state-machine command, the payload of a normal Raft entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Tombstones every key live at the commit timestamp that starts with `prefix`.
-    DeletePrefix { prefix: Vec<u8> },
+    DeletePrefix {
+        prefix: Vec<u8>,
+    },
     /// An OCC transaction: applied only if no key of the write set (and of `read_set`) has a
     /// commit newer than `start_ts`.
     Txn {
@@ -32,7 +39,9 @@ pub enum Command {
         read_set: Vec<Vec<u8>>,
     },
     /// Raises the durable HLC physical ceiling (milliseconds); see [`crate::hlc`].
-    LeaseRenewal { ceiling_ms: u64 },
+    LeaseRenewal {
+        ceiling_ms: u64,
+    },
 }
 
 /// A proposal: the command plus the timestamp the leader's HLC issued for it.
@@ -47,16 +56,26 @@ pub struct Request {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.command {
-            Command::Put { key, value } => write!(f, "put(key_len={}, value_len={})", key.len(), value.len()),
+            Command::Put { key, value } => {
+                write!(f, "put(key_len={}, value_len={})", key.len(), value.len())
+            }
             Command::Delete { key } => write!(f, "delete(key_len={})", key.len()),
-            Command::DeletePrefix { prefix } => write!(f, "delete_prefix(prefix_len={})", prefix.len()),
-            Command::Txn { start_ts, mutations, read_set } => write!(
+            Command::DeletePrefix { prefix } => {
+                write!(f, "delete_prefix(prefix_len={})", prefix.len())
+            }
+            Command::Txn {
+                start_ts,
+                mutations,
+                read_set,
+            } => write!(
                 f,
                 "txn(start_ts={start_ts}, writes={}, reads={})",
                 mutations.len(),
                 read_set.len()
             ),
-            Command::LeaseRenewal { ceiling_ms } => write!(f, "lease_renewal(ceiling_ms={ceiling_ms})"),
+            Command::LeaseRenewal { ceiling_ms } => {
+                write!(f, "lease_renewal(ceiling_ms={ceiling_ms})")
+            }
         }
     }
 }
@@ -65,10 +84,18 @@ impl fmt::Display for Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// The write was applied at `commit_ts`; `deleted` counts keys tombstoned by a prefix delete.
-    Written { commit_ts: u64, deleted: u64 },
+    Written {
+        commit_ts: u64,
+        deleted: u64,
+    },
     /// The transaction aborted: `key` has a commit at `conflicting_commit_ts > start_ts`.
-    Conflict { key: Vec<u8>, conflicting_commit_ts: u64 },
-    LeaseRenewed { ceiling_ms: u64 },
+    Conflict {
+        key: Vec<u8>,
+        conflicting_commit_ts: u64,
+    },
+    LeaseRenewed {
+        ceiling_ms: u64,
+    },
     /// Blank and membership entries.
     Applied,
 }

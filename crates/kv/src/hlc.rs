@@ -109,7 +109,9 @@ impl Hlc {
             s.last + 1
         };
         if physical_ms(candidate) >= s.ceiling_ms {
-            return Err(HlcError::CeilingReached { ceiling_ms: s.ceiling_ms });
+            return Err(HlcError::CeilingReached {
+                ceiling_ms: s.ceiling_ms,
+            });
         }
         s.last = candidate;
         Ok(candidate)
@@ -140,7 +142,10 @@ mod tests {
         assert_eq!(h.issue(1, 10), Err(HlcError::NotFenced { term: 1 }));
         h.fence_for_term(1, 0);
         assert!(h.issue(1, 999).is_ok());
-        assert_eq!(h.issue(1, 1_000), Err(HlcError::CeilingReached { ceiling_ms: 1_000 }));
+        assert_eq!(
+            h.issue(1, 1_000),
+            Err(HlcError::CeilingReached { ceiling_ms: 1_000 })
+        );
         // A stale term is refused even after fencing another.
         assert_eq!(h.issue(2, 10), Err(HlcError::NotFenced { term: 2 }));
     }
@@ -164,10 +169,16 @@ mod tests {
         new.observe_ceiling(110_000);
         new.fence_for_term(2, 110_000);
         // Until its own renewal raises the ceiling, it cannot issue.
-        assert!(matches!(new.issue(2, 50_000), Err(HlcError::CeilingReached { .. })));
+        assert!(matches!(
+            new.issue(2, 50_000),
+            Err(HlcError::CeilingReached { .. })
+        ));
         new.observe_ceiling(110_000 + 10_000);
         let ts = new.issue(2, 50_000).unwrap();
-        assert!(ts > max_old, "new leader ts {ts} must exceed every old ts {max_old}");
+        assert!(
+            ts > max_old,
+            "new leader ts {ts} must exceed every old ts {max_old}"
+        );
         assert!(physical_ms(ts) >= 110_000);
         let ts2 = new.issue(2, 50_001).unwrap();
         assert!(ts2 > ts);

@@ -34,7 +34,8 @@ impl KvStateMachine {
         let meta = self.store()?.meta()?;
         self.hlc.observe_ceiling(meta.hlc_ceiling_ms);
         self.hlc.observe(meta.last_commit_ts);
-        self.last_commit_ts.store(meta.last_commit_ts, Ordering::SeqCst);
+        self.last_commit_ts
+            .store(meta.last_commit_ts, Ordering::SeqCst);
         Ok(meta)
     }
 
@@ -54,7 +55,10 @@ impl KvStateMachine {
     /// Closes the current store (waiting for in-flight reads to drop their handles), runs
     /// `reopen` (which may replace the directory on disk) and installs the store it returns,
     /// reloading header state. If `reopen` fails the state machine stays closed.
-    pub fn swap_store<E: From<StorageError>>(&self, reopen: impl FnOnce() -> Result<Store, E>) -> Result<(), E> {
+    pub fn swap_store<E: From<StorageError>>(
+        &self,
+        reopen: impl FnOnce() -> Result<Store, E>,
+    ) -> Result<(), E> {
         {
             let mut guard = self.store.write().unwrap_or_else(|e| e.into_inner());
             if let Some(old) = guard.take() {
@@ -83,7 +87,12 @@ impl KvStateMachine {
     ///
     /// Deterministic: every replica computes the same commit timestamp and the same OCC
     /// outcome from the same log prefix, so re-applying after a lost tail converges (I6).
-    pub fn apply(&self, state: AppliedState, request: Option<&Request>, sync: bool) -> Result<Response, StorageError> {
+    pub fn apply(
+        &self,
+        state: AppliedState,
+        request: Option<&Request>,
+        sync: bool,
+    ) -> Result<Response, StorageError> {
         let store = self.store()?;
         let mut batch = store.begin_apply(state);
         let Some(request) = request else {
@@ -98,13 +107,19 @@ impl KvStateMachine {
                 let ts = next_ts(0);
                 batch.put(key, ts, value);
                 batch.set_last_commit_ts(ts);
-                Response::Written { commit_ts: ts, deleted: 0 }
+                Response::Written {
+                    commit_ts: ts,
+                    deleted: 0,
+                }
             }
             Command::Delete { key } => {
                 let ts = next_ts(0);
                 batch.delete(key, ts);
                 batch.set_last_commit_ts(ts);
-                Response::Written { commit_ts: ts, deleted: 0 }
+                Response::Written {
+                    commit_ts: ts,
+                    deleted: 0,
+                }
             }
             Command::DeletePrefix { prefix } => {
                 let ts = next_ts(0);
@@ -136,13 +151,18 @@ impl KvStateMachine {
                         }
                     }
                     batch.set_last_commit_ts(ts);
-                    Response::Written { commit_ts: ts, deleted: 0 }
+                    Response::Written {
+                        commit_ts: ts,
+                        deleted: 0,
+                    }
                 }
             },
             Command::LeaseRenewal { ceiling_ms } => {
                 let ceiling = (*ceiling_ms).max(self.hlc.ceiling_ms());
                 batch.set_hlc_ceiling_ms(ceiling);
-                Response::LeaseRenewed { ceiling_ms: ceiling }
+                Response::LeaseRenewed {
+                    ceiling_ms: ceiling,
+                }
             }
         };
         batch.commit(sync)?;
@@ -181,7 +201,10 @@ fn find_conflict(
     mutations: &[Mutation],
     read_set: &[Vec<u8>],
 ) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
-    let keys = mutations.iter().map(|m| m.key()).chain(read_set.iter().map(|k| k.as_slice()));
+    let keys = mutations
+        .iter()
+        .map(|m| m.key())
+        .chain(read_set.iter().map(|k| k.as_slice()));
     for key in keys {
         if let Some(ts) = store.latest_commit_ts(key)? {
             if ts > start_ts {
@@ -209,7 +232,11 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(&dir.path().join("sm")).unwrap();
             let sm = KvStateMachine::new(store, Arc::new(Hlc::new())).unwrap();
-            Fixture { _dir: dir, sm, index: 0 }
+            Fixture {
+                _dir: dir,
+                sm,
+                index: 0,
+            }
         }
 
         fn apply(&mut self, ts: u64, command: Option<Command>) -> Response {
@@ -227,7 +254,13 @@ mod tests {
         }
 
         fn put(&mut self, ts: u64, k: &str, v: &str) -> u64 {
-            match self.apply(ts, Some(Command::Put { key: k.into(), value: v.into() })) {
+            match self.apply(
+                ts,
+                Some(Command::Put {
+                    key: k.into(),
+                    value: v.into(),
+                }),
+            ) {
                 Response::Written { commit_ts, .. } => commit_ts,
                 r => panic!("{r:?}"),
             }
@@ -242,7 +275,14 @@ mod tests {
         }
 
         fn applied_index(&self) -> u64 {
-            self.sm.store().unwrap().meta().unwrap().applied.unwrap().index
+            self.sm
+                .store()
+                .unwrap()
+                .meta()
+                .unwrap()
+                .applied
+                .unwrap()
+                .index
         }
     }
 
@@ -273,10 +313,20 @@ mod tests {
         let mut f = Fixture::new();
         f.put(100, "k", "v");
         let r = f.apply(200, Some(Command::Delete { key: "k".into() }));
-        assert_eq!(r, Response::Written { commit_ts: 200, deleted: 0 });
+        assert_eq!(
+            r,
+            Response::Written {
+                commit_ts: 200,
+                deleted: 0
+            }
+        );
         assert_eq!(f.get("k", 150).as_deref(), Some("v"));
         assert_eq!(f.get("k", 200), None);
-        assert_eq!(f.sm.get(b"k", 250).unwrap().unwrap().value, None, "tombstone version visible");
+        assert_eq!(
+            f.sm.get(b"k", 250).unwrap().unwrap().value,
+            None,
+            "tombstone version visible"
+        );
         let scan = f.sm.scan(b"", None, None, 100, u64::MAX).unwrap();
         assert!(scan.is_empty(), "{scan:?}");
     }
@@ -288,15 +338,19 @@ mod tests {
             f.put(0, k, "x");
         }
         f.apply(0, Some(Command::Delete { key: "p/3".into() }));
-        let r = f.apply(0, Some(Command::DeletePrefix { prefix: "p/".into() }));
+        let r = f.apply(
+            0,
+            Some(Command::DeletePrefix {
+                prefix: "p/".into(),
+            }),
+        );
         assert!(matches!(r, Response::Written { deleted: 2, .. }), "{r:?}");
-        let keys: Vec<_> = f
-            .sm
-            .scan(b"", None, None, 100, u64::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|p| String::from_utf8(p.key).unwrap())
-            .collect();
+        let keys: Vec<_> =
+            f.sm.scan(b"", None, None, 100, u64::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|p| String::from_utf8(p.key).unwrap())
+                .collect();
         assert_eq!(keys, vec!["p", "q/1"]);
     }
 
@@ -308,8 +362,17 @@ mod tests {
         f.put(30, "c", "1");
         f.put(40, "b", "2");
         let got = f.sm.scan(b"a", Some(b"c"), None, 10, 35).unwrap();
-        let got: Vec<_> = got.iter().map(|p| (p.key.clone(), p.value.clone(), p.commit_ts)).collect();
-        assert_eq!(got, vec![(b"a".to_vec(), b"1".to_vec(), 10), (b"b".to_vec(), b"1".to_vec(), 20)]);
+        let got: Vec<_> = got
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone(), p.commit_ts))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), b"1".to_vec(), 10),
+                (b"b".to_vec(), b"1".to_vec(), 20)
+            ]
+        );
         let got = f.sm.scan(b"", None, None, 2, u64::MAX).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].value, b"2");
@@ -338,7 +401,11 @@ mod tests {
                 conflicting_commit_ts: t
             }
         );
-        assert_eq!(f.get("x", u64::MAX).as_deref(), Some("1"), "aborted txn wrote nothing");
+        assert_eq!(
+            f.get("x", u64::MAX).as_deref(),
+            Some("1"),
+            "aborted txn wrote nothing"
+        );
         // Read-write conflict only when the read set is given.
         let r = f.apply(0, Some(txn(t, "y", vec!["x"])));
         assert!(matches!(r, Response::Written { .. }), "{r:?}");
@@ -373,22 +440,33 @@ mod tests {
         let mut f = Fixture::new();
         let cmds: Vec<Option<Command>> = vec![
             None,
-            Some(Command::Put { key: "a".into(), value: "1".into() }),
+            Some(Command::Put {
+                key: "a".into(),
+                value: "1".into(),
+            }),
             Some(Command::Delete { key: "a".into() }),
             Some(Command::DeletePrefix { prefix: "a".into() }),
             Some(Command::Txn {
                 start_ts: 0,
-                mutations: vec![Mutation::Put { key: "a".into(), value: "x".into() }],
+                mutations: vec![Mutation::Put {
+                    key: "a".into(),
+                    value: "x".into(),
+                }],
                 read_set: vec![],
             }),
-            Some(Command::LeaseRenewal { ceiling_ms: 123_456 }),
+            Some(Command::LeaseRenewal {
+                ceiling_ms: 123_456,
+            }),
         ];
         for c in cmds {
             f.apply(1, c);
             assert_eq!(f.applied_index(), f.index);
         }
         let meta = f.sm.store().unwrap().meta().unwrap();
-        assert_eq!(meta.hlc_ceiling_ms, 123_456, "lease renewal is durable, not memory-only");
+        assert_eq!(
+            meta.hlc_ceiling_ms, 123_456,
+            "lease renewal is durable, not memory-only"
+        );
         assert_eq!(meta.membership.as_deref(), Some(&b"m"[..]));
     }
 
@@ -397,14 +475,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sm");
         {
-            let sm = KvStateMachine::new(Store::open(&path).unwrap(), Arc::new(Hlc::new())).unwrap();
+            let sm =
+                KvStateMachine::new(Store::open(&path).unwrap(), Arc::new(Hlc::new())).unwrap();
             let st = |index| AppliedState {
-                log_id: AppliedLogId { term: 1, leader_node: 1, index },
+                log_id: AppliedLogId {
+                    term: 1,
+                    leader_node: 1,
+                    index,
+                },
                 membership: vec![],
             };
-            let req = Request { ts: 0, command: Command::LeaseRenewal { ceiling_ms: 9_000 } };
+            let req = Request {
+                ts: 0,
+                command: Command::LeaseRenewal { ceiling_ms: 9_000 },
+            };
             sm.apply(st(1), Some(&req), true).unwrap();
-            let req = Request { ts: 77, command: Command::Put { key: "k".into(), value: "v".into() } };
+            let req = Request {
+                ts: 77,
+                command: Command::Put {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+            };
             sm.apply(st(2), Some(&req), true).unwrap();
         }
         let hlc = Arc::new(Hlc::new());

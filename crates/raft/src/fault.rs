@@ -26,7 +26,9 @@ struct Armed {
 fn armed() -> &'static Armed {
     static ARMED: OnceLock<Armed> = OnceLock::new();
     ARMED.get_or_init(|| Armed {
-        name: std::env::var("BRISK_CRASH_AT").ok().filter(|s| !s.is_empty()),
+        name: std::env::var("BRISK_CRASH_AT")
+            .ok()
+            .filter(|s| !s.is_empty()),
         skip: std::env::var("BRISK_CRASH_AFTER")
             .ok()
             .and_then(|s| s.parse().ok())

@@ -26,7 +26,9 @@ impl std::str::FromStr for ColdStartMode {
         match s {
             "auto" => Ok(ColdStartMode::Auto),
             "always-restore" => Ok(ColdStartMode::AlwaysRestore),
-            other => Err(format!("unknown cold-start mode {other:?} (want auto or always-restore)")),
+            other => Err(format!(
+                "unknown cold-start mode {other:?} (want auto or always-restore)"
+            )),
         }
     }
 }
@@ -134,7 +136,29 @@ pub struct Decision {
     pub open: Duration,
 }
 
-pub fn decide(layout: &DataLayout, snapshots: &SnapshotStore, mode: ColdStartMode) -> Result<Decision, GateError> {
+/// The gate's rule (I4) on what the store and the pointer say: `a` is the store's applied
+/// index (None with `problem` saying why), `x` the snapshot pointer's index.
+pub fn classify(
+    mode: ColdStartMode,
+    a: Option<u64>,
+    x: Option<u64>,
+    problem: Option<Reason>,
+) -> (Outcome, Reason) {
+    match (mode, a, x, problem) {
+        (ColdStartMode::AlwaysRestore, _, Some(_), _) => (Outcome::Restore, Reason::Forced),
+        (_, Some(_), None, _) => (Outcome::Skip, Reason::NoSnapshot),
+        (_, Some(a), Some(x), _) if a >= x => (Outcome::Skip, Reason::None),
+        (_, Some(_), Some(_), _) => (Outcome::Restore, Reason::BehindSnapshot),
+        (_, None, _, Some(r)) => (Outcome::Restore, r),
+        (_, None, _, None) => (Outcome::Restore, Reason::MissingMeta),
+    }
+}
+
+pub fn decide(
+    layout: &DataLayout,
+    snapshots: &SnapshotStore,
+    mode: ColdStartMode,
+) -> Result<Decision, GateError> {
     let x = snapshots.read_pointer()?.map(|(_, token)| token.index);
     let started = Instant::now();
     let (store, a, problem) = match Store::open_existing(&layout.state_machine()) {
@@ -155,14 +179,7 @@ pub fn decide(layout: &DataLayout, snapshots: &SnapshotStore, mode: ColdStartMod
         }
     };
     let open = started.elapsed();
-    let (outcome, reason) = match (mode, a, x, problem) {
-        (ColdStartMode::AlwaysRestore, _, Some(_), _) => (Outcome::Restore, Reason::Forced),
-        (_, Some(_), None, _) => (Outcome::Skip, Reason::NoSnapshot),
-        (_, Some(a), Some(x), _) if a >= x => (Outcome::Skip, Reason::None),
-        (_, Some(_), Some(_), _) => (Outcome::Restore, Reason::BehindSnapshot),
-        (_, None, _, Some(r)) => (Outcome::Restore, r),
-        (_, None, _, None) => (Outcome::Restore, Reason::MissingMeta),
-    };
+    let (outcome, reason) = classify(mode, a, x, problem);
     Ok(Decision {
         outcome,
         reason,
@@ -206,7 +223,9 @@ pub fn run(
         // Nothing to restore from: a brand-new node, or a store without meta keys whose log
         // still starts at index 1, is rebuilt by replaying the whole log from an empty store.
         if log_compacted {
-            return Err(GateError::NothingToRestoreFrom { reason: report.reason });
+            return Err(GateError::NothingToRestoreFrom {
+                reason: report.reason,
+            });
         }
         if report.reason == Reason::StoreMissing {
             // A new node: there is nothing to skip and nothing to restore.

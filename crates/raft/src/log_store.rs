@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 
 use crate::codec;
 use crate::fault;
@@ -54,7 +56,9 @@ impl LogStore {
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("column families are created by open()")
+        self.db
+            .cf_handle(name)
+            .expect("column families are created by open()")
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
@@ -68,7 +72,9 @@ impl LogStore {
         let raw = codec::encode(value)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.put_cf_opt(self.cf(CF_META), key, raw, &wo).map_err(io_err)
+        self.db
+            .put_cf_opt(self.cf(CF_META), key, raw, &wo)
+            .map_err(io_err)
     }
 
     fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
@@ -94,6 +100,49 @@ impl LogStore {
 
     pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
         Ok(self.last_entry_log_id()?.or(self.last_purged()?))
+    }
+}
+
+/// What the inspector shows of a Raft log, read without taking the node's lock.
+#[derive(Debug, Clone, Default)]
+pub struct LogSummary {
+    pub vote: Option<Vote>,
+    pub committed: Option<LogId>,
+    pub last_purged: Option<LogId>,
+    pub last_log_id: Option<LogId>,
+}
+
+impl LogSummary {
+    pub fn read_only(path: &Path) -> io::Result<Self> {
+        let opts = Options::default();
+        let db =
+            DB::open_cf_for_read_only(&opts, path, [CF_LOGS, CF_META], false).map_err(io_err)?;
+        let cf_meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| io::Error::other("raft log has no meta column family"))?;
+        let get =
+            |key: &[u8]| -> io::Result<Option<Vec<u8>>> { db.get_cf(cf_meta, key).map_err(io_err) };
+        let vote = get(KEY_VOTE)?.map(|r| codec::decode(&r)).transpose()?;
+        let committed: Option<Option<LogId>> =
+            get(KEY_COMMITTED)?.map(|r| codec::decode(&r)).transpose()?;
+        let last_purged: Option<LogId> = get(KEY_PURGED)?.map(|r| codec::decode(&r)).transpose()?;
+        let cf_logs = db
+            .cf_handle(CF_LOGS)
+            .ok_or_else(|| io::Error::other("raft log has no logs column family"))?;
+        let last_entry = match db.iterator_cf(cf_logs, IteratorMode::End).next() {
+            Some(item) => {
+                let (_, v) = item.map_err(io_err)?;
+                let e: Entry = codec::decode(&v)?;
+                Some(e.log_id)
+            }
+            None => None,
+        };
+        Ok(LogSummary {
+            vote,
+            committed: committed.flatten(),
+            last_log_id: last_entry.or(last_purged),
+            last_purged,
+        })
     }
 }
 
@@ -149,11 +198,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         );
         for item in it {
             let (k, v) = item.map_err(io_err)?;
-            let idx = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes"))?,
-            );
+            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes")
+            })?);
             if end.is_some_and(|e| idx >= e) {
                 break;
             }
@@ -198,7 +245,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

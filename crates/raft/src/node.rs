@@ -112,7 +112,10 @@ pub struct RaftNode {
 impl RaftNode {
     /// Runs the cold-start gate, then starts Raft. `process_started` is when the process
     /// began, for the phase durations.
-    pub async fn start(config: NodeConfig, process_started: Instant) -> Result<Arc<Self>, NodeError> {
+    pub async fn start(
+        config: NodeConfig,
+        process_started: Instant,
+    ) -> Result<Arc<Self>, NodeError> {
         let layout = DataLayout::new(&config.data_dir);
         std::fs::create_dir_all(layout.path()).map_err(|source| NodeError::DataDir {
             path: layout.root.clone(),
@@ -124,7 +127,10 @@ impl RaftNode {
             detail,
         };
         let log = LogStore::open(&log_path).map_err(|e| log_err(e.to_string()))?;
-        let log_compacted = log.last_purged().map_err(|e| log_err(e.to_string()))?.is_some();
+        let log_compacted = log
+            .last_purged()
+            .map_err(|e| log_err(e.to_string()))?
+            .is_some();
         let start_commit_index = log
             .committed()
             .map_err(|e| log_err(e.to_string()))?
@@ -135,14 +141,17 @@ impl RaftNode {
         let gate_layout = layout.clone();
         let gate_snapshots = snapshots.clone();
         let mode = config.cold_start;
-        let (store, report) =
-            tokio::task::spawn_blocking(move || gate::run(&gate_layout, &gate_snapshots, mode, log_compacted))
-                .await
-                .map_err(|e| NodeError::StateMachine(e.to_string()))??;
+        let (store, report) = tokio::task::spawn_blocking(move || {
+            gate::run(&gate_layout, &gate_snapshots, mode, log_compacted)
+        })
+        .await
+        .map_err(|e| NodeError::StateMachine(e.to_string()))??;
 
         let hlc = Arc::new(Hlc::new());
-        let kv = KvStateMachine::new(store, hlc).map_err(|e| NodeError::StateMachine(e.to_string()))?;
-        let sm = SmShared::new(kv, snapshots, config.fsm_sync).map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        let kv =
+            KvStateMachine::new(store, hlc).map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        let sm = SmShared::new(kv, snapshots, config.fsm_sync)
+            .map_err(|e| NodeError::StateMachine(e.to_string()))?;
 
         let raft_config = openraft::Config {
             cluster_name: "brisk".into(),
@@ -185,8 +194,14 @@ impl RaftNode {
         metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
             .increment(1);
         metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
-        for (phase, d) in [("open", g.open), ("gate", g.gate), ("verify", g.verify), ("restore", g.restore)] {
-            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase).set(d.as_secs_f64());
+        for (phase, d) in [
+            ("open", g.open),
+            ("gate", g.gate),
+            ("verify", g.verify),
+            ("restore", g.restore),
+        ] {
+            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase)
+                .set(d.as_secs_f64());
         }
         tracing::info!(
             outcome = %g.outcome,
@@ -206,7 +221,12 @@ impl RaftNode {
     /// Initializes the cluster with `members` unless this node already has Raft state
     /// (restarting with the same `--bootstrap` flags resumes the cluster).
     pub async fn bootstrap(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
-        if self.raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
             return Ok(());
         }
         match self.raft.initialize(members).await {
@@ -231,15 +251,21 @@ impl RaftNode {
     /// The current leader and its address, if known.
     pub fn leader(&self) -> (Option<NodeId>, Option<String>) {
         let m = self.metrics();
-        let addr = m
-            .current_leader
-            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        let addr = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
         (m.current_leader, addr)
     }
 
     fn not_leader(&self) -> ProposeError {
         let (leader_id, leader_addr) = self.leader();
-        ProposeError::NotLeader { leader_id, leader_addr }
+        ProposeError::NotLeader {
+            leader_id,
+            leader_addr,
+        }
     }
 
     /// Issues an HLC timestamp; only the leader does (design: HLC).
@@ -268,7 +294,10 @@ impl RaftNode {
         }
     }
 
-    pub fn map_write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ProposeError {
+    pub fn map_write_error(
+        &self,
+        e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> ProposeError {
         metrics::counter!("brisk_proposals_failed_total").increment(1);
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
@@ -279,7 +308,10 @@ impl RaftNode {
                 }
             }
             RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
-                ProposeError::Indeterminate(format!("leader changed to {:?} before the entry committed", f.leader_id))
+                ProposeError::Indeterminate(format!(
+                    "leader changed to {:?} before the entry committed",
+                    f.leader_id
+                ))
             }
             RaftError::APIError(e) => ProposeError::Membership(e.to_string()),
             RaftError::Fatal(f) => ProposeError::Fatal(f.to_string()),
@@ -291,9 +323,9 @@ impl RaftNode {
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(_))) => {
-                Err(self.not_leader())
-            }
+            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(
+                _,
+            ))) => Err(self.not_leader()),
             Err(RaftError::APIError(e)) => Err(ProposeError::Unavailable(e.to_string())),
             Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
         }
@@ -331,7 +363,11 @@ impl RaftNode {
                         continue;
                     }
                     hlc.fence_for_term(term, hlc.ceiling_ms());
-                    tracing::info!(term, ceiling_ms = hlc.ceiling_ms(), "leader clock fenced above previous ceiling");
+                    tracing::info!(
+                        term,
+                        ceiling_ms = hlc.ceiling_ms(),
+                        "leader clock fenced above previous ceiling"
+                    );
                 }
                 let due = match last_renewal {
                     Some((t, at)) => t != term || at.elapsed() >= renew_every,

@@ -34,7 +34,11 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl SmShared {
-    pub fn new(kv: KvStateMachine, snapshots: SnapshotStore, sync: bool) -> Result<Arc<Self>, io::Error> {
+    pub fn new(
+        kv: KvStateMachine,
+        snapshots: SnapshotStore,
+        sync: bool,
+    ) -> Result<Arc<Self>, io::Error> {
         let shared = Arc::new(SmShared {
             kv,
             snapshots,
@@ -62,13 +66,19 @@ impl SmShared {
     }
 
     pub fn membership(&self) -> StoredMembership {
-        self.membership.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.membership
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Applies a run of committed entries. Each entry gets its own atomic batch carrying its
     /// log id (I1); in `sync` mode one WAL fsync covers the run before any client is
     /// acknowledged (I7).
-    fn apply_run(&self, run: &[(LogId, Option<Request>, Option<StoredMembership>)]) -> io::Result<Vec<Response>> {
+    fn apply_run(
+        &self,
+        run: &[(LogId, Option<Request>, Option<StoredMembership>)],
+    ) -> io::Result<Vec<Response>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(run.len());
         for (log_id, request, new_membership) in run {
@@ -82,7 +92,10 @@ impl SmShared {
             };
             drop(membership);
             let started = std::time::Instant::now();
-            let resp = self.kv.apply(state, request.as_ref(), false).map_err(other)?;
+            let resp = self
+                .kv
+                .apply(state, request.as_ref(), false)
+                .map_err(other)?;
             metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
@@ -100,7 +113,9 @@ impl SmShared {
             let store = self.kv.store().map_err(other)?;
             let meta = store.meta().map_err(other)?;
             let Some(applied) = meta.applied else {
-                return Err(io::Error::other("nothing applied yet; no snapshot to build"));
+                return Err(io::Error::other(
+                    "nothing applied yet; no snapshot to build",
+                ));
             };
             let tag = format!("{}-{}", applied.index, applied.term);
             let tmp = self.snapshots.checkpoint(&store, &tag).map_err(other)?;
@@ -133,13 +148,16 @@ impl SmShared {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let snap = self.snapshots.adopt(incoming).map_err(other)?;
         let live = self.snapshots.layout().state_machine();
-        self.kv
-            .swap_store(|| -> io::Result<Store> {
-                self.snapshots.restore(&snap).map_err(other)?;
-                Store::open_existing(&live).map_err(other)
-            })?;
+        self.kv.swap_store(|| -> io::Result<Store> {
+            self.snapshots.restore(&snap).map_err(other)?;
+            Store::open_existing(&live).map_err(other)
+        })?;
         self.reload_membership()?;
-        tracing::info!(index = snap.manifest.index, term = snap.manifest.term, "snapshot installed");
+        tracing::info!(
+            index = snap.manifest.index,
+            term = snap.manifest.term,
+            "snapshot installed"
+        );
         metrics::counter!("brisk_snapshots_installed_total").increment(1);
         Ok(())
     }
@@ -151,7 +169,10 @@ fn to_snapshot(snap: SnapshotDir) -> Snapshot {
         last_log_id: Some(crate::types::log_id(m.term, m.leader_node, m.index)),
         last_membership: m.membership.clone(),
     };
-    Snapshot { meta, snapshot: snap }
+    Snapshot {
+        meta,
+        snapshot: snap,
+    }
 }
 
 /// The `RaftStateMachine` handed to openraft.
@@ -197,7 +218,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let (request, membership) = match entry.payload {
                 EntryPayload::Blank => (None, None),
                 EntryPayload::Normal(req) => (Some(req), None),
-                EntryPayload::Membership(m) => (None, Some(StoredMembership::new(Some(entry.log_id), m))),
+                EntryPayload::Membership(m) => {
+                    (None, Some(StoredMembership::new(Some(entry.log_id), m)))
+                }
             };
             run.push((entry.log_id, request, membership));
             responders.push(responder);
@@ -222,7 +245,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
     }
 
-    async fn install_snapshot(&mut self, _meta: &SnapshotMeta, snapshot: SnapshotDir) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta,
+        snapshot: SnapshotDir,
+    ) -> Result<(), io::Error> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.install(&snapshot))
             .await
@@ -231,6 +258,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         // Called at every start: reads the pointer and the small manifest, no data file.
-        Ok(self.shared.snapshots.current().map_err(other)?.map(to_snapshot))
+        Ok(self
+            .shared
+            .snapshots
+            .current()
+            .map_err(other)?
+            .map(to_snapshot))
     }
 }

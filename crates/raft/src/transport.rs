@@ -47,7 +47,10 @@ fn raft_err(e: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl RaftTransport for RaftTransportService {
-    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.append_entries(rpc).await.map_err(raft_err)?;
         reply(&resp)
@@ -65,14 +68,27 @@ impl RaftTransport for RaftTransportService {
         reply(&resp)
     }
 
-    async fn transfer_leader(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn transfer_leader(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
-        let resp = self.raft.handle_transfer_leader(rpc).await.map_err(raft_err)?;
+        let resp = self
+            .raft
+            .handle_transfer_leader(rpc)
+            .await
+            .map_err(raft_err)?;
         reply(&resp)
     }
 
-    async fn install_snapshot(&self, req: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftMessage>, Status> {
-        let dir = self.snapshots.incoming_dir().map_err(|e| Status::internal(e.to_string()))?;
+    async fn install_snapshot(
+        &self,
+        req: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let dir = self
+            .snapshots
+            .incoming_dir()
+            .map_err(|e| Status::internal(e.to_string()))?;
         let result = self.receive(req.into_inner(), &dir).await;
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -96,14 +112,25 @@ impl RaftTransport for RaftTransportService {
 impl RaftTransportService {
     /// Spools a transfer into `dir` and verifies it completely (manifest CRC, every file's
     /// size and CRC, nothing missing or extra) before anything is installed (I5).
-    async fn receive(&self, mut stream: Streaming<SnapshotChunk>, dir: &Path) -> Result<(SnapshotHeader, SnapshotDir), Status> {
-        let first = stream.message().await?.ok_or_else(|| bad("empty snapshot stream"))?;
+    async fn receive(
+        &self,
+        mut stream: Streaming<SnapshotChunk>,
+        dir: &Path,
+    ) -> Result<(SnapshotHeader, SnapshotDir), Status> {
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| bad("empty snapshot stream"))?;
         let Some(snapshot_chunk::Chunk::Header(raw)) = first.chunk else {
             return Err(bad("snapshot stream must start with a header"));
         };
         let header: SnapshotHeader = codec::decode(&raw).map_err(bad)?;
         let (manifest, _) = SnapshotManifest::decode(&header.manifest).map_err(bad)?;
-        let want = header.meta.last_log_id.as_ref().map(|l| (l.index, l.leader_id.term));
+        let want = header
+            .meta
+            .last_log_id
+            .as_ref()
+            .map(|l| (l.index, l.leader_id.term));
         if want != Some((manifest.index, manifest.term)) {
             return Err(bad(format!(
                 "snapshot meta {:?} does not match manifest ({}, {})",
@@ -117,7 +144,11 @@ impl RaftTransportService {
                 self.max_snapshot_bytes
             )));
         }
-        let sizes: HashMap<String, u64> = manifest.files.iter().map(|f| (f.name.clone(), f.size)).collect();
+        let sizes: HashMap<String, u64> = manifest
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.size))
+            .collect();
         let mut written: HashMap<String, u64> = HashMap::new();
         let mut open: Option<(String, std::fs::File)> = None;
         let mut total = 0u64;
@@ -127,7 +158,10 @@ impl RaftTransportService {
                 return Err(bad("unexpected second header in snapshot stream"));
             };
             let Some(&size) = sizes.get(&fc.name) else {
-                return Err(bad(format!("snapshot chunk for unlisted file {:?}", fc.name)));
+                return Err(bad(format!(
+                    "snapshot chunk for unlisted file {:?}",
+                    fc.name
+                )));
             };
             let done = written.entry(fc.name.clone()).or_insert(0);
             if fc.offset != *done || *done + fc.data.len() as u64 > size {
@@ -152,7 +186,8 @@ impl RaftTransportService {
                 open = Some((fc.name.clone(), f));
             }
             if let Some((_, f)) = open.as_mut() {
-                f.write_all(&fc.data).map_err(|e| Status::internal(e.to_string()))?;
+                f.write_all(&fc.data)
+                    .map_err(|e| Status::internal(e.to_string()))?;
             }
             *done += fc.data.len() as u64;
             chunks += 1;
@@ -171,8 +206,15 @@ impl RaftTransportService {
         tokio::task::spawn_blocking(move || verify_dir.verify())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::data_loss(format!("received snapshot failed verification: {e}")))?;
-        tracing::info!(index = manifest.index, term = manifest.term, bytes = total, "snapshot received and verified");
+            .map_err(|e| {
+                Status::data_loss(format!("received snapshot failed verification: {e}"))
+            })?;
+        tracing::info!(
+            index = manifest.index,
+            term = manifest.term,
+            bytes = total,
+            "snapshot received and verified"
+        );
         Ok((header, snap))
     }
 }

@@ -24,7 +24,13 @@ pub type Membership = openraft::Membership<NodeId, BasicNode>;
 pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
 
 pub fn log_id(term: u64, leader_node: NodeId, index: u64) -> LogId {
-    openraft::LogId::new(LeaderId { term, node_id: leader_node }, index)
+    openraft::LogId::new(
+        LeaderId {
+            term,
+            node_id: leader_node,
+        },
+        index,
+    )
 }
 
 /// Converts openraft's log id into the store's representation (and back).

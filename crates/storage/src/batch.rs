@@ -40,8 +40,11 @@ impl<'a> ApplyBatch<'a> {
 
     /// Writes a tombstone version: reads at or after `commit_ts` see no value.
     pub fn delete(&mut self, key: &[u8], commit_ts: u64) {
-        self.batch
-            .put_cf(self.store.cf_data(), mvcc_key::encode(key, commit_ts), [TAG_TOMBSTONE]);
+        self.batch.put_cf(
+            self.store.cf_data(),
+            mvcc_key::encode(key, commit_ts),
+            [TAG_TOMBSTONE],
+        );
     }
 
     pub fn set_last_commit_ts(&mut self, ts: u64) {
@@ -61,13 +64,17 @@ impl<'a> ApplyBatch<'a> {
     /// Writes data and meta keys atomically; fsynced when `sync` (I7).
     pub fn commit(mut self, sync: bool) -> Result<(), StorageError> {
         let cf = self.store.cf_meta();
-        self.batch.put_cf(cf, meta::KEY_APPLIED, self.state.log_id.encode());
-        self.batch.put_cf(cf, meta::KEY_MEMBERSHIP, &self.state.membership);
+        self.batch
+            .put_cf(cf, meta::KEY_APPLIED, self.state.log_id.encode());
+        self.batch
+            .put_cf(cf, meta::KEY_MEMBERSHIP, &self.state.membership);
         if let Some(ts) = self.last_commit_ts {
-            self.batch.put_cf(cf, meta::KEY_LAST_COMMIT_TS, ts.to_be_bytes());
+            self.batch
+                .put_cf(cf, meta::KEY_LAST_COMMIT_TS, ts.to_be_bytes());
         }
         if let Some(ms) = self.hlc_ceiling_ms {
-            self.batch.put_cf(cf, meta::KEY_HLC_CEILING, ms.to_be_bytes());
+            self.batch
+                .put_cf(cf, meta::KEY_HLC_CEILING, ms.to_be_bytes());
         }
         self.store.write(self.batch, sync)
     }

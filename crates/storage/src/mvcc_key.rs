@@ -69,7 +69,9 @@ mod tests {
 
     #[test]
     fn roundtrip_and_order() {
-        let keys: Vec<&[u8]> = vec![b"", b"a", b"a\x00", b"a\x00b", b"a\x01", b"ab", b"b", b"\xff"];
+        let keys: Vec<&[u8]> = vec![
+            b"", b"a", b"a\x00", b"a\x00b", b"a\x01", b"ab", b"b", b"\xff",
+        ];
         let mut encoded: Vec<Vec<u8>> = Vec::new();
         for k in &keys {
             for ts in [1u64, 7, u64::MAX - 1] {
@@ -83,7 +85,10 @@ mod tests {
         sorted.sort();
         let decoded: Vec<_> = sorted.iter().map(|e| decode(e).unwrap()).collect();
         for w in decoded.windows(2) {
-            assert!(w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 > w[1].1), "{w:?}");
+            assert!(
+                w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 > w[1].1),
+                "{w:?}"
+            );
         }
     }
 

@@ -64,6 +64,18 @@ impl Store {
         Self::open_with(path, false)
     }
 
+    /// Opens a store read-only, even while a running node holds it (the inspector).
+    pub fn open_read_only(path: &Path) -> Result<Self, StorageError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::Missing(path.to_path_buf()));
+        }
+        let db = DB::open_cf_for_read_only(&db_options(false), path, [CF_DATA, CF_META], false)?;
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn open_with(path: &Path, create: bool) -> Result<Self, StorageError> {
         let db = DB::open_cf(&db_options(create), path, [CF_DATA, CF_META])?;
         Ok(Store {
@@ -104,10 +116,9 @@ impl Store {
     pub fn meta(&self) -> Result<MetaSnapshot, StorageError> {
         let cf = self.cf_meta();
         let applied = match self.db.get_cf(cf, meta::KEY_APPLIED)? {
-            Some(raw) => Some(
-                AppliedLogId::decode(&raw)
-                    .ok_or_else(|| StorageError::corrupt("applied log id", format!("{} bytes", raw.len())))?,
-            ),
+            Some(raw) => Some(AppliedLogId::decode(&raw).ok_or_else(|| {
+                StorageError::corrupt("applied log id", format!("{} bytes", raw.len()))
+            })?),
             None => None,
         };
         let membership = self.db.get_cf(cf, meta::KEY_MEMBERSHIP)?;
@@ -139,17 +150,18 @@ impl Store {
     pub fn get_at(&self, key: &[u8], ts: u64) -> Result<Option<Version>, StorageError> {
         let seek = mvcc_key::encode(key, ts);
         let prefix = mvcc_key::encode_user_key(key);
-        let mut iter = self
-            .db
-            .iterator_cf(self.cf_data(), IteratorMode::From(&seek, Direction::Forward));
+        let mut iter = self.db.iterator_cf(
+            self.cf_data(),
+            IteratorMode::From(&seek, Direction::Forward),
+        );
         match iter.next() {
             Some(item) => {
                 let (raw_key, raw_val) = item?;
                 if !raw_key.starts_with(&prefix) {
                     return Ok(None);
                 }
-                let (_, commit_ts) =
-                    mvcc_key::decode(&raw_key).ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
+                let (_, commit_ts) = mvcc_key::decode(&raw_key)
+                    .ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
                 Ok(Some(Version {
                     commit_ts,
                     value: decode_value(&raw_val)?,
@@ -193,8 +205,8 @@ impl Store {
         let mut done_key: Option<Vec<u8>> = None;
         for item in iter {
             let (raw_key, raw_val) = item?;
-            let (key, commit_ts) =
-                mvcc_key::decode(&raw_key).ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
+            let (key, commit_ts) = mvcc_key::decode(&raw_key)
+                .ok_or_else(|| StorageError::corrupt("data key", hex(&raw_key)))?;
             if let Some(end) = end {
                 if key.as_slice() >= end {
                     break;
@@ -205,11 +217,18 @@ impl Store {
                     break;
                 }
             }
-            if key.as_slice() < start || done_key.as_deref() == Some(key.as_slice()) || commit_ts > ts {
+            if key.as_slice() < start
+                || done_key.as_deref() == Some(key.as_slice())
+                || commit_ts > ts
+            {
                 continue;
             }
             if let Some(value) = decode_value(&raw_val)? {
-                out.push(VersionedPair { key: key.clone(), value, commit_ts });
+                out.push(VersionedPair {
+                    key: key.clone(),
+                    value,
+                    commit_ts,
+                });
                 if out.len() >= limit {
                     break;
                 }
@@ -259,7 +278,10 @@ pub(crate) fn decode_value(raw: &[u8]) -> Result<Option<Vec<u8>>, StorageError> 
     match raw.first() {
         Some(&TAG_PUT) => Ok(Some(raw[1..].to_vec())),
         Some(&TAG_TOMBSTONE) => Ok(None),
-        _ => Err(StorageError::corrupt("data value", format!("tag {:?}", raw.first()))),
+        _ => Err(StorageError::corrupt(
+            "data value",
+            format!("tag {:?}", raw.first()),
+        )),
     }
 }
 

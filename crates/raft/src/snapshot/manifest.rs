@@ -102,7 +102,10 @@ impl SnapshotToken {
     pub fn from_hex(s: &str) -> Result<Self, ManifestError> {
         let s = s.trim();
         if s.len() != 40 || !s.is_ascii() {
-            return Err(ManifestError::BadToken(format!("want 40 hex digits, got {:?}", s)));
+            return Err(ManifestError::BadToken(format!(
+                "want 40 hex digits, got {:?}",
+                s
+            )));
         }
         let mut raw = [0u8; 20];
         for (i, b) in raw.iter_mut().enumerate() {
@@ -131,16 +134,26 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ManifestError> {
-        let end = self.pos.checked_add(n).ok_or(ManifestError::Truncated(what))?;
-        let s = self.buf.get(self.pos..end).ok_or(ManifestError::Truncated(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(ManifestError::Truncated(what))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(ManifestError::Truncated(what))?;
         self.pos = end;
         Ok(s)
     }
     fn u32(&mut self, what: &'static str) -> Result<u32, ManifestError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self, what: &'static str) -> Result<u64, ManifestError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -192,7 +205,10 @@ impl SnapshotManifest {
         if stored != computed {
             return Err(ManifestError::ChecksumMismatch { stored, computed });
         }
-        let mut r = Reader { buf: payload, pos: 8 };
+        let mut r = Reader {
+            buf: payload,
+            pos: 8,
+        };
         let version = r.u32("version")?;
         let mut header = HeaderState {
             hlc_ceiling_ms: r.u64("hlc ceiling")?,
@@ -210,9 +226,13 @@ impl SnapshotManifest {
         let body_len = r.u32("body length")? as usize;
         let body = r.take(body_len, "body")?;
         if r.pos != payload.len() {
-            return Err(ManifestError::BadBody(format!("{} trailing bytes", payload.len() - r.pos)));
+            return Err(ManifestError::BadBody(format!(
+                "{} trailing bytes",
+                payload.len() - r.pos
+            )));
         }
-        let body: Body = serde_json::from_slice(body).map_err(|e| ManifestError::BadBody(e.to_string()))?;
+        let body: Body =
+            serde_json::from_slice(body).map_err(|e| ManifestError::BadBody(e.to_string()))?;
         Ok((
             SnapshotManifest {
                 version,
@@ -254,7 +274,11 @@ mod tests {
             header: HeaderState {
                 hlc_ceiling_ms: 1234,
                 cutover_index: if version == 2 { 7 } else { 0 },
-                extension: if version == 2 { b"ext".to_vec() } else { vec![] },
+                extension: if version == 2 {
+                    b"ext".to_vec()
+                } else {
+                    vec![]
+                },
             },
             files: vec![FileEntry {
                 name: "000001.sst".into(),
@@ -283,7 +307,10 @@ mod tests {
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x01;
-            assert!(SnapshotManifest::decode(&bad).is_err(), "flip at {i} accepted");
+            assert!(
+                SnapshotManifest::decode(&bad).is_err(),
+                "flip at {i} accepted"
+            );
         }
     }
 
@@ -291,7 +318,10 @@ mod tests {
     fn truncation_and_unknown_version_fail_closed() {
         let (raw, _) = sample(2).encode().unwrap();
         for n in [0, 5, 20, raw.len() - 1] {
-            assert!(SnapshotManifest::decode(&raw[..n]).is_err(), "truncated to {n} accepted");
+            assert!(
+                SnapshotManifest::decode(&raw[..n]).is_err(),
+                "truncated to {n} accepted"
+            );
         }
         let mut m = sample(2);
         m.version = 3;
@@ -302,6 +332,9 @@ mod tests {
         raw[8..12].copy_from_slice(&3u32.to_le_bytes());
         let crc = crc32c::crc32c(&raw);
         raw.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(SnapshotManifest::decode(&raw).unwrap_err(), ManifestError::UnknownVersion(3));
+        assert_eq!(
+            SnapshotManifest::decode(&raw).unwrap_err(),
+            ManifestError::UnknownVersion(3)
+        );
     }
 }

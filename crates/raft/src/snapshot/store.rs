@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use brisk_storage::{StorageError, Store};
 
 use super::manifest::{
-    FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken, CURRENT_VERSION, MANIFEST_FILE,
+    FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken, CURRENT_VERSION,
+    MANIFEST_FILE,
 };
 use crate::fault;
 use crate::layout::{snapshot_dir_name, DataLayout};
@@ -34,9 +35,17 @@ pub enum SnapshotError {
     #[error("snapshot file {file} is missing")]
     FileMissing { file: PathBuf },
     #[error("snapshot file {file}: size {actual}, manifest says {expected}")]
-    FileSize { file: PathBuf, expected: u64, actual: u64 },
+    FileSize {
+        file: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
     #[error("snapshot file {file}: crc32c {actual:08x}, manifest says {expected:08x}")]
-    FileCrc { file: PathBuf, expected: u32, actual: u32 },
+    FileCrc {
+        file: PathBuf,
+        expected: u32,
+        actual: u32,
+    },
     #[error("snapshot directory holds {file}, which the manifest does not list")]
     ExtraFile { file: PathBuf },
     #[error("snapshot file name {0:?} is not a plain file name")]
@@ -96,7 +105,10 @@ impl SnapshotDir {
         let mpath = path.join(MANIFEST_FILE);
         let raw = fs::read(&mpath).map_err(io_at(&mpath))?;
         let (manifest, manifest_crc) =
-            SnapshotManifest::decode(&raw).map_err(|source| SnapshotError::Manifest { path: mpath, source })?;
+            SnapshotManifest::decode(&raw).map_err(|source| SnapshotError::Manifest {
+                path: mpath,
+                source,
+            })?;
         for f in &manifest.files {
             check_file_name(&f.name)?;
         }
@@ -114,7 +126,9 @@ impl SnapshotDir {
             let p = self.path.join(&f.name);
             let md = match fs::metadata(&p) {
                 Ok(md) => md,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SnapshotError::FileMissing { file: p }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(SnapshotError::FileMissing { file: p })
+                }
                 Err(e) => return Err(io_at(&p)(e)),
             };
             if md.len() != f.size {
@@ -173,11 +187,15 @@ pub fn file_crc32c(path: &Path) -> Result<u32, SnapshotError> {
 }
 
 pub fn fsync_file(path: &Path) -> Result<(), SnapshotError> {
-    fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_at(path))
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_at(path))
 }
 
 pub fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
-    fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_at(path))
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_at(path))
 }
 
 /// Writes `bytes` to `path` atomically: write temp, fsync, rename, fsync the directory.
@@ -295,7 +313,11 @@ impl SnapshotStore {
     /// Completes a checkpoint taken by [`checkpoint`](Self::checkpoint): CRCs every file,
     /// writes the manifest, moves the directory into place and moves the pointer to it.
     /// O(data) reads, off the apply path.
-    pub fn finish_build(&self, tmp: &Path, info: CheckpointInfo) -> Result<SnapshotDir, SnapshotError> {
+    pub fn finish_build(
+        &self,
+        tmp: &Path,
+        info: CheckpointInfo,
+    ) -> Result<SnapshotDir, SnapshotError> {
         let mut files = Vec::new();
         let mut names: Vec<_> = fs::read_dir(tmp)
             .map_err(io_at(tmp))?
@@ -328,10 +350,12 @@ impl SnapshotStore {
             files,
         };
         fault::crash_point(fault::SNAPSHOT_BEFORE_MANIFEST);
-        let (raw, crc) = manifest.encode().map_err(|source| SnapshotError::Manifest {
-            path: tmp.join(MANIFEST_FILE),
-            source,
-        })?;
+        let (raw, crc) = manifest
+            .encode()
+            .map_err(|source| SnapshotError::Manifest {
+                path: tmp.join(MANIFEST_FILE),
+                source,
+            })?;
         write_atomic(&tmp.join(MANIFEST_FILE), &raw)?;
         let final_dir = self.layout.snapshot_dir(info.index, info.term);
         if final_dir.exists() {
@@ -448,7 +472,10 @@ impl SnapshotStore {
         if let Ok(entries) = fs::read_dir(self.layout.snapshots()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if name.starts_with("build-") || name.starts_with("incoming-") || name.ends_with(".tmp") {
+                if name.starts_with("build-")
+                    || name.starts_with("incoming-")
+                    || name.ends_with(".tmp")
+                {
                     doomed.push(e.path());
                 }
             }

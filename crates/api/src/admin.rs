@@ -1,0 +1,325 @@
+//! `RaftAdmin`: status and membership changes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use brisk_proto::raft_admin_client::RaftAdminClient;
+use brisk_proto::raft_admin_server::RaftAdmin;
+use brisk_proto::*;
+use brisk_raft::node::ProposeError;
+use brisk_raft::types::BasicNode;
+use openraft::{ChangeMembers, ServerState};
+use tonic::{Request, Response, Status};
+
+use crate::on_leader;
+use crate::routing::{is_forwarded, Router};
+
+pub struct AdminService {
+    pub router: Router,
+}
+
+fn role(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+impl AdminService {
+    fn members(&self) -> (Vec<Member>, u64) {
+        let m = self.router.node.metrics();
+        let stored = m.membership_config.clone();
+        let voters: BTreeSet<u64> = stored.membership().voter_ids().collect();
+        let members = stored
+            .membership()
+            .nodes()
+            .map(|(id, n)| Member {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let index = stored.log_id().as_ref().map(|l| l.index).unwrap_or(0);
+        (members, index)
+    }
+
+    fn configuration(&self) -> ConfigurationResponse {
+        let (members, log_index) = self.members();
+        ConfigurationResponse { members, log_index }
+    }
+
+    fn is_member(&self, id: u64) -> bool {
+        self.router
+            .node
+            .metrics()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
+    fn is_voter(&self, id: u64) -> bool {
+        self.router
+            .node
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id)
+    }
+
+    fn leader_check(&self) -> Result<(), ProposeError> {
+        if self.router.node.raft.is_leader() {
+            Ok(())
+        } else {
+            let (leader_id, leader_addr) = self.router.node.leader();
+            Err(ProposeError::NotLeader {
+                leader_id,
+                leader_addr,
+            })
+        }
+    }
+
+    async fn change(
+        &self,
+        change: ChangeMembers<u64, BasicNode>,
+    ) -> Result<ConfigurationResponse, ProposeError> {
+        self.router
+            .node
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.router.node.map_write_error(e))?;
+        Ok(self.configuration())
+    }
+}
+
+fn check_addr(addr: &str) -> Result<(), Status> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| {
+            Status::invalid_argument(format!("addr {addr:?} is not HOST:PORT with an IP host"))
+        })
+}
+
+#[tonic::async_trait]
+impl RaftAdmin for AdminService {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let node = &self.router.node;
+        let m = node.metrics();
+        let (members, _) = self.members();
+        let (leader, leader_addr) = node.leader();
+        Ok(Response::new(StatusResponse {
+            id: node.id(),
+            role: role(m.state).to_string(),
+            leader_id: leader.unwrap_or(0),
+            has_leader: leader.is_some(),
+            term: m.current_term,
+            commit_index: m.local_committed.map(|l| l.index).unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            members,
+            leader_addr: leader_addr.unwrap_or_default(),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
+        }))
+    }
+
+    async fn configuration(
+        &self,
+        _req: Request<ConfigurationRequest>,
+    ) -> Result<Response<ConfigurationResponse>, Status> {
+        Ok(Response::new(self.configuration()))
+    }
+
+    async fn add_learner(
+        &self,
+        req: Request<AddLearnerRequest>,
+    ) -> Result<Response<ConfigurationResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        if r.id == 0 {
+            return Err(Status::invalid_argument("node id must be positive"));
+        }
+        check_addr(&r.addr)?;
+        let local = match self.leader_check() {
+            Ok(()) => self
+                .router
+                .node
+                .raft
+                .add_learner(
+                    r.id,
+                    BasicNode {
+                        addr: r.addr.clone(),
+                    },
+                    true,
+                )
+                .await
+                .map(|_| self.configuration())
+                .map_err(|e| self.router.node.map_write_error(e)),
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, RaftAdminClient, add_learner, local)
+    }
+
+    async fn add_voter(
+        &self,
+        req: Request<AddVoterRequest>,
+    ) -> Result<Response<ConfigurationResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        if r.id == 0 {
+            return Err(Status::invalid_argument("node id must be positive"));
+        }
+        if !r.addr.is_empty() {
+            check_addr(&r.addr)?;
+        }
+        let local = match self.leader_check() {
+            Ok(()) => {
+                if !self.is_member(r.id) {
+                    if r.addr.is_empty() {
+                        return Err(Status::not_found(format!(
+                            "node {} is not a member; give its address to add it",
+                            r.id
+                        )));
+                    }
+                    if let Err(e) = self
+                        .router
+                        .node
+                        .raft
+                        .add_learner(
+                            r.id,
+                            BasicNode {
+                                addr: r.addr.clone(),
+                            },
+                            true,
+                        )
+                        .await
+                    {
+                        return Err(crate::status_of(self.router.node.map_write_error(e)));
+                    }
+                }
+                self.change(ChangeMembers::AddVoterIds(BTreeSet::from([r.id])))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, RaftAdminClient, add_voter, local)
+    }
+
+    async fn remove_server(
+        &self,
+        req: Request<RemoveServerRequest>,
+    ) -> Result<Response<ConfigurationResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        let local = match self.leader_check() {
+            Ok(()) => {
+                if !self.is_member(r.id) {
+                    return Err(Status::not_found(format!("node {} is not a member", r.id)));
+                }
+                if self.is_voter(r.id) {
+                    match self
+                        .change(ChangeMembers::RemoveVoters(BTreeSet::from([r.id])))
+                        .await
+                    {
+                        Ok(_) => {
+                            self.change(ChangeMembers::RemoveNodes(BTreeSet::from([r.id])))
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    self.change(ChangeMembers::RemoveNodes(BTreeSet::from([r.id])))
+                        .await
+                }
+            }
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, RaftAdminClient, remove_server, local)
+    }
+
+    async fn transfer_leadership(
+        &self,
+        req: Request<TransferLeadershipRequest>,
+    ) -> Result<Response<TransferLeadershipResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        if !self.is_voter(r.to) {
+            return Err(Status::not_found(format!("node {} is not a voter", r.to)));
+        }
+        let local = match self.leader_check() {
+            Ok(()) => {
+                let node = &self.router.node;
+                if node.id() != r.to {
+                    node.raft
+                        .trigger()
+                        .transfer_leader(r.to)
+                        .await
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    let (leader, _) = node.leader();
+                    if leader == Some(r.to) {
+                        break Ok(TransferLeadershipResponse { leader_id: r.to });
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break Err(ProposeError::Unavailable(format!(
+                            "leadership did not move to node {} within 10 s (leader: {leader:?})",
+                            r.to
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, RaftAdminClient, transfer_leadership, local)
+    }
+
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        // Snapshots are per node: this one builds its own, wherever it is in the cluster.
+        let node = &self.router.node;
+        let applied = node.metrics().last_applied.map(|l| l.index).unwrap_or(0);
+        if applied == 0 {
+            return Err(Status::failed_precondition(
+                "nothing applied yet; no snapshot to take",
+            ));
+        }
+        node.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut rx = node.raft.metrics();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let m = node.metrics();
+            if let Some(s) = m.snapshot {
+                if s.index >= applied {
+                    return Ok(Response::new(SnapshotResponse {
+                        index: s.index,
+                        term: s.leader_id.term,
+                    }));
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Status::deadline_exceeded(
+                    "snapshot did not complete within 120 s",
+                ));
+            }
+            use openraft::async_runtime::watch::WatchReceiver;
+            let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+use tonic::Status;
+
+/// Request size limits (configurable on the server).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 4 << 10,
+            max_value_bytes: 8 << 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn key(&self, what: &str, key: &[u8]) -> Result<(), Status> {
+        if key.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "{what} must not be empty"
+            )));
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(Status::invalid_argument(format!(
+                "{what} is {} bytes; the limit is {} bytes",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn value(&self, value: &[u8]) -> Result<(), Status> {
+        if value.len() > self.max_value_bytes {
+            return Err(Status::invalid_argument(format!(
+                "value is {} bytes; the limit is {} bytes",
+                value.len(),
+                self.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validates a scan range: `prefix` excludes `start`/`end`; `start < end` when both set.
+    pub fn range(&self, start: &[u8], end: &[u8], prefix: &[u8]) -> Result<(), Status> {
+        for (what, k) in [("start", start), ("end", end), ("prefix", prefix)] {
+            if k.len() > self.max_key_bytes {
+                return Err(Status::invalid_argument(format!(
+                    "{what} is {} bytes; the limit is {} bytes",
+                    k.len(),
+                    self.max_key_bytes
+                )));
+            }
+        }
+        if !prefix.is_empty() && (!start.is_empty() || !end.is_empty()) {
+            return Err(Status::invalid_argument(
+                "set either prefix or start/end, not both",
+            ));
+        }
+        if !end.is_empty() && start >= end {
+            return Err(Status::invalid_argument(
+                "empty range: start must be below end",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn scan_limit(&self, limit: u32) -> Result<usize, Status> {
+        match limit as usize {
+            0 => Ok(crate::DEFAULT_SCAN_LIMIT),
+            n if n > crate::MAX_SCAN_LIMIT => Err(Status::invalid_argument(format!(
+                "limit {n} exceeds the maximum {}",
+                crate::MAX_SCAN_LIMIT
+            ))),
+            n => Ok(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_input() {
+        let l = Limits::default();
+        assert!(l.key("key", b"").is_err());
+        assert!(l.key("key", &vec![b'k'; 4097]).is_err());
+        assert!(l.key("key", &vec![b'k'; 4096]).is_ok());
+        assert!(l.value(&vec![0; (8 << 20) + 1]).is_err());
+        assert!(l.range(b"b", b"a", b"").is_err());
+        assert!(l.range(b"a", b"", b"p").is_err());
+        assert!(l.range(b"a", b"b", b"").is_ok());
+        assert!(l.scan_limit(200_000).is_err());
+        assert_eq!(l.scan_limit(0).unwrap(), crate::DEFAULT_SCAN_LIMIT);
+    }
+}

@@ -1,0 +1,89 @@
+//! Leader routing: a request that must run on the leader is forwarded there once; a
+//! forwarded request that lands on a non-leader gets a redirect instead (no loops).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brisk_raft::node::ProposeError;
+use brisk_raft::RaftNode;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use crate::errors::status_of;
+
+pub const FORWARDED_HEADER: &str = "x-brisk-forwarded";
+
+#[derive(Clone)]
+pub struct Router {
+    pub node: Arc<RaftNode>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Router {
+    pub fn new(node: Arc<RaftNode>) -> Self {
+        Router {
+            node,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(format!("bad leader address {addr}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Where to forward a request that failed with `e`, or the status to return.
+    pub fn forward_target(
+        &self,
+        e: ProposeError,
+        already_forwarded: bool,
+    ) -> Result<Channel, Status> {
+        match &e {
+            ProposeError::NotLeader {
+                leader_id: Some(id),
+                leader_addr: Some(addr),
+            } if !already_forwarded && *id != self.node.id() => self.channel(addr),
+            _ => Err(status_of(e)),
+        }
+    }
+}
+
+pub fn is_forwarded<T>(req: &tonic::Request<T>) -> bool {
+    req.metadata().contains_key(FORWARDED_HEADER)
+}
+
+pub fn forwarded<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert(
+        FORWARDED_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    r.set_timeout(Duration::from_secs(30));
+    r
+}
+
+/// Runs `$local`; if it fails because this node is not the leader, forwards `$msg` with
+/// `$client::$method` to the leader.
+#[macro_export]
+macro_rules! on_leader {
+    ($self:ident, $fwd:expr, $msg:expr, $client:ident, $method:ident, $local:expr) => {{
+        match $local {
+            Ok(v) => Ok(tonic::Response::new(v)),
+            Err(e) => {
+                let channel = $self.router.forward_target(e, $fwd)?;
+                let mut c = $client::new(channel);
+                c.$method($crate::routing::forwarded($msg)).await
+            }
+        }
+    }};
+}

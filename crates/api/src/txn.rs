@@ -1,0 +1,186 @@
+//! `TransactionalKV`: optimistic transactions.
+//!
+//! `Begin` returns the leader's last applied commit timestamp after a read-index barrier:
+//! every commit at or below it is applied, and every later commit gets a larger timestamp
+//! (commit timestamps increase in log order), so a read at `start_ts` is a stable snapshot.
+
+use brisk_kv::{Command, Mutation, Response as KvResponse};
+use brisk_proto::transactional_kv_client::TransactionalKvClient;
+use brisk_proto::transactional_kv_server::TransactionalKv;
+use brisk_proto::*;
+use brisk_raft::node::ProposeError;
+use tonic::{Request, Response, Status};
+
+use crate::on_leader;
+use crate::raw::pairs;
+use crate::routing::{is_forwarded, Router};
+use crate::Limits;
+
+pub struct TxnService {
+    pub router: Router,
+    pub limits: Limits,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ProposeError {
+    ProposeError::Unavailable(format!("state machine read failed: {e}"))
+}
+
+impl TxnService {
+    /// Makes sure this replica has applied every commit at or below `start_ts`: locally
+    /// true once it has applied a commit at or above it (commit timestamps increase in log
+    /// order); otherwise the leader serves the read after a barrier. A `start_ts` not handed
+    /// out by `Begin` gets no snapshot guarantee.
+    async fn covered(&self, start_ts: u64) -> Result<(), ProposeError> {
+        if self.router.node.sm.kv.last_commit_ts() >= start_ts {
+            return Ok(());
+        }
+        self.router.node.read_barrier().await
+    }
+}
+
+#[tonic::async_trait]
+impl TransactionalKv for TxnService {
+    async fn begin(&self, req: Request<BeginRequest>) -> Result<Response<BeginResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        let local = match self.router.node.read_barrier().await {
+            Ok(()) => Ok(BeginResponse {
+                start_ts: self.router.node.sm.kv.last_commit_ts(),
+            }),
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, TransactionalKvClient, begin, local)
+    }
+
+    async fn get(&self, req: Request<TxnGetRequest>) -> Result<Response<TxnGetResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        self.limits.key("key", &r.key)?;
+        let local = match self.covered(r.start_ts).await {
+            Ok(()) => self
+                .router
+                .node
+                .sm
+                .kv
+                .get(&r.key, r.start_ts)
+                .map_err(unavailable)
+                .map(|v| match v {
+                    Some(brisk_storage::Version {
+                        commit_ts,
+                        value: Some(value),
+                    }) => TxnGetResponse {
+                        found: true,
+                        value,
+                        commit_ts,
+                    },
+                    _ => TxnGetResponse::default(),
+                }),
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, TransactionalKvClient, get, local)
+    }
+
+    async fn scan(
+        &self,
+        req: Request<TxnScanRequest>,
+    ) -> Result<Response<TxnScanResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        self.limits.range(&r.start, &r.end, &r.prefix)?;
+        let limit = self.limits.scan_limit(r.limit)?;
+        let local = match self.covered(r.start_ts).await {
+            Ok(()) => {
+                let end = (!r.end.is_empty()).then_some(r.end.as_slice());
+                let prefix = (!r.prefix.is_empty()).then_some(r.prefix.as_slice());
+                self.router
+                    .node
+                    .sm
+                    .kv
+                    .scan(&r.start, end, prefix, limit, r.start_ts)
+                    .map_err(unavailable)
+                    .map(|found| TxnScanResponse {
+                        pairs: pairs(found),
+                    })
+            }
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, TransactionalKvClient, scan, local)
+    }
+
+    async fn commit(
+        &self,
+        req: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        if r.mutations.is_empty() {
+            return Err(Status::invalid_argument(
+                "a commit needs at least one mutation",
+            ));
+        }
+        let mut mutations = Vec::with_capacity(r.mutations.len());
+        let mut total = 0usize;
+        for m in &r.mutations {
+            self.limits.key("mutation key", &m.key)?;
+            match mutation::Op::try_from(m.op) {
+                Ok(mutation::Op::Put) => {
+                    self.limits.value(&m.value)?;
+                    total += m.value.len();
+                    mutations.push(Mutation::Put {
+                        key: m.key.clone(),
+                        value: m.value.clone(),
+                    })
+                }
+                Ok(mutation::Op::Delete) => mutations.push(Mutation::Delete { key: m.key.clone() }),
+                Err(_) => {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown mutation op {}",
+                        m.op
+                    )))
+                }
+            }
+        }
+        if total > self.limits.max_value_bytes.saturating_mul(4) {
+            return Err(Status::invalid_argument(format!(
+                "transaction writes {total} bytes; the limit is {}",
+                self.limits.max_value_bytes.saturating_mul(4)
+            )));
+        }
+        for k in &r.read_set {
+            self.limits.key("read_set key", k)?;
+        }
+        let command = Command::Txn {
+            start_ts: r.start_ts,
+            mutations,
+            read_set: r.read_set.clone(),
+        };
+        let local = match self.router.node.propose(command).await {
+            Ok((KvResponse::Written { commit_ts, .. }, log_index)) => Ok(CommitResponse {
+                committed: true,
+                commit_ts,
+                conflict: None,
+                log_index,
+            }),
+            Ok((
+                KvResponse::Conflict {
+                    key,
+                    conflicting_commit_ts,
+                },
+                log_index,
+            )) => Ok(CommitResponse {
+                committed: false,
+                commit_ts: 0,
+                conflict: Some(Conflict {
+                    key,
+                    conflicting_commit_ts,
+                }),
+                log_index,
+            }),
+            Ok((other, _)) => Err(ProposeError::Fatal(format!(
+                "unexpected apply result {other:?}"
+            ))),
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, TransactionalKvClient, commit, local)
+    }
+}

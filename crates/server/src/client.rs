@@ -1,0 +1,614 @@
+//! Client commands. Any node is accepted; writes and linearizable reads are forwarded to the
+//! leader by the server, and a redirect (UNAVAILABLE with the leader's address) is followed.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use brisk_api::LEADER_ADDR_HEADER;
+use brisk_proto::raft_admin_client::RaftAdminClient;
+use brisk_proto::raw_kv_client::RawKvClient;
+use brisk_proto::transactional_kv_client::TransactionalKvClient;
+use brisk_proto::*;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ConnArgs {
+    /// Nodes to contact, HOST:PORT[,HOST:PORT...]; any member works. Default: the nodes in
+    /// ./brisk-data/cluster.json if present, else 127.0.0.1:7001.
+    #[arg(long, env = "BRISK_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Give up after retrying unavailable nodes for this long, seconds.
+    #[arg(long, default_value_t = 15.0)]
+    pub timeout: f64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    pub key: String,
+    /// Serve from the node reached without a read-index round (may be stale).
+    #[arg(long)]
+    pub stale: bool,
+    /// Read at this timestamp instead of the latest.
+    #[arg(long)]
+    pub at_ts: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    pub key: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PrefixArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    pub prefix: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long)]
+    pub start: Option<String>,
+    #[arg(long)]
+    pub end: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    #[arg(long)]
+    pub stale: bool,
+    #[arg(long)]
+    pub at_ts: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// KEY=VALUE to write (repeatable).
+    #[arg(long = "put")]
+    pub puts: Vec<String>,
+    /// KEY to delete (repeatable).
+    #[arg(long = "delete")]
+    pub deletes: Vec<String>,
+    /// KEY to read at start_ts and keep in the read set: the commit aborts if it changed.
+    #[arg(long = "read")]
+    pub reads: Vec<String>,
+    /// Use this start timestamp instead of calling Begin.
+    #[arg(long)]
+    pub start_ts: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddNodeArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub id: u64,
+    /// The new node's gRPC address.
+    #[arg(long)]
+    pub addr: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddVoterArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub id: u64,
+    #[arg(long)]
+    pub addr: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IdArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub id: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub to: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Snapshot every member, not just the node reached.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl ConnArgs {
+    pub fn resolved_endpoints(&self) -> Vec<String> {
+        if !self.endpoints.is_empty() {
+            return self
+                .endpoints
+                .iter()
+                .map(|s| s.trim().to_string())
+                .collect();
+        }
+        if let Ok(text) = std::fs::read_to_string("brisk-data/cluster.json") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                let eps: Vec<String> = v["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n["grpc"].as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !eps.is_empty() {
+                    return eps;
+                }
+            }
+        }
+        vec!["127.0.0.1:7001".to_string()]
+    }
+}
+
+pub async fn connect(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+}
+
+/// Calls `f` on the endpoints until one answers: unreachable nodes are skipped, redirects
+/// followed, and UNAVAILABLE retried with backoff until `--timeout`.
+pub async fn call<T, F, Fut>(conn: &ConnArgs, mut f: F) -> Result<T>
+where
+    F: FnMut(Channel) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let endpoints = conn.resolved_endpoints();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(conn.timeout);
+    let mut delay = Duration::from_millis(50);
+    let mut last_err = anyhow!("no endpoints given");
+    loop {
+        let mut queue: VecDeque<String> = endpoints.iter().cloned().collect();
+        let mut tried = 0;
+        while let Some(addr) = queue.pop_front() {
+            tried += 1;
+            if tried > endpoints.len() + 3 {
+                break;
+            }
+            let channel = match connect(&addr).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_err = anyhow!("cannot reach {addr}: {e}");
+                    continue;
+                }
+            };
+            match f(channel).await {
+                Ok(v) => return Ok(v),
+                Err(s) if s.code() == Code::Unavailable => {
+                    if let Some(leader) = s
+                        .metadata()
+                        .get(LEADER_ADDR_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        if leader != addr {
+                            queue.push_front(leader.to_string());
+                        }
+                    }
+                    last_err = anyhow!("{addr}: {}", s.message());
+                }
+                Err(s) => return Err(anyhow!("{}: {}", code_name(s.code()), s.message())),
+            }
+        }
+        if tokio::time::Instant::now() + delay > deadline {
+            return Err(last_err.context("giving up after --timeout"));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(1000));
+    }
+}
+
+fn code_name(c: Code) -> &'static str {
+    match c {
+        Code::InvalidArgument => "invalid argument",
+        Code::NotFound => "not found",
+        Code::FailedPrecondition => "failed precondition",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::Unknown => "outcome unknown",
+        Code::Internal => "internal error",
+        Code::DeadlineExceeded => "deadline exceeded",
+        _ => "error",
+    }
+}
+
+fn print_write(r: Option<WriteResult>) -> Result<ExitCode> {
+    let r = r.ok_or_else(|| anyhow!("server returned no write result"))?;
+    println!("OK commit_ts={} log_index={}", r.commit_ts, r.log_index);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn put(a: PutArgs) -> Result<ExitCode> {
+    let req = RawPutRequest {
+        key: a.key.into_bytes(),
+        value: a.value.into_bytes(),
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RawKvClient::new(ch).raw_put(req).await }
+    })
+    .await?;
+    print_write(r.into_inner().result)
+}
+
+pub async fn get(a: GetArgs) -> Result<ExitCode> {
+    let req = RawGetRequest {
+        key: a.key.into_bytes(),
+        at_ts: a.at_ts.unwrap_or(0),
+        stale: a.stale,
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RawKvClient::new(ch).raw_get(req).await }
+    })
+    .await?
+    .into_inner();
+    if !r.found {
+        return Ok(ExitCode::from(1));
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&r.value)?;
+    out.write_all(b"\n")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn delete(a: KeyArgs) -> Result<ExitCode> {
+    let req = RawDeleteRequest {
+        key: a.key.into_bytes(),
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RawKvClient::new(ch).raw_delete(req).await }
+    })
+    .await?;
+    print_write(r.into_inner().result)
+}
+
+pub async fn delete_prefix(a: PrefixArgs) -> Result<ExitCode> {
+    let req = RawDeletePrefixRequest {
+        prefix: a.prefix.into_bytes(),
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RawKvClient::new(ch).raw_delete_prefix(req).await }
+    })
+    .await?;
+    print_write(r.into_inner().result)
+}
+
+pub async fn scan(a: ScanArgs) -> Result<ExitCode> {
+    let req = RawScanRequest {
+        start: a.start.unwrap_or_default().into_bytes(),
+        end: a.end.unwrap_or_default().into_bytes(),
+        limit: a.limit,
+        at_ts: a.at_ts.unwrap_or(0),
+        stale: a.stale,
+        prefix: a.prefix.unwrap_or_default().into_bytes(),
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RawKvClient::new(ch).raw_scan(req).await }
+    })
+    .await?
+    .into_inner();
+    let mut out = std::io::stdout().lock();
+    for p in r.pairs {
+        out.write_all(&p.key)?;
+        out.write_all(b"\t")?;
+        out.write_all(&p.value)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn txn(a: TxnArgs) -> Result<ExitCode> {
+    let mut mutations = Vec::new();
+    for p in &a.puts {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--put {p:?} is not KEY=VALUE"))?;
+        mutations.push(Mutation {
+            op: mutation::Op::Put as i32,
+            key: k.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        });
+    }
+    for k in &a.deletes {
+        mutations.push(Mutation {
+            op: mutation::Op::Delete as i32,
+            key: k.as_bytes().to_vec(),
+            value: Vec::new(),
+        });
+    }
+    if mutations.is_empty() {
+        bail!("a transaction needs at least one --put or --delete");
+    }
+    let start_ts = match a.start_ts {
+        Some(ts) => ts,
+        None => {
+            call(&a.conn, |ch| async move {
+                TransactionalKvClient::new(ch).begin(BeginRequest {}).await
+            })
+            .await?
+            .into_inner()
+            .start_ts
+        }
+    };
+    for k in &a.reads {
+        let req = TxnGetRequest {
+            start_ts,
+            key: k.as_bytes().to_vec(),
+        };
+        let r = call(&a.conn, |ch| {
+            let req = req.clone();
+            async move { TransactionalKvClient::new(ch).get(req).await }
+        })
+        .await?
+        .into_inner();
+        if r.found {
+            println!("read {k}={}", String::from_utf8_lossy(&r.value));
+        } else {
+            println!("read {k} (absent)");
+        }
+    }
+    let req = CommitRequest {
+        start_ts,
+        mutations,
+        read_set: a.reads.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    };
+    let r = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { TransactionalKvClient::new(ch).commit(req).await }
+    })
+    .await?
+    .into_inner();
+    if r.committed {
+        println!("COMMITTED start_ts={start_ts} commit_ts={}", r.commit_ts);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let c = r.conflict.unwrap_or_default();
+        println!(
+            "CONFLICT key={} commit_ts={} start_ts={start_ts}",
+            String::from_utf8_lossy(&c.key),
+            c.conflicting_commit_ts
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+pub async fn status(a: StatusArgs) -> Result<ExitCode> {
+    let s = call(&a.conn, |ch| async move {
+        RaftAdminClient::new(ch).status(StatusRequest {}).await
+    })
+    .await?
+    .into_inner();
+    if a.json {
+        let members: Vec<_> = s
+            .members
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+            .collect();
+        let v = serde_json::json!({
+            "id": s.id,
+            "role": s.role,
+            "leader_id": if s.has_leader { serde_json::json!(s.leader_id) } else { serde_json::Value::Null },
+            "leader_addr": s.leader_addr,
+            "term": s.term,
+            "commit_index": s.commit_index,
+            "applied_index": s.applied_index,
+            "last_log_index": s.last_log_index,
+            "snapshot_index": s.snapshot_index,
+            "purged_index": s.purged_index,
+            "members": members,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("id:             {}", s.id);
+        println!("role:           {}", s.role);
+        if s.has_leader {
+            println!("leader:         {} ({})", s.leader_id, s.leader_addr);
+        } else {
+            println!("leader:         none");
+        }
+        println!("term:           {}", s.term);
+        println!("commit_index:   {}", s.commit_index);
+        println!("applied_index:  {}", s.applied_index);
+        println!("snapshot_index: {}", s.snapshot_index);
+        println!("members:        {}", fmt_members(&s.members));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_members(m: &[Member]) -> String {
+    m.iter()
+        .map(|m| {
+            format!(
+                "{}={}{}",
+                m.id,
+                m.addr,
+                if m.voter { "" } else { " (learner)" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_configuration(c: &ConfigurationResponse) {
+    println!("{:<6} {:<24} ROLE", "ID", "ADDR");
+    for m in &c.members {
+        println!(
+            "{:<6} {:<24} {}",
+            m.id,
+            m.addr,
+            if m.voter { "voter" } else { "learner" }
+        );
+    }
+}
+
+pub async fn members(a: ConnArgs) -> Result<ExitCode> {
+    let c = call(&a, |ch| async move {
+        RaftAdminClient::new(ch)
+            .configuration(ConfigurationRequest {})
+            .await
+    })
+    .await?
+    .into_inner();
+    print_configuration(&c);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn add_learner(a: AddNodeArgs) -> Result<ExitCode> {
+    let req = AddLearnerRequest {
+        id: a.id,
+        addr: a.addr,
+    };
+    let c = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RaftAdminClient::new(ch).add_learner(req).await }
+    })
+    .await?
+    .into_inner();
+    print_configuration(&c);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn add_voter(a: AddVoterArgs) -> Result<ExitCode> {
+    let req = AddVoterRequest {
+        id: a.id,
+        addr: a.addr.unwrap_or_default(),
+    };
+    let c = call(&a.conn, |ch| {
+        let req = req.clone();
+        async move { RaftAdminClient::new(ch).add_voter(req).await }
+    })
+    .await?
+    .into_inner();
+    print_configuration(&c);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn remove(a: IdArgs) -> Result<ExitCode> {
+    let req = RemoveServerRequest { id: a.id };
+    let c = call(&a.conn, |ch| async move {
+        RaftAdminClient::new(ch).remove_server(req).await
+    })
+    .await?
+    .into_inner();
+    print_configuration(&c);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn transfer(a: TransferArgs) -> Result<ExitCode> {
+    let req = TransferLeadershipRequest { to: a.to };
+    let r = call(&a.conn, |ch| async move {
+        RaftAdminClient::new(ch).transfer_leadership(req).await
+    })
+    .await?
+    .into_inner();
+    println!("leader is now node {}", r.leader_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn snapshot(a: SnapshotArgs) -> Result<ExitCode> {
+    let targets: Vec<String> = if a.all {
+        let c = call(&a.conn, |ch| async move {
+            RaftAdminClient::new(ch)
+                .configuration(ConfigurationRequest {})
+                .await
+        })
+        .await?
+        .into_inner();
+        c.members.into_iter().map(|m| m.addr).collect()
+    } else {
+        vec![]
+    };
+    if targets.is_empty() {
+        let r = call(&a.conn, |ch| async move {
+            RaftAdminClient::new(ch).snapshot(SnapshotRequest {}).await
+        })
+        .await?
+        .into_inner();
+        println!("snapshot index={} term={}", r.index, r.term);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    for addr in targets {
+        let result = async {
+            let ch = connect(&addr)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            let r = RaftAdminClient::new(ch)
+                .snapshot(SnapshotRequest {})
+                .await
+                .map_err(|s| anyhow!("{}", s.message()))?
+                .into_inner();
+            Ok::<_, anyhow::Error>(r)
+        }
+        .await;
+        match result {
+            Ok(r) => println!("{addr}: snapshot index={} term={}", r.index, r.term),
+            Err(e) => {
+                failed = true;
+                println!("{addr}: failed: {e:#}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub async fn timestamp(a: ConnArgs) -> Result<ExitCode> {
+    let r = call(&a, |ch| async move {
+        RawKvClient::new(ch)
+            .get_timestamp(GetTimestampRequest {})
+            .await
+    })
+    .await?
+    .into_inner();
+    println!("{}", r.ts);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,295 @@
+//! `brisk serve` settings: command-line flags, `BRISK_*` environment variables and an
+//! optional TOML file (`--config`), in that order of precedence.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use brisk_raft::gate::ColdStartMode;
+use serde::Deserialize;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsmSync {
+    /// fsync every apply batch (default).
+    Sync,
+    /// Do not fsync applies; the fsynced Raft log is the backstop.
+    Nosync,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColdStart {
+    /// Use the store as it is when it is at or past the latest snapshot.
+    Auto,
+    /// Always rebuild the store from the snapshot (the slow baseline, for benchmarks).
+    AlwaysRestore,
+}
+
+/// Every flag is optional here so the config file can fill what flags and env leave unset.
+#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (keys as the flags, e.g. data-dir = "...").
+    #[arg(long, env = "BRISK_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long, env = "BRISK_ID")]
+    pub id: Option<u64>,
+    /// Directory for the Raft log, the state machine and snapshots.
+    #[arg(long, env = "BRISK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC address to bind (clients and peers).
+    #[arg(long, env = "BRISK_LISTEN")]
+    pub listen: Option<String>,
+    /// gRPC address peers and clients should use, if not --listen.
+    #[arg(long, env = "BRISK_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "BRISK_HTTP")]
+    pub http: Option<String>,
+    /// Initial members, ID=HOST:PORT,...; give every founding member the same list.
+    #[arg(long, env = "BRISK_BOOTSTRAP", conflicts_with = "join")]
+    pub bootstrap: Option<String>,
+    /// Address of a running member; this node asks to be added as a learner.
+    #[arg(long, env = "BRISK_JOIN")]
+    pub join: Option<String>,
+    /// Apply durability: sync (default) or nosync.
+    #[arg(long, env = "BRISK_FSM_SYNC", value_enum)]
+    pub fsm_sync: Option<FsmSync>,
+    /// Take a snapshot every N applied entries (default 10000).
+    #[arg(long, env = "BRISK_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Snapshots to keep on disk (default 2).
+    #[arg(long, env = "BRISK_SNAPSHOT_KEEP")]
+    pub snapshot_keep: Option<usize>,
+    /// Log entries kept behind a snapshot for slow followers (default 1000).
+    #[arg(long, env = "BRISK_LOGS_TO_KEEP")]
+    pub logs_to_keep: Option<u64>,
+    /// How far ahead of the wall clock the leader's HLC lease reaches, ms (default 10000).
+    #[arg(long, env = "BRISK_HLC_WINDOW_MS")]
+    pub hlc_window_ms: Option<u64>,
+    /// Largest key accepted, bytes (default 4096).
+    #[arg(long, env = "BRISK_MAX_KEY_BYTES")]
+    pub max_key_bytes: Option<usize>,
+    /// Largest value accepted, bytes (default 8 MiB).
+    #[arg(long, env = "BRISK_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<usize>,
+    /// Largest snapshot accepted from a leader, bytes (default 64 GiB).
+    #[arg(long, env = "BRISK_MAX_SNAPSHOT_BYTES")]
+    pub max_snapshot_bytes: Option<u64>,
+    /// Cold-start policy: auto (default) or always-restore.
+    #[arg(long, env = "BRISK_COLD_START", value_enum)]
+    pub cold_start: Option<ColdStart>,
+    /// Raft heartbeat interval, ms (default 100).
+    #[arg(long, env = "BRISK_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Raft election timeout lower bound, ms (default 500; the upper bound is twice it).
+    #[arg(long, env = "BRISK_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
+    #[arg(long, env = "BRISK_LOG")]
+    pub log: Option<String>,
+}
+
+macro_rules! fill {
+    ($dst:ident, $src:ident, $($f:ident),*) => {
+        $( if $dst.$f.is_none() { $dst.$f = $src.$f.clone(); } )*
+    };
+}
+
+/// Resolved settings of one node.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub advertise: String,
+    pub http: String,
+    pub bootstrap: Option<BTreeMap<u64, String>>,
+    pub join: Option<String>,
+    pub fsm_sync: FsmSync,
+    pub snapshot_every: u64,
+    pub snapshot_keep: usize,
+    pub logs_to_keep: u64,
+    pub hlc_window_ms: u64,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_snapshot_bytes: u64,
+    pub cold_start: ColdStartMode,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub log: String,
+}
+
+pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bootstrap member {part:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("bootstrap member id {id:?} is not a number"))?;
+        if id == 0 {
+            bail!("bootstrap member ids must be positive");
+        }
+        let addr = addr.trim().to_string();
+        check_addr("bootstrap member address", &addr)?;
+        if out.insert(id, addr).is_some() {
+            bail!("bootstrap member id {id} appears twice");
+        }
+    }
+    if out.is_empty() {
+        bail!("--bootstrap lists no members");
+    }
+    Ok(out)
+}
+
+fn check_addr(what: &str, addr: &str) -> Result<()> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| anyhow!("{what} {addr:?} is not IP:PORT"))
+}
+
+impl ServeArgs {
+    fn merge_file(mut self, path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        fill!(
+            self,
+            file,
+            id,
+            data_dir,
+            listen,
+            advertise,
+            http,
+            bootstrap,
+            join,
+            fsm_sync,
+            snapshot_every,
+            snapshot_keep,
+            logs_to_keep,
+            hlc_window_ms,
+            max_key_bytes,
+            max_value_bytes,
+            max_snapshot_bytes,
+            cold_start,
+            heartbeat_ms,
+            election_timeout_ms,
+            log
+        );
+        Ok(self)
+    }
+
+    pub fn resolve(self) -> Result<ServeConfig> {
+        let a = match self.config.clone() {
+            Some(p) => self.merge_file(&p)?,
+            None => self,
+        };
+        let id = a.id.ok_or_else(|| anyhow!("--id is required"))?;
+        if id == 0 {
+            bail!("--id must be a positive integer");
+        }
+        let data_dir = a
+            .data_dir
+            .ok_or_else(|| anyhow!("--data-dir is required"))?;
+        let listen = a.listen.ok_or_else(|| anyhow!("--listen is required"))?;
+        check_addr("--listen", &listen)?;
+        let advertise = a.advertise.unwrap_or_else(|| listen.clone());
+        check_addr("--advertise", &advertise)?;
+        let http = a.http.ok_or_else(|| anyhow!("--http is required"))?;
+        check_addr("--http", &http)?;
+        let bootstrap = a.bootstrap.as_deref().map(parse_members).transpose()?;
+        if let Some(members) = &bootstrap {
+            match members.get(&id) {
+                Some(addr) if *addr == advertise => {}
+                Some(addr) => bail!(
+                    "--bootstrap gives node {id} the address {addr}, but it advertises {advertise}"
+                ),
+                None => bail!("--bootstrap does not list this node (id {id})"),
+            }
+        }
+        if let Some(j) = &a.join {
+            check_addr("--join", j)?;
+        }
+        let snapshot_every = a.snapshot_every.unwrap_or(10_000);
+        if snapshot_every == 0 {
+            bail!("--snapshot-every must be positive");
+        }
+        let election_timeout_ms = a.election_timeout_ms.unwrap_or(500);
+        let heartbeat_ms = a.heartbeat_ms.unwrap_or(100);
+        if heartbeat_ms == 0 || heartbeat_ms * 2 > election_timeout_ms {
+            bail!("--heartbeat-ms must be positive and at most half of --election-timeout-ms");
+        }
+        Ok(ServeConfig {
+            id,
+            data_dir,
+            listen,
+            advertise,
+            http,
+            bootstrap,
+            join: a.join,
+            fsm_sync: a.fsm_sync.unwrap_or(FsmSync::Sync),
+            snapshot_every,
+            snapshot_keep: a.snapshot_keep.unwrap_or(2).max(1),
+            logs_to_keep: a.logs_to_keep.unwrap_or(1_000),
+            hlc_window_ms: a.hlc_window_ms.unwrap_or(10_000).max(1_000),
+            max_key_bytes: a.max_key_bytes.unwrap_or(4 << 10),
+            max_value_bytes: a.max_value_bytes.unwrap_or(8 << 20),
+            max_snapshot_bytes: a.max_snapshot_bytes.unwrap_or(64 << 30),
+            cold_start: match a.cold_start.unwrap_or(ColdStart::Auto) {
+                ColdStart::Auto => ColdStartMode::Auto,
+                ColdStart::AlwaysRestore => ColdStartMode::AlwaysRestore,
+            },
+            heartbeat_ms,
+            election_timeout_ms,
+            log: a.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_reject() {
+        let m = parse_members("1=127.0.0.1:1,2=127.0.0.1:2").unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(parse_members("1=127.0.0.1:1,1=127.0.0.1:2").is_err());
+        assert!(parse_members("x=127.0.0.1:1").is_err());
+        assert!(parse_members("1=nothost").is_err());
+        assert!(parse_members("0=127.0.0.1:1").is_err());
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brisk.toml");
+        std::fs::write(
+            &p,
+            "id = 7\ndata-dir = \"/tmp/x\"\nlisten = \"127.0.0.1:5000\"\nhttp = \"127.0.0.1:5001\"\nfsm-sync = \"nosync\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(p.clone()),
+            id: Some(3),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.id, 3, "flag wins over file");
+        assert_eq!(c.fsm_sync, FsmSync::Nosync);
+        assert_eq!(c.listen, "127.0.0.1:5000");
+        std::fs::write(&p, "bogus-key = 1\n").unwrap();
+        let args = ServeArgs {
+            config: Some(p),
+            ..Default::default()
+        };
+        assert!(args.resolve().is_err(), "unknown keys are refused");
+    }
+}

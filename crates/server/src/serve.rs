@@ -1,0 +1,271 @@
+//! `brisk serve`: one node.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use brisk_api::{AdminService, Limits, RawKvService, Router, TxnService};
+use brisk_proto::raft_admin_server::RaftAdminServer;
+use brisk_proto::raft_transport_server::RaftTransportServer;
+use brisk_proto::raw_kv_server::RawKvServer;
+use brisk_proto::transactional_kv_server::TransactionalKvServer;
+use brisk_raft::node::NodeConfig;
+use brisk_raft::transport::RaftTransportService;
+use brisk_raft::types::BasicNode;
+use brisk_raft::RaftNode;
+use fs2::FileExt;
+use tokio::net::TcpListener;
+
+use crate::config::{FsmSync, ServeArgs, ServeConfig};
+
+/// Client requests and Raft messages up to this size are accepted.
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+pub fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Holds the data directory's lock for the life of the process.
+pub struct DataDirLock {
+    _file: File,
+}
+
+/// Takes an exclusive lock on `DATA_DIR/LOCK`, so two processes never share a data dir.
+pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let path = dir.join("LOCK");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock_exclusive().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let who = if holder.is_empty() {
+            "another process".to_string()
+        } else {
+            format!("process {holder}")
+        };
+        return Err(anyhow!(
+            "data directory {} is locked by {who}; is another brisk node running on it?",
+            dir.display()
+        ));
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(DataDirLock { _file: file })
+}
+
+fn node_config(c: &ServeConfig) -> NodeConfig {
+    let mut n = NodeConfig::new(c.id, c.data_dir.clone(), c.advertise.clone());
+    n.fsm_sync = c.fsm_sync == FsmSync::Sync;
+    n.snapshot_every = c.snapshot_every;
+    n.snapshot_keep = c.snapshot_keep;
+    n.logs_to_keep = c.logs_to_keep;
+    n.hlc_window_ms = c.hlc_window_ms;
+    n.max_snapshot_bytes = c.max_snapshot_bytes;
+    n.cold_start = c.cold_start;
+    n.heartbeat_ms = c.heartbeat_ms;
+    n.election_min_ms = c.election_timeout_ms;
+    n.election_max_ms = c.election_timeout_ms * 2;
+    n
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> {
+    let cfg = args.resolve()?;
+    init_tracing(&cfg.log);
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+
+    let node = RaftNode::start(node_config(&cfg), process_started)
+        .await
+        .with_context(|| format!("starting node {} in {}", cfg.id, cfg.data_dir.display()))?;
+
+    // I8: client ports bind right after the gate.
+    let grpc_listener = TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("binding gRPC address {}", cfg.listen))?;
+    let http_listener = TcpListener::bind(&cfg.http)
+        .await
+        .with_context(|| format!("binding HTTP address {}", cfg.http))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let router = Router::new(node.clone());
+    let limits = Limits {
+        max_key_bytes: cfg.max_key_bytes,
+        max_value_bytes: cfg.max_value_bytes,
+    };
+    let transport = RaftTransportService::new(
+        node.raft.clone(),
+        node.sm.snapshots.clone(),
+        cfg.max_snapshot_bytes,
+    );
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            RaftTransportServer::new(transport)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            RawKvServer::new(RawKvService {
+                router: router.clone(),
+                limits,
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TransactionalKvServer::new(TxnService {
+                router: router.clone(),
+                limits,
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(RaftAdminServer::new(AdminService {
+            router: router.clone(),
+        }));
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+        async move {
+            let _ = grpc_stop.changed().await;
+        },
+    ));
+    let http_task = tokio::spawn(crate::http::serve(
+        http_listener,
+        node.clone(),
+        prometheus,
+        stop_rx.clone(),
+    ));
+
+    tracing::info!(
+        id = cfg.id,
+        grpc = %cfg.listen,
+        http = %cfg.http,
+        data_dir = %cfg.data_dir.display(),
+        fsm_sync = ?cfg.fsm_sync,
+        "serving"
+    );
+
+    if let Some(members) = &cfg.bootstrap {
+        let members = members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+            .collect();
+        node.bootstrap(members).await?;
+    }
+    if let Some(join) = cfg.join.clone() {
+        tokio::spawn(join_cluster(node.clone(), join));
+    }
+    node.spawn_lease_task();
+    tokio::spawn(watch_ready(node.clone()));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    node.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), grpc_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs and records when the node turns ready (I8), with the time since process start.
+async fn watch_ready(node: Arc<RaftNode>) {
+    let raft_started = Instant::now();
+    loop {
+        if node.is_ready() {
+            let since_start = node.started_at.elapsed();
+            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "replay")
+                .set(raft_started.elapsed().as_secs_f64());
+            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "ready")
+                .set(since_start.as_secs_f64());
+            tracing::info!(
+                ready_ms = since_start.as_secs_f64() * 1e3,
+                replay_ms = raft_started.elapsed().as_secs_f64() * 1e3,
+                outcome = %node.gate.outcome,
+                reason = %node.gate.reason,
+                "ready"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `--join`: ask the cluster (through any member) to add this node as a learner, until it
+/// succeeds or this node already is a member.
+async fn join_cluster(node: Arc<RaftNode>, via: String) {
+    use brisk_proto::raft_admin_client::RaftAdminClient;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let m = node.metrics();
+        if m.membership_config
+            .membership()
+            .get_node(&node.id())
+            .is_some()
+        {
+            tracing::info!(via = %via, "joined the cluster as a member");
+            return;
+        }
+        let req = brisk_proto::AddLearnerRequest {
+            id: node.id(),
+            addr: node.config.advertise_addr.clone(),
+        };
+        match RaftAdminClient::connect(format!("http://{via}")).await {
+            Ok(mut c) => match c.add_learner(req).await {
+                Ok(_) => {
+                    tracing::info!(via = %via, "added as a learner");
+                    return;
+                }
+                Err(s) => tracing::warn!(via = %via, error = %s.message(), "join attempt failed"),
+            },
+            Err(e) => tracing::warn!(via = %via, error = %e, "join: cannot reach member"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
