@@ -131,11 +131,29 @@ impl RaftAdmin for AdminService {
         }))
     }
 
+    /// The leader's view when a leader is known (a removed or partitioned node's own view
+    /// may be stale), else this node's.
     async fn configuration(
         &self,
-        _req: Request<ConfigurationRequest>,
+        req: Request<ConfigurationRequest>,
     ) -> Result<Response<ConfigurationResponse>, Status> {
-        Ok(Response::new(self.configuration()))
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        let local = match self.leader_check() {
+            Ok(()) => Ok(self.configuration()),
+            Err(ProposeError::NotLeader {
+                leader_id: None, ..
+            }) => return Ok(Response::new(self.configuration())),
+            Err(e) => Err(e),
+        };
+        match on_leader!(self, fwd, r, RaftAdminClient, configuration, local) {
+            Ok(resp) => Ok(resp),
+            // The leader is unreachable from here: answer with what this node knows.
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                Ok(Response::new(self.configuration()))
+            }
+            Err(s) => Err(s),
+        }
     }
 
     async fn add_learner(

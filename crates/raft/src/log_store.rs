@@ -91,7 +91,7 @@ impl LogStore {
 
     /// The committed log id saved by openraft (for the inspector and readiness).
     pub fn committed(&self) -> io::Result<Option<LogId>> {
-        self.get_meta(KEY_COMMITTED)
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
     pub fn last_purged(&self) -> io::Result<Option<LogId>> {
@@ -242,7 +242,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        self.committed()
     }
 
     async fn append<I>(

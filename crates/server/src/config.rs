@@ -248,7 +248,9 @@ impl ServeArgs {
             },
             heartbeat_ms,
             election_timeout_ms,
-            log: a.log.unwrap_or_else(|| "info".into()),
+            // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
+            // second); its errors still show.
+            log: a.log.unwrap_or_else(|| "info,openraft=error".into()),
         })
     }
 }

@@ -1,0 +1,425 @@
+//! Cluster scenarios against real `brisk serve` processes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_bootstrap_and_serve_writes_through_a_follower() {
+    let c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let follower = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+
+    // Through the follower only: it forwards to the leader.
+    let only_follower = c.node(follower).grpc.clone();
+    let o = c.cli(&["put", "greeting", "hello", "--endpoints", &only_follower]);
+    assert!(
+        o.status.success(),
+        "put via follower failed: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).starts_with("OK commit_ts="), "{}", stdout(&o));
+    let o = c.cli(&["get", "greeting", "--endpoints", &only_follower]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello\n");
+
+    // Every replica has it (stale reads are served locally).
+    let applied = c.status(leader).await.unwrap().applied_index;
+    for id in c.running_ids() {
+        c.wait_applied(id, applied).await;
+        let mut raw = c.raw(id).await;
+        assert_eq!(
+            get(&mut raw, "greeting", true).await.unwrap().as_deref(),
+            Some("hello"),
+            "node {id}"
+        );
+    }
+
+    // Absent key: exit code 1 and nothing on stdout.
+    let o = c.cli(&["get", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+
+    // Status as JSON names the leader and all members.
+    let o = c.cli(&["status", "--json", "--endpoints", &only_follower]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json is JSON");
+    assert_eq!(v["id"], follower);
+    assert_eq!(v["role"], "follower");
+    assert_eq!(v["leader_id"], leader);
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert!(v["commit_index"].as_u64().unwrap() >= applied);
+
+    // Scan, delete, delete-prefix, transactions.
+    for k in ["p/1", "p/2", "q/1"] {
+        assert!(c.cli(&["put", k, "x"]).status.success());
+    }
+    let o = c.cli(&["scan", "--prefix", "p/"]);
+    assert_eq!(stdout(&o), "p/1\tx\np/2\tx\n");
+    assert!(c.cli(&["delete-prefix", "p/"]).status.success());
+    assert!(c.cli(&["delete", "q/1"]).status.success());
+    let o = c.cli(&["scan"]);
+    assert_eq!(stdout(&o), "greeting\thello\n");
+    let o = c.cli(&["txn", "--put", "a=1", "--put", "b=2", "--read", "greeting"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("COMMITTED"), "{}", stdout(&o));
+    // A transaction whose start_ts predates a commit to a key it writes conflicts.
+    let o = c.cli(&["txn", "--put", "a=3", "--start-ts", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stdout(&o).contains("CONFLICT key=a"), "{}", stdout(&o));
+    let o = c.cli(&["get", "a"]);
+    assert_eq!(stdout(&o), "1\n", "the aborted transaction wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_nothing_is_written() {
+    let c = Cluster::start(3, &["--max-key-bytes", "64", "--max-value-bytes", "1024"]);
+    c.wait_all_ready().await;
+    c.leader().await;
+    let before = c.status(c.leader().await).await.unwrap();
+
+    let long_key = "k".repeat(65);
+    let big_value = "v".repeat(1025);
+    for args in [
+        vec!["put", "", "x"],
+        vec!["put", long_key.as_str(), "x"],
+        vec!["put", "k", big_value.as_str()],
+        vec!["get", ""],
+        vec!["scan", "--start", "b", "--end", "a"],
+        vec!["scan", "--prefix", "p", "--start", "a"],
+        vec!["get", "k", "--at-ts", "18446744073709551615"],
+        vec!["remove", "--id", "42"],
+        vec!["transfer-leader", "--to", "42"],
+    ] {
+        let o = c.cli(&args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let e = stderr(&o);
+        assert!(
+            e.contains("invalid argument") || e.contains("not found"),
+            "{args:?}: unexpected error text {e:?}"
+        );
+    }
+    let o = c.cli(&["remove", "--id", "42"]);
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+
+    // Nothing reached the state machine: no user write was committed.
+    let o = c.cli(&["scan"]);
+    assert_eq!(stdout(&o), "");
+    let mut raw = c.raw(c.leader().await).await;
+    let r = raw
+        .raw_latest_commit_ts(brisk_proto::RawLatestCommitTsRequest {
+            key: vec![],
+            stale: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.found, "a commit happened: {r:?}");
+    assert!(before.term > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill9_fails_over_and_the_node_catches_up_after_restart() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let old = c.leader().await;
+    let survivor = c.running_ids().into_iter().find(|&i| i != old).unwrap();
+    let mut client = c.raw(survivor).await;
+    let mut acked = BTreeMap::new();
+    for i in 0..40 {
+        let (k, v) = (format!("k{i:03}"), format!("v{i}"));
+        put(&mut client, &k, &v).await.expect("acknowledged");
+        acked.insert(k, v);
+    }
+
+    c.kill9(old);
+    let started = std::time::Instant::now();
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failover took {:?}",
+        started.elapsed()
+    );
+
+    // Every acknowledged write is readable through the new cluster, and it takes writes.
+    let mut client = c.raw(new).await;
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&mut client, k, false).await.unwrap().as_ref(),
+            Some(v),
+            "{k}"
+        );
+    }
+    for i in 40..60 {
+        let (k, v) = (format!("k{i:03}"), format!("v{i}"));
+        put(&mut client, &k, &v)
+            .await
+            .expect("acknowledged after failover");
+        acked.insert(k, v);
+    }
+
+    // The killed node restarts, skips the snapshot rebuild and catches up.
+    c.spawn(old);
+    c.wait_ready(&[old]).await;
+    let target = c.status(new).await.unwrap().commit_index;
+    c.wait_applied(old, target).await;
+    let mut restarted = c.raw(old).await;
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&mut restarted, k, true).await.unwrap().as_ref(),
+            Some(v),
+            "{k} on restarted node"
+        );
+    }
+    let m = c.metrics(old);
+    assert!(
+        m.contains(r#"brisk_cold_start_total{outcome="skip""#),
+        "{m}"
+    );
+}
+
+async fn full_cluster_crash(extra: &[&str]) {
+    let mut c = Cluster::start(3, extra);
+    c.wait_all_ready().await;
+    c.leader().await;
+    let endpoints: Vec<u64> = c.running_ids();
+
+    // Writers run concurrently; the cluster is killed while they are still writing. A
+    // write counts only once acknowledged.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let mut client = c.raw(endpoints[w % 3]).await;
+        let tx = tx.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10_000 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let (k, v) = (format!("w{w}/{i:05}"), format!("value-{w}-{i}"));
+                let r = client
+                    .raw_put(brisk_proto::RawPutRequest {
+                        key: k.clone().into_bytes(),
+                        value: v.clone().into_bytes(),
+                    })
+                    .await;
+                match r {
+                    Ok(_) => {
+                        if tx.send((k, v)).is_err() {
+                            return;
+                        }
+                    }
+                    // Not acknowledged (e.g. the leader is still fencing its clock): go on.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }));
+    }
+    drop(tx);
+    // Let some writes be acknowledged, then kill every node mid-stream.
+    let mut acked = BTreeMap::new();
+    while acked.len() < 150 {
+        let (k, v) = rx.recv().await.expect("writers acknowledge writes");
+        acked.insert(k, v);
+    }
+    for id in c.running_ids() {
+        c.kill9(id);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in writers {
+        let _ = w.await;
+    }
+    while let Ok((k, v)) = rx.try_recv() {
+        acked.insert(k, v);
+    }
+
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let mut client = c.raw(leader).await;
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&mut client, k, false).await.unwrap().as_ref(),
+            Some(v),
+            "acknowledged write {k} lost after kill -9 of all nodes"
+        );
+    }
+    // Replicas converge to the same state.
+    let commit = c.status(leader).await.unwrap().commit_index;
+    for id in 1..=3 {
+        c.wait_applied(id, commit).await;
+    }
+    let d1 = digest(&c, 1).await.unwrap();
+    for id in 2..=3 {
+        let d = digest(&c, id).await.unwrap();
+        assert_eq!(d.0, d1.0, "node {id} differs from node 1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_nodes_kill9_and_restart_keep_every_acknowledged_write() {
+    full_cluster_crash(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nosync_mode_survives_kill9_of_all_nodes() {
+    full_cluster_crash(&["--fsm-sync", "nosync"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_learner_promote_and_remove() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    c.leader().await;
+    for i in 0..10 {
+        assert!(c.cli(&["put", &format!("m{i}"), "v"]).status.success());
+    }
+    // A fourth node, started empty, added as a learner through the CLI.
+    let id = c.add_node(&[]);
+    let addr = c.node(id).grpc.clone();
+    let o = c.cli(&["add-learner", "--id", &id.to_string(), "--addr", &addr]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("learner"), "{}", stdout(&o));
+    let o = c.cli(&["promote", "--id", &id.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = c.cli(&["members"]);
+    assert_eq!(stdout(&o).matches("voter").count(), 4, "{}", stdout(&o));
+
+    // The new voter has the data.
+    let leader = c.leader().await;
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.wait_applied(id, commit).await;
+    let mut raw = c.raw(id).await;
+    assert_eq!(
+        get(&mut raw, "m9", true).await.unwrap().as_deref(),
+        Some("v")
+    );
+
+    // Remove a founding follower; the cluster keeps serving.
+    let gone = c
+        .running_ids()
+        .into_iter()
+        .find(|&i| i != leader && i != id)
+        .unwrap();
+    let o = c.cli(&["remove", "--id", &gone.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = c.cli(&["members"]);
+    assert_eq!(stdout(&o).matches("voter").count(), 3, "{}", stdout(&o));
+    assert!(!stdout(&o).contains(&c.node(gone).grpc), "{}", stdout(&o));
+    c.kill9(gone);
+    assert!(c.cli(&["put", "after-remove", "ok"]).status.success());
+    let o = c.cli(&["get", "after-remove"]);
+    assert_eq!(stdout(&o), "ok\n");
+
+    // Leadership moves on request.
+    let to = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let o = c.cli(&["transfer-leader", "--to", &to.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(c.leader().await, to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_with_join_flag() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    c.leader().await;
+    assert!(c.cli(&["put", "j", "1"]).status.success());
+    let via = c.node(1).grpc.clone();
+    let id = c.add_node(&["--join", &via]);
+    wait_for(
+        "the joiner to be a member",
+        Duration::from_secs(20),
+        async || {
+            let o = c.cli(&["members"]);
+            stdout(&o).contains(&c.node(id).grpc).then_some(())
+        },
+    )
+    .await;
+    let commit = c.status(c.leader().await).await.unwrap().commit_index;
+    c.wait_applied(id, commit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_data_dir_is_refused() {
+    let c = Cluster::start(1, &[]);
+    c.wait_all_ready().await;
+    let o = std::process::Command::new(BIN)
+        .args(["serve", "--id", "1"])
+        .arg("--data-dir")
+        .arg(c.data_dir(1))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--http",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("is locked by"), "{e}");
+    // The running node is unaffected.
+    assert!(c.ready(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_receives_a_snapshot() {
+    let mut c = Cluster::start(3, &["--snapshot-every", "20", "--logs-to-keep", "5"]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let lagging = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    c.kill9(lagging);
+    let mut client = c.raw(leader).await;
+    for i in 0..80 {
+        put(&mut client, &format!("s{i:03}"), &format!("v{i}"))
+            .await
+            .expect("ack");
+    }
+    // The leader has compacted past what the lagging node has.
+    wait_for(
+        "leader log compaction",
+        Duration::from_secs(20),
+        async || {
+            let s = c.status(leader).await?;
+            (s.purged_index > 20).then_some(())
+        },
+    )
+    .await;
+
+    c.spawn(lagging);
+    c.wait_ready(&[lagging]).await;
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.wait_applied(lagging, commit).await;
+    let mut raw = c.raw(lagging).await;
+    for i in 0..80 {
+        assert_eq!(
+            get(&mut raw, &format!("s{i:03}"), true).await.unwrap(),
+            Some(format!("v{i}")),
+            "s{i:03} on the node that got the snapshot"
+        );
+    }
+    let m = c.metrics(lagging);
+    assert!(
+        m.contains("brisk_snapshots_installed_total"),
+        "no snapshot was installed:\n{m}"
+    );
+    assert_eq!(
+        digest(&c, lagging).await.unwrap().0,
+        digest(&c, leader).await.unwrap().0
+    );
+}

@@ -1,0 +1,404 @@
+//! A harness for multi-process tests: real `brisk serve` processes on 127.0.0.1 ports chosen
+//! at run time, real data directories, `kill -9`. Waits poll readiness signals with a
+//! deadline; nothing sleeps to synchronise.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use brisk_proto::raft_admin_client::RaftAdminClient;
+use brisk_proto::raw_kv_client::RawKvClient;
+use brisk_proto::*;
+use tonic::transport::Channel;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_brisk");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+pub struct Node {
+    pub id: u64,
+    pub grpc: String,
+    pub http: String,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    pub bootstrap: String,
+}
+
+/// GET `path` on `addr`; the HTTP status code, or None if unreachable.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((code, body))
+}
+
+/// Polls `f` every 20 ms until it returns Some or `timeout` passes.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Cluster {
+    /// Starts `n` nodes bootstrapped together; `extra` flags go to every node.
+    pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            nodes.push(Node {
+                id,
+                grpc: format!("127.0.0.1:{}", free_port()),
+                http: format!("127.0.0.1:{}", free_port()),
+                dir: tmp.path().join(format!("node-{id}")),
+                log: tmp.path().join(format!("node-{id}.log")),
+                args: extra.iter().map(|s| s.to_string()).collect(),
+                env: Vec::new(),
+                child: None,
+            });
+        }
+        let bootstrap = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.grpc))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            tmp,
+            nodes,
+            bootstrap,
+        };
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("node id exists")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("node id exists")
+    }
+
+    /// Starts (or restarts) node `id` with its original flags.
+    pub fn spawn(&mut self, id: u64) {
+        let bootstrap = self.bootstrap.clone();
+        let n = self.node_mut(id);
+        assert!(n.child.is_none(), "node {id} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .expect("open node log");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--id", &n.id.to_string()])
+            .arg("--data-dir")
+            .arg(&n.dir)
+            .args(["--listen", &n.grpc, "--http", &n.http]);
+        if !n.args.iter().any(|a| a == "--join") && !bootstrap.is_empty() {
+            cmd.args(["--bootstrap", &bootstrap]);
+        }
+        cmd.args(&n.args)
+            .env("RUST_LOG", "info")
+            .envs(n.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log);
+        n.child = Some(cmd.spawn().expect("spawn brisk serve"));
+    }
+
+    /// Adds a node that is not part of the bootstrap list (it joins later).
+    pub fn add_node(&mut self, args: &[&str]) -> u64 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        self.nodes.push(Node {
+            id,
+            grpc: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            dir: self.tmp.path().join(format!("node-{id}")),
+            log: self.tmp.path().join(format!("node-{id}.log")),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            child: None,
+        });
+        let saved = std::mem::take(&mut self.bootstrap);
+        self.spawn(id);
+        self.bootstrap = saved;
+        id
+    }
+
+    /// `kill -9`: no shutdown, no flush.
+    pub fn kill9(&mut self, id: u64) {
+        let n = self.node_mut(id);
+        if let Some(mut c) = n.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// Waits for node `id` to exit by itself (a crash point) and returns its exit status.
+    pub async fn wait_exit(&mut self, id: u64, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.node_mut(id);
+            let c = n.child.as_mut().expect("node is running");
+            if let Some(status) = c.try_wait().expect("try_wait") {
+                n.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn running_ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.running())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.running())
+            .map(|n| n.grpc.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn ready(&self, id: u64) -> bool {
+        matches!(http_get(&self.node(id).http, "/readyz"), Some((200, _)))
+    }
+
+    pub async fn wait_ready(&self, ids: &[u64]) {
+        for &id in ids {
+            wait_for(
+                &format!("node {id} /readyz"),
+                Duration::from_secs(30),
+                async || self.ready(id).then_some(()),
+            )
+            .await;
+        }
+    }
+
+    pub async fn wait_all_ready(&self) {
+        self.wait_ready(&self.running_ids()).await;
+    }
+
+    pub async fn admin(&self, id: u64) -> Option<RaftAdminClient<Channel>> {
+        let ch = Channel::from_shared(format!("http://{}", self.node(id).grpc))
+            .ok()?
+            .connect_timeout(Duration::from_millis(300))
+            .connect()
+            .await
+            .ok()?;
+        Some(RaftAdminClient::new(ch))
+    }
+
+    pub async fn raw(&self, id: u64) -> RawKvClient<Channel> {
+        let ch = Channel::from_shared(format!("http://{}", self.node(id).grpc))
+            .expect("uri")
+            .connect_lazy();
+        RawKvClient::new(ch)
+    }
+
+    pub async fn status(&self, id: u64) -> Option<StatusResponse> {
+        let mut c = self.admin(id).await?;
+        c.status(StatusRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// Waits until a running node reports itself leader (and the others agree) and returns it.
+    pub async fn leader(&self) -> u64 {
+        wait_for("a leader", Duration::from_secs(20), async || {
+            for id in self.running_ids() {
+                if let Some(s) = self.status(id).await {
+                    if s.role == "leader" {
+                        return Some(id);
+                    }
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64) {
+        wait_for(
+            &format!("node {id} applied >= {index}"),
+            Duration::from_secs(30),
+            async || {
+                let s = self.status(id).await?;
+                (s.applied_index >= index).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Runs the CLI against the running nodes.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("BRISK_ENDPOINTS", self.endpoints())
+            .output()
+            .expect("run brisk cli")
+    }
+
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self, id: u64) -> String {
+        http_get(&self.node(id).http, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    pub fn data_dir(&self, id: u64) -> &Path {
+        &self.node(id).dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- node {} log (last 40 lines) ----", n.id);
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+/// Puts `key=value` through node `via`, retrying while no leader is known. Returns the commit
+/// timestamp once acknowledged, or None if the cluster never acknowledged it.
+pub async fn put(client: &mut RawKvClient<Channel>, key: &str, value: &str) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client
+            .raw_put(RawPutRequest {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+            })
+            .await;
+        match r {
+            Ok(r) => return r.into_inner().result.map(|w| w.commit_ts),
+            Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+pub async fn get(
+    client: &mut RawKvClient<Channel>,
+    key: &str,
+    stale: bool,
+) -> Result<Option<String>, tonic::Status> {
+    let r = client
+        .raw_get(RawGetRequest {
+            key: key.as_bytes().to_vec(),
+            at_ts: 0,
+            stale,
+        })
+        .await?
+        .into_inner();
+    Ok(r.found
+        .then(|| String::from_utf8_lossy(&r.value).to_string()))
+}
+
+/// A hash of every key-value pair visible at the latest timestamp on node `id` (stale read,
+/// so it reflects exactly that replica's state).
+pub async fn digest(cluster: &Cluster, id: u64) -> Option<(u64, Vec<(String, String)>)> {
+    let mut c = cluster.raw(id).await;
+    let r = c
+        .raw_scan(RawScanRequest {
+            limit: 100_000,
+            stale: true,
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let pairs: Vec<(String, String)> = r
+        .pairs
+        .into_iter()
+        .map(|p| {
+            (
+                String::from_utf8_lossy(&p.key).to_string(),
+                String::from_utf8_lossy(&p.value).to_string(),
+            )
+        })
+        .collect();
+    let mut h: u64 = 1469598103934665603;
+    for (k, v) in &pairs {
+        for b in k.bytes().chain([0u8]).chain(v.bytes()).chain([1u8]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(1099511628211);
+        }
+    }
+    Some((h, pairs))
+}
