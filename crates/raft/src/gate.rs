@@ -48,6 +48,8 @@ pub enum Reason {
     BehindSnapshot,
     StoreMissing,
     Forced,
+    /// The snapshot to restore from failed verification; the node rebuilt from the leader.
+    VerifyFailed,
 }
 
 impl Outcome {
@@ -69,6 +71,7 @@ impl Reason {
             Reason::BehindSnapshot => "behind_snapshot",
             Reason::StoreMissing => "store_missing",
             Reason::Forced => "forced",
+            Reason::VerifyFailed => "verify_failed",
         }
     }
 }
@@ -89,7 +92,10 @@ impl fmt::Display for Reason {
 pub struct GateReport {
     pub outcome: Outcome,
     pub reason: Reason,
+    /// A as found in the store (None: missing meta, unreadable or missing store).
     pub applied_index: Option<u64>,
+    /// A of the store the node serves from after the gate (after a restore: X).
+    pub served_applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub open: Duration,
     pub gate: Duration,
@@ -206,6 +212,7 @@ pub fn run(
         outcome: d.outcome,
         reason: d.reason,
         applied_index: d.applied_index,
+        served_applied_index: d.applied_index,
         snapshot_index: d.snapshot_index,
         open: d.open,
         gate: Duration::ZERO,
@@ -219,7 +226,11 @@ pub fn run(
     }
     drop(d.store);
     let live = layout.state_machine();
-    let Some(snap) = snapshots.current()? else {
+    let verification = |source: SnapshotError| GateError::Verification {
+        check: source.check(),
+        source,
+    };
+    let Some(snap) = snapshots.current().map_err(verification)? else {
         // Nothing to restore from: a brand-new node, or a store without meta keys whose log
         // still starts at index 1, is rebuilt by replaying the whole log from an empty store.
         if log_compacted {
@@ -239,19 +250,18 @@ pub fn run(
             })?;
         }
         let store = Store::open(&live)?;
+        report.served_applied_index = None;
         report.gate = gate_started.elapsed();
         return Ok((store, report));
     };
     // I5: verify everything before changing anything.
     let t = Instant::now();
-    snap.verify().map_err(|source| GateError::Verification {
-        check: source.check(),
-        source,
-    })?;
+    snap.verify().map_err(verification)?;
     report.verify = t.elapsed();
     let t = Instant::now();
-    snapshots.restore(&snap)?;
+    snapshots.restore(&snap, mode == ColdStartMode::Auto)?;
     let store = Store::open_existing(&live)?;
+    report.served_applied_index = store.meta()?.applied.map(|a| a.index);
     report.restore = t.elapsed();
     report.gate = gate_started.elapsed();
     Ok((store, report))

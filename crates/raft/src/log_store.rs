@@ -98,6 +98,18 @@ impl LogStore {
         self.get_meta(KEY_PURGED)
     }
 
+    /// Drops every entry and the purged and committed markers, keeping the vote (fail-closed
+    /// recovery: the node re-fetches its state from the leader and must not double-vote).
+    pub fn reset_keep_vote(&self) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(u64::MAX));
+        batch.delete_cf(self.cf(CF_META), KEY_PURGED);
+        batch.delete_cf(self.cf(CF_META), KEY_COMMITTED);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(io_err)
+    }
+
     pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
         Ok(self.last_entry_log_id()?.or(self.last_purged()?))
     }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::gate::{self, ColdStartMode, GateError, GateReport};
 use crate::layout::DataLayout;
 use crate::log_store::LogStore;
 use crate::network::NetworkFactory;
+use crate::recovery;
 use crate::snapshot::SnapshotStore;
 use crate::state_machine::{SmShared, StateMachineStore};
 use crate::types::{BasicNode, BriskRaft, NodeId, TypeConfig};
@@ -107,6 +109,9 @@ pub struct RaftNode {
     /// The commit index this node knew when it started; readiness waits to apply it (I8).
     pub start_commit_index: u64,
     pub started_at: Instant,
+    /// Set while the node rebuilds from the leader after a failed verification (I5): it
+    /// neither votes nor campaigns.
+    pub recovering: Arc<AtomicBool>,
 }
 
 impl RaftNode {
@@ -141,11 +146,56 @@ impl RaftNode {
         let gate_layout = layout.clone();
         let gate_snapshots = snapshots.clone();
         let mode = config.cold_start;
-        let (store, report) = tokio::task::spawn_blocking(move || {
+        let gate_result = tokio::task::spawn_blocking(move || {
             gate::run(&gate_layout, &gate_snapshots, mode, log_compacted)
         })
         .await
-        .map_err(|e| NodeError::StateMachine(e.to_string()))??;
+        .map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        let mut recover_to = None;
+        let (store, report) = match gate_result {
+            Ok(r) => r,
+            Err(GateError::Verification { check, source }) => {
+                // I5: never serve from what failed verification. Rejoin empty if a leader
+                // can send a fresh snapshot, else refuse to start.
+                metrics::counter!("brisk_cold_start_verify_failed_total", "check" => check)
+                    .increment(1);
+                let peers = recovery::peer_addrs(&layout, &snapshots, config.id);
+                let has_leader = !peers.is_empty()
+                    && recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(10)).await;
+                if !has_leader {
+                    return Err(GateError::Verification { check, source }.into());
+                }
+                tracing::error!(
+                    check,
+                    error = %source,
+                    "snapshot failed verification; quarantining the state machine and re-fetching state from the leader"
+                );
+                let x = snapshots
+                    .read_pointer()
+                    .ok()
+                    .flatten()
+                    .map(|(_, t)| t.index)
+                    .unwrap_or(0);
+                log.reset_keep_vote().map_err(|e| log_err(e.to_string()))?;
+                let (store, quarantine) = recovery::quarantine_and_reset(&layout)
+                    .map_err(|e| NodeError::StateMachine(e.to_string()))?;
+                tracing::warn!(path = %quarantine.display(), "unverifiable state machine moved aside");
+                recover_to = Some(x.max(start_commit_index));
+                let report = GateReport {
+                    outcome: gate::Outcome::Restore,
+                    reason: gate::Reason::VerifyFailed,
+                    applied_index: None,
+                    served_applied_index: None,
+                    snapshot_index: Some(x),
+                    open: Duration::ZERO,
+                    gate: Duration::ZERO,
+                    verify: Duration::ZERO,
+                    restore: Duration::ZERO,
+                };
+                (store, report)
+            }
+            Err(e) => return Err(e.into()),
+        };
 
         let hlc = Arc::new(Hlc::new());
         let kv =
@@ -161,6 +211,8 @@ impl RaftNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.logs_to_keep,
             install_snapshot_timeout: 60_000,
+            // A recovering node must not campaign until it holds verified state again.
+            enable_elect: recover_to.is_none(),
             ..Default::default()
         }
         .validate()
@@ -182,10 +234,14 @@ impl RaftNode {
             sm,
             log,
             gate: report,
-            start_commit_index,
+            start_commit_index: recover_to.unwrap_or(start_commit_index),
             started_at: process_started,
+            recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
         });
         node.record_gate();
+        if let Some(target) = recover_to {
+            node.spawn_recovery_watch(target);
+        }
         Ok(node)
     }
 
@@ -194,6 +250,9 @@ impl RaftNode {
         metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
             .increment(1);
         metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
+        // The applied index of the store the node serves from (after a restore: X).
+        metrics::gauge!("brisk_cold_start_applied_index")
+            .set(g.served_applied_index.map(|a| a as f64).unwrap_or(-1.0));
         for (phase, d) in [
             ("open", g.open),
             ("gate", g.gate),
@@ -386,6 +445,28 @@ impl RaftNode {
                 }
             }
         })
+    }
+
+    /// Ends recovery once the node has applied past the snapshot it could not verify and
+    /// the commit index it knew: from then on it votes and campaigns again.
+    fn spawn_recovery_watch(self: &Arc<Self>, target: u64) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let m = node.metrics();
+                if m.running_state.is_err() {
+                    return;
+                }
+                let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+                if applied >= target {
+                    node.recovering.store(false, Ordering::SeqCst);
+                    node.raft.runtime_config().elect(true);
+                    tracing::info!(applied, target, "recovered from the leader; voting again");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
     }
 
     pub async fn shutdown(&self) {

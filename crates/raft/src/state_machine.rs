@@ -149,7 +149,7 @@ impl SmShared {
         let snap = self.snapshots.adopt(incoming).map_err(other)?;
         let live = self.snapshots.layout().state_machine();
         self.kv.swap_store(|| -> io::Result<Store> {
-            self.snapshots.restore(&snap).map_err(other)?;
+            self.snapshots.restore(&snap, true).map_err(other)?;
             Store::open_existing(&live).map_err(other)
         })?;
         self.reload_membership()?;

@@ -3,9 +3,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use brisk_proto::raft_transport_server::RaftTransport;
-use brisk_proto::{snapshot_chunk, RaftMessage, SnapshotChunk};
+use brisk_proto::{
+    snapshot_chunk, AllowLogResetRequest, AllowLogResetResponse, RaftMessage, SnapshotChunk,
+};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
@@ -20,15 +24,32 @@ pub struct RaftTransportService {
     raft: BriskRaft,
     snapshots: SnapshotStore,
     max_snapshot_bytes: u64,
+    /// While set (fail-closed recovery, I5) this node grants no votes.
+    recovering: Arc<AtomicBool>,
 }
 
 impl RaftTransportService {
-    pub fn new(raft: BriskRaft, snapshots: SnapshotStore, max_snapshot_bytes: u64) -> Self {
+    pub fn new(
+        raft: BriskRaft,
+        snapshots: SnapshotStore,
+        max_snapshot_bytes: u64,
+        recovering: Arc<AtomicBool>,
+    ) -> Self {
         RaftTransportService {
             raft,
             snapshots,
             max_snapshot_bytes,
+            recovering,
         }
+    }
+
+    fn refuse_votes_while_recovering(&self) -> Result<(), Status> {
+        if self.recovering.load(Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "recovering from a failed snapshot verification; not voting",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -57,12 +78,14 @@ impl RaftTransport for RaftTransportService {
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.refuse_votes_while_recovering()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.vote(rpc).await.map_err(raft_err)?;
         reply(&resp)
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.refuse_votes_while_recovering()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.pre_vote(rpc).await.map_err(raft_err)?;
         reply(&resp)
@@ -79,6 +102,27 @@ impl RaftTransport for RaftTransportService {
             .await
             .map_err(raft_err)?;
         reply(&resp)
+    }
+
+    async fn allow_log_reset(
+        &self,
+        req: Request<AllowLogResetRequest>,
+    ) -> Result<Response<AllowLogResetResponse>, Status> {
+        let id = req.into_inner().node_id;
+        if !self.raft.is_leader() {
+            return Err(Status::failed_precondition("not the leader"));
+        }
+        match self.raft.trigger().allow_next_revert(&id, true).await {
+            Ok(Ok(())) => {
+                tracing::warn!(
+                    node = id,
+                    "allowing the node's log to be reset once (it rejoins after a failed snapshot verification)"
+                );
+                Ok(Response::new(AllowLogResetResponse {}))
+            }
+            Ok(Err(e)) => Err(Status::failed_precondition(e.to_string())),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
     }
 
     async fn install_snapshot(

@@ -24,6 +24,8 @@ pub struct BenchArgs {
 pub enum BenchCmd {
     /// Put/get/txn load from N concurrent clients.
     Load(LoadArgs),
+    /// Restart time versus data size (starts its own 3-node cluster).
+    ColdStart(crate::bench_cold_start::ColdStartArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,6 +203,7 @@ async fn client_loop(
 pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     match a.cmd {
         BenchCmd::Load(l) => load(l).await,
+        BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `brisk`: the server binary and its command-line tools.
 
 mod bench;
+mod bench_cold_start;
 mod client;
 mod config;
 mod dev;

@@ -141,6 +141,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         node.raft.clone(),
         node.sm.snapshots.clone(),
         cfg.max_snapshot_bytes,
+        node.recovering.clone(),
     );
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)

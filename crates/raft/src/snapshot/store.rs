@@ -402,7 +402,8 @@ impl SnapshotStore {
     /// Crash safety (crash points 5): before the swap the old `sm` is intact; between the two
     /// renames `sm` is missing and the gate restores again (`store_missing`); after the swap
     /// the leftover `sm.old` is removed at the next start.
-    pub fn restore(&self, snap: &SnapshotDir) -> Result<(), SnapshotError> {
+    /// `link == false` copies every file instead (the `always-restore` baseline: O(data)).
+    pub fn restore(&self, snap: &SnapshotDir, link: bool) -> Result<(), SnapshotError> {
         let tmp = self.layout.restore_tmp();
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
@@ -411,7 +412,7 @@ impl SnapshotStore {
         for f in &snap.manifest.files {
             let src = snap.path.join(&f.name);
             let dst = tmp.join(&f.name);
-            if f.name.ends_with(".sst") {
+            if link && f.name.ends_with(".sst") {
                 fs::hard_link(&src, &dst).map_err(io_at(&dst))?;
             } else {
                 fs::copy(&src, &dst).map_err(io_at(&dst))?;

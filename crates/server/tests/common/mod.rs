@@ -152,6 +152,37 @@ impl Cluster {
         n.child = Some(cmd.spawn().expect("spawn brisk serve"));
     }
 
+    /// Restarts node `id` with extra environment variables (e.g. an armed crash point).
+    pub fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
+        self.node_mut(id).env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn(id);
+        self.node_mut(id).env.clear();
+    }
+
+    /// The cold-start decision node `id` recorded: (outcome, reason, applied index at the gate).
+    pub fn cold_start(&self, id: u64) -> Option<(String, String, i64)> {
+        let m = self.metrics(id);
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("brisk_cold_start_total{"))?;
+        let field = |name: &str| -> Option<String> {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let end = line[start..].find('"')? + start;
+            Some(line[start..end].to_string())
+        };
+        let applied = m
+            .lines()
+            .find(|l| l.starts_with("brisk_cold_start_applied_index "))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<f64>()
+            .ok()? as i64;
+        Some((field("outcome")?, field("reason")?, applied))
+    }
+
     /// Adds a node that is not part of the bootstrap list (it joins later).
     pub fn add_node(&mut self, args: &[&str]) -> u64 {
         let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
@@ -317,6 +348,16 @@ impl Drop for Cluster {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            // A node that panicked (e.g. openraft's core on an unexpected log reversion) fails
+            // the test even if the scenario's own checks passed.
+            for n in &self.nodes {
+                let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                if let Some(line) = log.lines().find(|l| l.contains("panicked at")) {
+                    panic!("node {} panicked: {line}", n.id);
+                }
             }
         }
         if std::thread::panicking() {

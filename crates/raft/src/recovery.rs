@@ -1,0 +1,126 @@
+//! Fail-closed recovery (design/cold-start.md I5): a node whose snapshot fails verification
+//! never serves from it. If the cluster has a leader, the node quarantines its state machine,
+//! starts from an empty one with an empty log (its vote kept), refuses to vote or campaign,
+//! and catches up by receiving a fresh snapshot from the leader. If no leader answers, it
+//! refuses to start with the verification error.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use brisk_proto::raft_admin_client::RaftAdminClient;
+use brisk_proto::raft_transport_client::RaftTransportClient;
+use brisk_proto::{AllowLogResetRequest, StatusRequest};
+use brisk_storage::{StorageError, Store};
+use tonic::transport::Endpoint;
+
+use crate::codec;
+use crate::layout::DataLayout;
+use crate::snapshot::{SnapshotDir, SnapshotStore};
+use crate::types::{NodeId, StoredMembership};
+
+/// The other members' addresses, from whatever this node can still read: the store's
+/// membership meta key, else the snapshot's manifest. Only used to find a leader.
+pub fn peer_addrs(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) -> Vec<String> {
+    let mut membership: Option<StoredMembership> = Store::open_read_only(&layout.state_machine())
+        .ok()
+        .and_then(|s| s.meta().ok())
+        .and_then(|m| m.membership)
+        .filter(|raw| !raw.is_empty())
+        .and_then(|raw| codec::decode(&raw).ok());
+    if membership.is_none() {
+        membership = snapshots
+            .read_pointer()
+            .ok()
+            .flatten()
+            .and_then(|(dir, _)| SnapshotDir::open(&layout.snapshots().join(dir)).ok())
+            .map(|s| s.manifest.membership);
+    }
+    membership
+        .map(|m| {
+            m.membership()
+                .nodes()
+                .filter(|(id, _)| **id != me)
+                .map(|(_, n)| n.addr.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Finds the leader through the peers and asks it to accept this node's log going
+/// backwards once (openraft treats a reverted follower log as a fault unless told). True once
+/// a leader agreed, within `patience`.
+pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        for addr in peers {
+            let Some(leader_addr) = leader_via(addr, me).await else {
+                continue;
+            };
+            let Some(ch) = channel(&leader_addr).await else {
+                continue;
+            };
+            let mut req = tonic::Request::new(AllowLogResetRequest { node_id: me });
+            req.set_timeout(Duration::from_secs(2));
+            match RaftTransportClient::new(ch).allow_log_reset(req).await {
+                Ok(_) => return true,
+                Err(s) => {
+                    tracing::warn!(leader = %leader_addr, error = %s.message(), "leader refused the log reset")
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn channel(addr: &str) -> Option<tonic::transport::Channel> {
+    let ep = Endpoint::from_shared(format!("http://{addr}")).ok()?;
+    ep.connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .ok()
+}
+
+/// The leader's address as `addr` reports it, if it knows a leader other than us.
+async fn leader_via(addr: &str, me: NodeId) -> Option<String> {
+    let ch = channel(addr).await?;
+    let mut req = tonic::Request::new(StatusRequest {});
+    req.set_timeout(Duration::from_secs(1));
+    let s = RaftAdminClient::new(ch)
+        .status(req)
+        .await
+        .ok()?
+        .into_inner();
+    (s.has_leader && s.leader_id != me && !s.leader_addr.is_empty()).then_some(s.leader_addr)
+}
+
+/// Moves the unverifiable state machine and the snapshot pointer aside (kept for the
+/// operator, never served from: openraft would otherwise install the pointed-to snapshot at
+/// start) and opens an empty state machine in their place.
+pub fn quarantine_and_reset(layout: &DataLayout) -> Result<(Store, PathBuf), StorageError> {
+    let live = layout.state_machine();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let pointer = layout.snapshot_pointer();
+    if pointer.exists() {
+        let aside = layout
+            .snapshots()
+            .join(format!("CURRENT.quarantine-{nanos}"));
+        std::fs::rename(&pointer, &aside).map_err(|source| StorageError::Io {
+            path: aside,
+            source,
+        })?;
+    }
+    let quarantine = layout.path().join(format!("sm.quarantine-{nanos}"));
+    if live.exists() {
+        std::fs::rename(&live, &quarantine).map_err(|source| StorageError::Io {
+            path: quarantine.clone(),
+            source,
+        })?;
+    }
+    Ok((Store::open(&live)?, quarantine))
+}

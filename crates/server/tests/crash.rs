@@ -1,0 +1,312 @@
+//! The crash-point matrix (design/cold-start.md, "Crash points every release must survive").
+//!
+//! Each test runs a real 3-node cluster under write load, arms one named crash point in a
+//! follower (`BRISK_CRASH_AT`, which aborts the process like `kill -9`), waits for the node to
+//! die there, restarts it, and checks: no acknowledged write is lost, the applied index did
+//! not go backwards, the node's keyspace equals its peers' at the same index, and the
+//! cold-start gate made the expected decision.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+/// Small snapshot interval and log tail so snapshots, compaction and transfers happen under
+/// a short load.
+const FLAGS: &[&str] = &["--snapshot-every", "25", "--logs-to-keep", "5"];
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<BTreeMap<String, String>>,
+    pub acked: Arc<AtomicU64>,
+}
+
+impl Load {
+    /// Writes distinct keys through node `via` until stopped; returns what was acknowledged.
+    async fn start(c: &Cluster, via: u64, tag: &str) -> Load {
+        let mut client = c.raw(via).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let (s, a, tag) = (stop.clone(), acked.clone(), tag.to_string());
+        let task = tokio::spawn(async move {
+            let mut done = BTreeMap::new();
+            let mut i = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                let (k, v) = (format!("{tag}/{i:06}"), format!("v{i}"));
+                if put(&mut client, &k, &v).await.is_some() {
+                    done.insert(k, v);
+                    a.fetch_add(1, Ordering::SeqCst);
+                }
+                i += 1;
+            }
+            done
+        });
+        Load { stop, task, acked }
+    }
+
+    async fn wait_acked(&self, n: u64) {
+        wait_for(
+            &format!("{n} acknowledged writes"),
+            Duration::from_secs(60),
+            async || (self.acked.load(Ordering::SeqCst) >= n).then_some(()),
+        )
+        .await;
+    }
+
+    async fn finish(self) -> BTreeMap<String, String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("load task")
+    }
+}
+
+/// Polls node `id` until it exits, remembering the highest applied index it reported.
+async fn wait_crash(c: &mut Cluster, id: u64, load: &Load) -> u64 {
+    let mut max_applied = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = c.status(id).await {
+            max_applied = max_applied.max(s.applied_index);
+        }
+        let n = c.nodes.iter_mut().find(|n| n.id == id).unwrap();
+        if let Some(status) = n.child.as_mut().unwrap().try_wait().unwrap() {
+            n.child = None;
+            assert!(
+                !status.success(),
+                "node {id} exited cleanly instead of crashing"
+            );
+            return max_applied;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {id} never reached its crash point ({} writes acknowledged)",
+            load.acked.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Restarts `id` unarmed and checks every invariant after the crash.
+async fn check_recovery(
+    c: &mut Cluster,
+    id: u64,
+    leader: u64,
+    load: Load,
+    max_applied: u64,
+    expect: &[(&str, &str)],
+) {
+    c.spawn(id);
+    c.wait_ready(&[id]).await;
+    let (outcome, reason, gate_applied) = c.cold_start(id).expect("cold start metrics");
+    assert!(
+        expect.iter().any(|(o, r)| *o == outcome && *r == reason),
+        "gate decided {outcome}/{reason}, expected one of {expect:?}"
+    );
+    assert!(
+        max_applied == 0 || gate_applied >= max_applied as i64,
+        "applied index went backwards: {max_applied} before the crash, {gate_applied} after"
+    );
+    let acked = load.finish().await;
+    assert!(!acked.is_empty());
+    let commit = c.status(leader).await.unwrap().commit_index;
+    for n in c.running_ids() {
+        c.wait_applied(n, commit).await;
+    }
+    let mut client = c.raw(id).await;
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&mut client, k, true).await.unwrap().as_ref(),
+            Some(v),
+            "acknowledged {k} missing on node {id}"
+        );
+    }
+    let mine = digest(c, id).await.unwrap();
+    for peer in c.running_ids() {
+        let theirs = digest(c, peer).await.unwrap();
+        assert_eq!(
+            mine.0, theirs.0,
+            "node {id} and node {peer} differ at index {commit}"
+        );
+    }
+    assert!(mine.1.len() >= acked.len());
+}
+
+/// A follower armed with `point` from the start of the load (points on the apply and
+/// snapshot-building paths).
+async fn local_point(point: &str, skip: &str, expect: &[(&str, &str)]) {
+    let mut c = Cluster::start(3, FLAGS);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    c.kill9(f);
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", point), ("BRISK_CRASH_AFTER", skip)]);
+    c.wait_ready(&[f]).await;
+    let load = Load::start(&c, leader, point).await;
+    let max_applied = wait_crash(&mut c, f, &load).await;
+    load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
+        .await;
+    check_recovery(&mut c, f, leader, load, max_applied, expect).await;
+}
+
+/// A follower that fell behind the leader's compacted log and receives a snapshot, armed
+/// with `point` on the receive/restore path.
+async fn transfer_point(point: &str, expect: &[(&str, &str)]) {
+    let mut c = Cluster::start(3, FLAGS);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let load = Load::start(&c, leader, point).await;
+    load.wait_acked(10).await;
+    c.kill9(f);
+    // Wait until the leader compacted past the dead node's log: it can only catch up by
+    // receiving a snapshot.
+    let f_last = brisk_raft::log_store::LogSummary::read_only(&c.data_dir(f).join("raft-log"))
+        .expect("read the dead node's log")
+        .last_log_id
+        .map(|l| l.index)
+        .unwrap_or(0);
+    wait_for(
+        "leader compaction past the dead node",
+        Duration::from_secs(60),
+        async || {
+            let s = c.status(leader).await?;
+            (s.purged_index > f_last).then_some(())
+        },
+    )
+    .await;
+    // Whatever the node applied before it was killed is durable (sync mode).
+    let durable = brisk_storage::Store::open_read_only(&c.data_dir(f).join("sm"))
+        .ok()
+        .and_then(|s| s.meta().ok())
+        .and_then(|m| m.applied)
+        .map(|a| a.index)
+        .unwrap_or(0);
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", point)]);
+    let observed = wait_crash(&mut c, f, &load).await;
+    check_recovery(&mut c, f, leader, load, durable.max(observed), expect).await;
+}
+
+const SKIP_ANY: &[(&str, &str)] = &[("skip", "none"), ("skip", "no_snapshot")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_apply_before_ack() {
+    local_point("apply_before_ack", "30", SKIP_ANY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_snapshot_files_before_manifest() {
+    // The first snapshot dies before its manifest: no pointer yet.
+    local_point("snapshot_before_manifest", "0", &[("skip", "no_snapshot")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_manifest_before_pointer() {
+    local_point("snapshot_before_pointer", "0", &[("skip", "no_snapshot")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_pointer_before_purge() {
+    // The pointer moved; the store is at or past it.
+    local_point("pointer_before_purge", "0", &[("skip", "none")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_in_the_middle_of_log_purge() {
+    local_point("mid_purge", "0", &[("skip", "none")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_snapshot_transfer() {
+    transfer_point("receive_mid_transfer", SKIP_ANY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_transfer_before_install() {
+    transfer_point("receive_before_install", SKIP_ANY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_restore_before_swap() {
+    // The received snapshot was adopted as the restart point, the store is behind it.
+    transfer_point("restore_before_swap", &[("restore", "behind_snapshot")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_swap_before_cleanup() {
+    transfer_point("restore_before_cleanup", &[("skip", "none")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_without_applied_meta_is_restored_from_snapshot() {
+    // The upgrade case: a store written by a version without the applied-index meta key.
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let load = Load::start(&c, leader, "upgrade").await;
+    load.wait_acked(40).await;
+    let f_addr = c.node(f).grpc.clone();
+    let o = c.cli(&["snapshot", "--endpoints", &f_addr]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    c.kill9(f);
+    {
+        let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
+        store.remove_applied_for_test().unwrap();
+        assert!(store.meta().unwrap().applied.is_none());
+    }
+    load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
+        .await;
+    check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_leader() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let load = Load::start(&c, leader, "verify").await;
+    load.wait_acked(40).await;
+    let f_addr = c.node(f).grpc.clone();
+    let o = c.cli(&["snapshot", "--endpoints", &f_addr]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    c.kill9(f);
+    // The store needs a restore (no applied meta) and the snapshot it would restore from is
+    // corrupt.
+    {
+        let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
+        store.remove_applied_for_test().unwrap();
+    }
+    let snaps = c.data_dir(f).join("snapshots");
+    let snap_dir = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap-")
+        })
+        .expect("the follower has a snapshot");
+    let sst = std::fs::read_dir(&snap_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "sst"))
+        .expect("an sst file");
+    let mut bytes = std::fs::read(&sst).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&sst, bytes).unwrap();
+
+    load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
+        .await;
+    check_recovery(&mut c, f, leader, load, 0, &[("restore", "verify_failed")]).await;
+    let m = c.metrics(f);
+    assert!(
+        m.contains(r#"brisk_cold_start_verify_failed_total{check="file_crc"} 1"#),
+        "{m}"
+    );
+    assert!(c.log_text(f).contains("snapshot failed verification"));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building brisk needs and is not on a fresh Debian machine with the Rust
+# toolchain: libclang-dev (bindgen, for RocksDB). Idempotent; quiet when all is present.
+set -euo pipefail
+
+need_apt=()
+if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  need_apt+=(libclang-dev)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# One target directory outside the clone, so RocksDB's C++ build (the slow part) is done
+# once per machine and reused by later clones and CI runs.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/brisk-target}"
+mkdir -p "$CARGO_TARGET_DIR"
