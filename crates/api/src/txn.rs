@@ -176,6 +176,17 @@ impl TransactionalKv for TxnService {
                 }),
                 log_index,
             }),
+            Ok((
+                KvResponse::InvalidStartTs {
+                    start_ts,
+                    last_commit_ts,
+                },
+                _,
+            )) => {
+                return Err(Status::invalid_argument(format!(
+                    "start_ts {start_ts} is above the last commit timestamp {last_commit_ts}; use the start_ts Begin returns"
+                )))
+            }
             Ok((other, _)) => Err(ProposeError::Fatal(format!(
                 "unexpected apply result {other:?}"
             ))),

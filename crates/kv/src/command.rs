@@ -96,6 +96,11 @@ pub enum Response {
     LeaseRenewed {
         ceiling_ms: u64,
     },
+    /// The transaction aborted: its `start_ts` is above every commit (not from `Begin`).
+    InvalidStartTs {
+        start_ts: u64,
+        last_commit_ts: u64,
+    },
     /// Blank and membership entries.
     Applied,
 }

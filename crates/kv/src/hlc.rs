@@ -106,7 +106,7 @@ impl Hlc {
         } else {
             // Same or earlier millisecond: advance the logical part (it carries into the
             // physical part when it overflows, which the ceiling check below bounds).
-            s.last + 1
+            s.last.saturating_add(1)
         };
         if physical_ms(candidate) >= s.ceiling_ms {
             return Err(HlcError::CeilingReached {

@@ -59,21 +59,22 @@ impl KvStateMachine {
         &self,
         reopen: impl FnOnce() -> Result<Store, E>,
     ) -> Result<(), E> {
-        {
-            let mut guard = self.store.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(old) = guard.take() {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                if Arc::strong_count(&old) > 1 {
-                    *guard = Some(old);
-                    return Err(StorageError::Busy.into());
-                }
-                drop(old);
+        // Take the store out, then wait without holding the lock: new reads fail fast with
+        // `Closed` (retryable) instead of blocking behind the swap.
+        let old = self.store.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(old) = old {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            *guard = Some(Arc::new(reopen()?));
+            if Arc::strong_count(&old) > 1 {
+                *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(old);
+                return Err(StorageError::Busy.into());
+            }
+            drop(old);
         }
+        let new = reopen()?;
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(new));
         self.load_header()?;
         Ok(())
     }
@@ -101,7 +102,7 @@ impl KvStateMachine {
         };
         // Commit timestamps increase in log order, whatever order the leader issued them in.
         let last = self.last_commit_ts();
-        let next_ts = |floor: u64| request.ts.max(last + 1).max(floor);
+        let next_ts = |floor: u64| request.ts.max(last.saturating_add(1)).max(floor);
         let response = match &request.command {
             Command::Put { key, value } => {
                 let ts = next_ts(0);
@@ -131,6 +132,19 @@ impl KvStateMachine {
                 Response::Written {
                     commit_ts: ts,
                     deleted: live.len() as u64,
+                }
+            }
+            Command::Txn {
+                start_ts,
+                mutations,
+                read_set,
+            } if *start_ts > last => {
+                // A start_ts above every commit was not handed out by Begin (Begin returns the
+                // last applied commit timestamp). Committing it would drag every later
+                // timestamp into the future, so it aborts here, on every replica alike.
+                Response::InvalidStartTs {
+                    start_ts: *start_ts,
+                    last_commit_ts: last,
                 }
             }
             Command::Txn {
@@ -419,11 +433,12 @@ mod tests {
             }
         );
         // No conflict when start_ts covers every commit; commit_ts > start_ts.
-        let r = f.apply(0, Some(txn(t2 + 1000, "x", vec!["y"])));
-        match r {
-            Response::Written { commit_ts, .. } => assert!(commit_ts > t2 + 1000),
+        let r = f.apply(0, Some(txn(t2, "x", vec!["y"])));
+        let t3 = match r {
+            Response::Written { commit_ts, .. } => commit_ts,
             r => panic!("{r:?}"),
-        }
+        };
+        assert!(t3 > t2);
         // A deleted key conflicts too (a tombstone is a commit).
         let td = match f.apply(0, Some(Command::Delete { key: "y".into() })) {
             Response::Written { commit_ts, .. } => commit_ts,
@@ -431,6 +446,43 @@ mod tests {
         };
         let r = f.apply(0, Some(txn(td - 1, "y", vec![])));
         assert!(matches!(r, Response::Conflict { .. }), "{r:?}");
+    }
+
+    #[test]
+    fn a_start_ts_above_every_commit_aborts_without_writing() {
+        let mut f = Fixture::new();
+        let t = f.put(100, "k", "v");
+        let r = f.apply(
+            0,
+            Some(Command::Txn {
+                start_ts: u64::MAX - 1,
+                mutations: vec![Mutation::Put {
+                    key: "k".into(),
+                    value: "x".into(),
+                }],
+                read_set: vec![],
+            }),
+        );
+        assert_eq!(
+            r,
+            Response::InvalidStartTs {
+                start_ts: u64::MAX - 1,
+                last_commit_ts: t
+            }
+        );
+        assert_eq!(f.get("k", u64::MAX).as_deref(), Some("v"));
+        assert_eq!(
+            f.sm.last_commit_ts(),
+            t,
+            "commit timestamps were not dragged forward"
+        );
+        assert_eq!(
+            f.applied_index(),
+            f.index,
+            "the aborted entry still moved the applied index"
+        );
+        // Later commits keep normal timestamps.
+        assert_eq!(f.put(200, "k", "w"), 200);
     }
 
     #[test]

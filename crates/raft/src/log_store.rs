@@ -224,7 +224,38 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         self.get_meta(KEY_VOTE)
     }
+
+    /// Replication reads: at most [`REPLICATION_BATCH_BYTES`] of encoded entries (at least one
+    /// entry), so one AppendEntries stays far below the transport's message limit whatever
+    /// the value sizes.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let it = self.db.iterator_cf(
+            self.cf(CF_LOGS),
+            IteratorMode::From(&index_key(start), Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item.map_err(io_err)?;
+            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes")
+            })?);
+            if idx >= end || (!out.is_empty() && bytes + v.len() > REPLICATION_BATCH_BYTES) {
+                break;
+            }
+            bytes += v.len();
+            out.push(codec::decode(&v)?);
+        }
+        Ok(out)
+    }
 }
+
+/// Byte budget of one replication read (see `limited_get_log_entries`).
+pub const REPLICATION_BATCH_BYTES: usize = 64 << 20;
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;

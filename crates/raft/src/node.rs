@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
+    /// How the leader confirms it still leads before a linearizable read.
+    pub read_policy: ReadPolicy,
 }
 
 impl NodeConfig {
@@ -58,6 +60,7 @@ impl NodeConfig {
             heartbeat_ms: 100,
             election_min_ms: 500,
             election_max_ms: 1_000,
+            read_policy: ReadPolicy::ReadIndex,
         }
     }
 }
@@ -160,11 +163,14 @@ impl RaftNode {
                 metrics::counter!("brisk_cold_start_verify_failed_total", "check" => check)
                     .increment(1);
                 let peers = recovery::peer_addrs(&layout, &snapshots, config.id);
-                let has_leader = !peers.is_empty()
-                    && recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(10)).await;
-                if !has_leader {
+                let leader_last = if peers.is_empty() {
+                    None
+                } else {
+                    recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(10)).await
+                };
+                let Some(leader_last) = leader_last else {
                     return Err(GateError::Verification { check, source }.into());
-                }
+                };
                 tracing::error!(
                     check,
                     error = %source,
@@ -180,7 +186,7 @@ impl RaftNode {
                 let (store, quarantine) = recovery::quarantine_and_reset(&layout)
                     .map_err(|e| NodeError::StateMachine(e.to_string()))?;
                 tracing::warn!(path = %quarantine.display(), "unverifiable state machine moved aside");
-                recover_to = Some(x.max(start_commit_index));
+                recover_to = Some(x.max(start_commit_index).max(leader_last));
                 let report = GateReport {
                     outcome: gate::Outcome::Restore,
                     reason: gate::Reason::VerifyFailed,
@@ -377,16 +383,34 @@ impl RaftNode {
         }
     }
 
-    /// Read-index barrier: returns once this node (the leader) has applied everything
-    /// committed before the call (linearizable reads).
+    /// Read barrier: returns once this node (the leader) confirmed with a quorum that it
+    /// still leads (per the read policy) and has applied everything committed before the call
+    /// (linearizable reads). Waits on the state machine's own applied index rather than
+    /// openraft's metrics, which are published less eagerly.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => Ok(()),
+        let read_log_id = match self
+            .raft
+            .get_read_log_id(self.config.read_policy.clone())
+            .await
+        {
+            Ok((read_log_id, _)) => read_log_id,
             Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(
                 _,
-            ))) => Err(self.not_leader()),
-            Err(RaftError::APIError(e)) => Err(ProposeError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(f)) => Err(ProposeError::Fatal(f.to_string())),
+            ))) => return Err(self.not_leader()),
+            Err(RaftError::APIError(e)) => return Err(ProposeError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(f)) => return Err(ProposeError::Fatal(f.to_string())),
+        };
+        if self
+            .sm
+            .wait_applied(read_log_id.index(), Duration::from_secs(10))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(ProposeError::Unavailable(format!(
+                "the state machine did not apply index {} within 10 s",
+                read_log_id.index()
+            )))
         }
     }
 

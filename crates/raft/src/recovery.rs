@@ -47,9 +47,11 @@ pub fn peer_addrs(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) ->
 }
 
 /// Finds the leader through the peers and asks it to accept this node's log going
-/// backwards once (openraft treats a reverted follower log as a fault unless told). True once
-/// a leader agreed, within `patience`.
-pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) -> bool {
+/// backwards once (openraft treats a reverted follower log as a fault unless told). Returns
+/// the leader's last log index once a leader agreed (None if none did within `patience`):
+/// the node may vote again only after applying that far, so it never votes with a log
+/// shorter than what it may have helped commit.
+pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) -> Option<u64> {
     let deadline = Instant::now() + patience;
     loop {
         for addr in peers {
@@ -61,15 +63,27 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
             };
             let mut req = tonic::Request::new(AllowLogResetRequest { node_id: me });
             req.set_timeout(Duration::from_secs(2));
-            match RaftTransportClient::new(ch).allow_log_reset(req).await {
-                Ok(_) => return true,
+            match RaftTransportClient::new(ch.clone())
+                .allow_log_reset(req)
+                .await
+            {
+                Ok(_) => {
+                    let mut req = tonic::Request::new(StatusRequest {});
+                    req.set_timeout(Duration::from_secs(1));
+                    let last = RaftAdminClient::new(ch)
+                        .status(req)
+                        .await
+                        .map(|s| s.into_inner().last_log_index)
+                        .unwrap_or(0);
+                    return Some(last);
+                }
                 Err(s) => {
                     tracing::warn!(leader = %leader_addr, error = %s.message(), "leader refused the log reset")
                 }
             }
         }
         if Instant::now() >= deadline {
-            return false;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -27,6 +27,8 @@ pub struct SmShared {
     /// Membership in force after the last applied entry (also stored in every batch, I1).
     membership: Mutex<StoredMembership>,
     sync: bool,
+    /// The last applied index, published after each applied run (read barriers wait on it).
+    applied_index: tokio::sync::watch::Sender<u64>,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -45,8 +47,10 @@ impl SmShared {
             apply_lock: Mutex::new(()),
             membership: Mutex::new(StoredMembership::default()),
             sync,
+            applied_index: tokio::sync::watch::channel(0).0,
         });
         shared.reload_membership()?;
+        shared.publish_applied()?;
         Ok(shared)
     }
 
@@ -63,6 +67,20 @@ impl SmShared {
     pub fn applied(&self) -> io::Result<Option<LogId>> {
         let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
         Ok(meta.applied.as_ref().map(from_applied))
+    }
+
+    fn publish_applied(&self) -> io::Result<()> {
+        let index = self.applied()?.map(|l| l.index).unwrap_or(0);
+        self.applied_index.send_replace(index);
+        Ok(())
+    }
+
+    /// Waits until the state machine has applied `index` (or `timeout` passes: false).
+    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.applied_index.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|&a| a >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub fn membership(&self) -> StoredMembership {
@@ -103,6 +121,9 @@ impl SmShared {
             self.kv.store().map_err(other)?.sync_wal().map_err(other)?;
         }
         metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
+        if let Some((last, _, _)) = run.last() {
+            self.applied_index.send_replace(last.index);
+        }
         Ok(out)
     }
 

@@ -144,12 +144,13 @@ impl RaftTransport for RaftTransportService {
             meta: header.meta,
             snapshot: snap,
         };
-        let resp = self
-            .raft
-            .install_full_snapshot(header.vote, snapshot)
-            .await
-            .map_err(raft_err)?;
-        reply(&resp)
+        let resp = self.raft.install_full_snapshot(header.vote, snapshot).await;
+        // An installed snapshot was moved into place; one openraft declined (stale vote, or
+        // not newer than what is committed here) is still in the spool directory.
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        reply(&resp.map_err(raft_err)?)
     }
 }
 
@@ -170,6 +171,11 @@ impl RaftTransportService {
         };
         let header: SnapshotHeader = codec::decode(&raw).map_err(bad)?;
         let (manifest, _) = SnapshotManifest::decode(&header.manifest).map_err(bad)?;
+        // Names come from the network: nothing is written under a name that is not a plain
+        // file name (no `..`, no `/`).
+        for f in &manifest.files {
+            crate::snapshot::store::check_file_name(&f.name).map_err(bad)?;
+        }
         let want = header
             .meta
             .last_log_id

@@ -19,6 +19,13 @@ pub enum FsmSync {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+pub enum ReadPolicyArg {
+    ReadIndex,
+    Lease,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
 pub enum ColdStart {
     /// Use the store as it is when it is at or past the latest snapshot.
     Auto,
@@ -88,6 +95,10 @@ pub struct ServeArgs {
     /// Raft election timeout lower bound, ms (default 500; the upper bound is twice it).
     #[arg(long, env = "BRISK_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
+    /// Linearizable reads: read-index (default: a quorum round per read) or lease (reuse a
+    /// quorum acknowledgement younger than the leader lease; assumes bounded clock drift).
+    #[arg(long, env = "BRISK_READ_POLICY", value_enum)]
+    pub read_policy: Option<ReadPolicyArg>,
     /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
     #[arg(long, env = "BRISK_LOG")]
     pub log: Option<String>,
@@ -120,6 +131,7 @@ pub struct ServeConfig {
     pub cold_start: ColdStartMode,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
+    pub read_policy: ReadPolicyArg,
     pub log: String,
 }
 
@@ -181,6 +193,7 @@ impl ServeArgs {
             cold_start,
             heartbeat_ms,
             election_timeout_ms,
+            read_policy,
             log
         );
         Ok(self)
@@ -248,6 +261,7 @@ impl ServeArgs {
             },
             heartbeat_ms,
             election_timeout_ms,
+            read_policy: a.read_policy.unwrap_or(ReadPolicyArg::ReadIndex),
             // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
             // second); its errors still show.
             log: a.log.unwrap_or_else(|| "info,openraft=error".into()),

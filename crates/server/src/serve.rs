@@ -20,7 +20,7 @@ use brisk_raft::RaftNode;
 use fs2::FileExt;
 use tokio::net::TcpListener;
 
-use crate::config::{FsmSync, ServeArgs, ServeConfig};
+use crate::config::{FsmSync, ReadPolicyArg, ServeArgs, ServeConfig};
 
 /// Client requests and Raft messages up to this size are accepted.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -85,6 +85,10 @@ fn node_config(c: &ServeConfig) -> NodeConfig {
     n.heartbeat_ms = c.heartbeat_ms;
     n.election_min_ms = c.election_timeout_ms;
     n.election_max_ms = c.election_timeout_ms * 2;
+    n.read_policy = match c.read_policy {
+        ReadPolicyArg::ReadIndex => openraft::ReadPolicy::ReadIndex,
+        ReadPolicyArg::Lease => openraft::ReadPolicy::LeaseRead,
+    };
     n
 }
 

@@ -98,6 +98,7 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         vec!["scan", "--start", "b", "--end", "a"],
         vec!["scan", "--prefix", "p", "--start", "a"],
         vec!["get", "k", "--at-ts", "18446744073709551615"],
+        vec!["txn", "--put", "a=1", "--start-ts", "18446744073709551000"],
         vec!["remove", "--id", "42"],
         vec!["transfer-leader", "--to", "42"],
     ] {

@@ -282,6 +282,31 @@ fn manifest_listing_a_wrong_size_fails_even_with_a_valid_crc() {
 }
 
 #[test]
+fn snapshot_pointer_never_moves_backwards_and_same_index_rebuild_reuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, snapshots, snap) = prepared(dir.path());
+    let store = Store::open(&layout.state_machine()).unwrap();
+    let info = |index| CheckpointInfo {
+        index,
+        term: 1,
+        leader_node: 1,
+        membership: StoredMembership::default(),
+        hlc_ceiling_ms: 0,
+    };
+    // A build that finishes after a newer snapshot was adopted does not move the pointer back.
+    let tmp = snapshots.checkpoint(&store, "7-1").unwrap();
+    snapshots.finish_build(&tmp, info(7)).unwrap();
+    assert_eq!(snapshots.read_pointer().unwrap().unwrap().1.index, 10);
+    // Rebuilding at the pointed-to (index, term) keeps that directory as it is.
+    let before = dir_bytes(&snap);
+    let tmp = snapshots.checkpoint(&store, "10-1").unwrap();
+    let again = snapshots.finish_build(&tmp, info(10)).unwrap();
+    assert_eq!(again.path, snap);
+    assert_eq!(dir_bytes(&snap), before);
+    assert!(!tmp.exists());
+}
+
+#[test]
 fn gate_restores_a_store_behind_its_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, snapshots, _) = prepared(dir.path());

@@ -256,7 +256,9 @@ impl SnapshotManifest {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files
+            .iter()
+            .fold(0u64, |acc, f| acc.saturating_add(f.size))
     }
 }
 

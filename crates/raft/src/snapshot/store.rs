@@ -158,7 +158,7 @@ impl SnapshotDir {
     }
 }
 
-fn check_file_name(name: &str) -> Result<(), SnapshotError> {
+pub fn check_file_name(name: &str) -> Result<(), SnapshotError> {
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
@@ -170,6 +170,28 @@ fn check_file_name(name: &str) -> Result<(), SnapshotError> {
         Ok(())
     } else {
         Err(SnapshotError::BadFileName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_file_names_are_accepted() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "x\0y",
+            super::MANIFEST_FILE,
+        ] {
+            assert!(super::check_file_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(super::check_file_name("000012.sst").is_ok());
+        assert!(super::check_file_name("MANIFEST-000005").is_ok());
     }
 }
 
@@ -217,6 +239,9 @@ pub struct SnapshotStore {
     layout: DataLayout,
     /// How many complete snapshots to keep (the pointed-to one always survives).
     keep: usize,
+    /// Serializes pointer updates: a build (finishing off the apply path) and an install
+    /// can race, and the pointer must never move to a lower index.
+    pointer_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// What a freshly taken checkpoint describes; filled in under the apply lock.
@@ -233,6 +258,7 @@ impl SnapshotStore {
         SnapshotStore {
             layout,
             keep: keep.max(1),
+            pointer_lock: Default::default(),
         }
     }
 
@@ -271,7 +297,20 @@ impl SnapshotStore {
         Ok(Some((dir.to_string(), token)))
     }
 
+    /// Moves the pointer to `snap` unless it already points at a snapshot with a higher
+    /// index (a newer install won the race): the restart point only moves forward.
     fn write_pointer(&self, snap: &SnapshotDir) -> Result<(), SnapshotError> {
+        let _guard = self.pointer_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(Some((_, current))) = self.read_pointer() {
+            if current.index > snap.manifest.index {
+                tracing::info!(
+                    current = current.index,
+                    built = snap.manifest.index,
+                    "not moving the snapshot pointer backwards"
+                );
+                return Ok(());
+            }
+        }
         let name = snap
             .path
             .file_name()
@@ -318,6 +357,14 @@ impl SnapshotStore {
         tmp: &Path,
         info: CheckpointInfo,
     ) -> Result<SnapshotDir, SnapshotError> {
+        // Nothing was applied since the last snapshot: the existing one at this (index, term)
+        // is the same state (I3). Reuse it rather than replace the directory the pointer names.
+        let existing = self.layout.snapshot_dir(info.index, info.term);
+        if let Ok(snap) = SnapshotDir::open(&existing) {
+            fs::remove_dir_all(tmp).map_err(io_at(tmp))?;
+            self.write_pointer(&snap)?;
+            return Ok(snap);
+        }
         let mut files = Vec::new();
         let mut names: Vec<_> = fs::read_dir(tmp)
             .map_err(io_at(tmp))?
