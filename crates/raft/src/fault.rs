@@ -1,11 +1,10 @@
 //! Named crash points (design/cold-start.md, "Crash points every release must survive").
 //!
-//! A test sets `BRISK_CRASH_AT=<name>` (optionally `BRISK_CRASH_AFTER=<n>` to skip the first n
-//! hits) in a node's environment; when execution reaches that point the process aborts as
-//! abruptly as `kill -9` (no destructors, no flushes). Unset, a point costs one relaxed load.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+//! Compiled in only with the `crash-points` cargo feature (the test suite enables it; release
+//! builds do not have it). A test sets `BRISK_CRASH_AT=<name>` (optionally
+//! `BRISK_CRASH_AFTER=<n>` to skip the first n hits) in a node's environment; when execution
+//! reaches that point the process aborts as abruptly as `kill -9` (no destructors, no
+//! flushes). Without the feature every point is an empty inline function.
 
 pub const APPLY_BEFORE_ACK: &str = "apply_before_ack";
 pub const SNAPSHOT_BEFORE_MANIFEST: &str = "snapshot_before_manifest";
@@ -17,13 +16,17 @@ pub const RESTORE_BEFORE_CLEANUP: &str = "restore_before_cleanup";
 pub const RECEIVE_MID_TRANSFER: &str = "receive_mid_transfer";
 pub const RECEIVE_BEFORE_INSTALL: &str = "receive_before_install";
 
+#[cfg(feature = "crash-points")]
 struct Armed {
     name: Option<String>,
     skip: u64,
-    hits: AtomicU64,
+    hits: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(feature = "crash-points")]
 fn armed() -> &'static Armed {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
     static ARMED: OnceLock<Armed> = OnceLock::new();
     ARMED.get_or_init(|| Armed {
         name: std::env::var("BRISK_CRASH_AT")
@@ -38,14 +41,20 @@ fn armed() -> &'static Armed {
 }
 
 /// Aborts the process if `name` is the armed crash point.
+#[cfg(feature = "crash-points")]
 pub fn crash_point(name: &str) {
     let a = armed();
     if a.name.as_deref() != Some(name) {
         return;
     }
-    let hit = a.hits.fetch_add(1, Ordering::SeqCst);
+    let hit = a.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     if hit >= a.skip {
         eprintln!("brisk: crash point {name} reached (hit {hit}); aborting");
         std::process::abort();
     }
 }
+
+/// Crash points are compiled out of builds without the `crash-points` feature.
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn crash_point(_name: &str) {}

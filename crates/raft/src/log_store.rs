@@ -45,7 +45,13 @@ impl LogStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_LOGS, CF_META].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        // Opening replays the WAL: keep it bounded so a restart does not read back every
+        // entry ever appended (the cold start must not be O(log size)). Purged entries are
+        // dropped from SST files by compaction.
+        opts.set_max_total_wal_size(32 << 20);
+        opts.set_write_buffer_size(16 << 20);
+        brisk_storage::opts_for_fast_open(&mut opts);
+        let cfs = [CF_LOGS, CF_META].map(|n| ColumnFamilyDescriptor::new(n, opts.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let flush_db = db.clone();

@@ -18,4 +18,4 @@ mod store;
 pub use batch::ApplyBatch;
 pub use error::StorageError;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
-pub use store::{Store, Version, VersionedPair};
+pub use store::{opts_for_fast_open, Store, Version, VersionedPair, MAX_WAL_BYTES};

@@ -342,11 +342,23 @@ impl SnapshotStore {
         self.ensure_dir()?;
         store.sync_wal()?;
         let tmp = self.layout.snapshots().join(format!("build-{tag}"));
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
+        // RocksDB can roll its MANIFEST while a checkpoint copies it ("No such file"); that
+        // is transient, and a failed build would stop Raft, so retry a few times.
+        let mut attempt = 0;
+        loop {
+            if tmp.exists() {
+                fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
+            }
+            match store.checkpoint(&tmp) {
+                Ok(()) => return Ok(tmp),
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "checkpoint failed; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        store.checkpoint(&tmp)?;
-        Ok(tmp)
     }
 
     /// Completes a checkpoint taken by [`checkpoint`](Self::checkpoint): CRCs every file,
