@@ -95,6 +95,11 @@ impl LogStore {
         }
     }
 
+    /// Re-enables background compactions, paused during start-up.
+    pub fn resume_compactions(&self) -> io::Result<()> {
+        brisk_storage::resume_compactions(&self.db, &[CF_LOGS, CF_META]).map_err(io::Error::from)
+    }
+
     /// The committed log id saved by openraft (for the inspector and readiness).
     pub fn committed(&self) -> io::Result<Option<LogId>> {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
@@ -203,13 +208,17 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
     (start, end)
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry>, io::Error> {
-        let (start, end) = bounds(&range);
+impl LogStore {
+    /// Entries with `start <= index < end` (`end == None`: to the last), stopping before the
+    /// encoded bytes would exceed `byte_budget` (at least one entry is always returned).
+    fn read_entries(
+        &self,
+        start: u64,
+        end: Option<u64>,
+        byte_budget: usize,
+    ) -> io::Result<Vec<Entry>> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let it = self.db.iterator_cf(
             self.cf(CF_LOGS),
             IteratorMode::From(&index_key(start), Direction::Forward),
@@ -219,12 +228,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
             let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
                 io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes")
             })?);
-            if end.is_some_and(|e| idx >= e) {
+            if end.is_some_and(|e| idx >= e)
+                || (!out.is_empty() && bytes.saturating_add(v.len()) > byte_budget)
+            {
                 break;
             }
+            bytes = bytes.saturating_add(v.len());
             out.push(codec::decode(&v)?);
         }
         Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (start, end) = bounds(&range);
+        self.read_entries(start, end, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -239,24 +261,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry>, io::Error> {
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        let it = self.db.iterator_cf(
-            self.cf(CF_LOGS),
-            IteratorMode::From(&index_key(start), Direction::Forward),
-        );
-        for item in it {
-            let (k, v) = item.map_err(io_err)?;
-            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "log key is not 8 bytes")
-            })?);
-            if idx >= end || (!out.is_empty() && bytes + v.len() > REPLICATION_BATCH_BYTES) {
-                break;
-            }
-            bytes += v.len();
-            out.push(codec::decode(&v)?);
-        }
-        Ok(out)
+        self.read_entries(start, Some(end), REPLICATION_BATCH_BYTES)
     }
 }
 

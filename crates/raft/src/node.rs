@@ -493,6 +493,18 @@ impl RaftNode {
         });
     }
 
+    /// Resumes the background compactions paused for start-up (called once ready, I8).
+    pub fn resume_compactions(&self) {
+        if let Err(e) = self.log.resume_compactions() {
+            tracing::warn!(error = %e, "could not resume raft log compactions");
+        }
+        match self.sm.kv.store().map(|s| s.resume_compactions()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not resume state machine compactions"),
+            Err(e) => tracing::warn!(error = %e, "could not resume state machine compactions"),
+        }
+    }
+
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");

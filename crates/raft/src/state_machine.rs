@@ -174,6 +174,14 @@ impl SmShared {
             Store::open_existing(&live).map_err(other)
         })?;
         self.reload_membership()?;
+        self.publish_applied()?;
+        // A store opened for a swap starts with compactions paused (fast open); this one is
+        // not on the start-up path, so resume them at once.
+        self.kv
+            .store()
+            .map_err(other)?
+            .resume_compactions()
+            .map_err(other)?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,

@@ -208,6 +208,13 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     }
     node.spawn_lease_task();
     tokio::spawn(watch_ready(node.clone()));
+    // Compactions were paused for the start (fast open); a node that takes long to turn ready
+    // (no leader yet) must not pile up unflushed levels either.
+    let late = node.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        late.resume_compactions();
+    });
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -235,6 +242,7 @@ async fn watch_ready(node: Arc<RaftNode>) {
                 reason = %node.gate.reason,
                 "ready"
             );
+            node.resume_compactions();
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

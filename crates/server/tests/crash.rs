@@ -239,24 +239,30 @@ async fn crash_after_swap_before_cleanup() {
     transfer_point("restore_before_cleanup", &[("skip", "none")]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_without_applied_meta_is_restored_from_snapshot() {
-    // The upgrade case: a store written by a version without the applied-index meta key.
+/// A cluster under load whose follower took a snapshot, was killed, and lost the applied-index
+/// meta key of its store (so its next start must restore).
+async fn follower_without_applied_meta(tag: &str) -> (Cluster, u64, u64, Load) {
     let mut c = Cluster::start(3, &[]);
     c.wait_all_ready().await;
     let leader = c.leader().await;
     let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
-    let load = Load::start(&c, leader, "upgrade").await;
+    let load = Load::start(&c, leader, tag).await;
     load.wait_acked(40).await;
     let f_addr = c.node(f).grpc.clone();
     let o = c.cli(&["snapshot", "--endpoints", &f_addr]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     c.kill9(f);
-    {
-        let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
-        store.remove_applied_for_test().unwrap();
-        assert!(store.meta().unwrap().applied.is_none());
-    }
+    let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
+    store.remove_applied_for_test().unwrap();
+    assert!(store.meta().unwrap().applied.is_none());
+    drop(store);
+    (c, leader, f, load)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_without_applied_meta_is_restored_from_snapshot() {
+    // The upgrade case: a store written by a version without the applied-index meta key.
+    let (mut c, leader, f, load) = follower_without_applied_meta("upgrade").await;
     load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
         .await;
     check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
@@ -264,22 +270,9 @@ async fn store_without_applied_meta_is_restored_from_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_leader() {
-    let mut c = Cluster::start(3, &[]);
-    c.wait_all_ready().await;
-    let leader = c.leader().await;
-    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
-    let load = Load::start(&c, leader, "verify").await;
-    load.wait_acked(40).await;
-    let f_addr = c.node(f).grpc.clone();
-    let o = c.cli(&["snapshot", "--endpoints", &f_addr]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    c.kill9(f);
     // The store needs a restore (no applied meta) and the snapshot it would restore from is
     // corrupt.
-    {
-        let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
-        store.remove_applied_for_test().unwrap();
-    }
+    let (mut c, leader, f, load) = follower_without_applied_meta("verify").await;
     let snaps = c.data_dir(f).join("snapshots");
     let snap_dir = std::fs::read_dir(&snaps)
         .unwrap()

@@ -18,4 +18,6 @@ mod store;
 pub use batch::ApplyBatch;
 pub use error::StorageError;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
-pub use store::{opts_for_fast_open, Store, Version, VersionedPair, MAX_WAL_BYTES};
+pub use store::{
+    opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, MAX_WAL_BYTES,
+};

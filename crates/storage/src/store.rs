@@ -60,9 +60,26 @@ pub const MAX_WAL_BYTES: u64 = 64 << 20;
 /// Options that keep `DB::open` cheap whatever the data size: no statistics pass over table
 /// properties, and SST files opened lazily on first use (with the default of -1 RocksDB
 /// opens every table file, reading its index, during `DB::open`: O(data)).
+///
+/// Compactions start disabled: compaction debt left by a write burst before the restart would
+/// otherwise compete with the start itself. The node resumes them once ready
+/// ([`Store::resume_compactions`]).
 pub fn opts_for_fast_open(opts: &mut Options) {
     opts.set_skip_stats_update_on_db_open(true);
     opts.set_max_open_files(1024);
+    opts.set_disable_auto_compactions(true);
+}
+
+/// Re-enables automatic compactions on every column family of `db` (see
+/// [`opts_for_fast_open`]).
+pub fn resume_compactions(db: &DB, column_families: &[&str]) -> Result<(), StorageError> {
+    for name in column_families {
+        if let Some(cf) = db.cf_handle(name) {
+            db.set_options_cf(cf, &[("disable_auto_compactions", "false")])?;
+        }
+    }
+    db.set_options(&[("disable_auto_compactions", "false")])?;
+    Ok(())
 }
 
 impl Store {
@@ -278,6 +295,11 @@ impl Store {
     pub fn sync_wal(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
         Ok(())
+    }
+
+    /// Re-enables background compactions, paused during start-up (see [`opts_for_fast_open`]).
+    pub fn resume_compactions(&self) -> Result<(), StorageError> {
+        resume_compactions(&self.db, &[CF_DATA, CF_META])
     }
 
     /// Approximate live data size, for metrics.
