@@ -20,3 +20,5 @@ pub use txn::TxnService;
 pub const DEFAULT_SCAN_LIMIT: usize = 1_000;
 /// ... and never more than this.
 pub const MAX_SCAN_LIMIT: usize = 100_000;
+/// A scan response carries at most about this many bytes of keys and values.
+pub const SCAN_BYTE_BUDGET: usize = 64 << 20;

@@ -44,6 +44,16 @@ fn written(resp: KvResponse, log_index: u64) -> Result<WriteResult, ProposeError
     }
 }
 
+/// Whether the byte budget, not the pair limit, ended a scan.
+pub(crate) fn truncated_by_budget(found: &[brisk_storage::VersionedPair], limit: usize) -> bool {
+    found.len() < limit
+        && found
+            .iter()
+            .map(|p| p.key.len() + p.value.len())
+            .sum::<usize>()
+            >= crate::SCAN_BYTE_BUDGET
+}
+
 pub(crate) fn pairs(v: Vec<brisk_storage::VersionedPair>) -> Vec<KeyValue> {
     v.into_iter()
         .map(|p| KeyValue {
@@ -92,10 +102,12 @@ impl RawKvService {
             .node
             .sm
             .kv
-            .scan(&r.start, end, prefix, limit, ts)
+            .scan(&r.start, end, prefix, limit, crate::SCAN_BYTE_BUDGET, ts)
             .map_err(unavailable)?;
+        let truncated = truncated_by_budget(&found, limit);
         Ok(RawScanResponse {
             pairs: pairs(found),
+            truncated,
         })
     }
 

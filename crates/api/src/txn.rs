@@ -96,9 +96,17 @@ impl TransactionalKv for TxnService {
                     .node
                     .sm
                     .kv
-                    .scan(&r.start, end, prefix, limit, r.start_ts)
+                    .scan(
+                        &r.start,
+                        end,
+                        prefix,
+                        limit,
+                        crate::SCAN_BYTE_BUDGET,
+                        r.start_ts,
+                    )
                     .map_err(unavailable)
                     .map(|found| TxnScanResponse {
+                        truncated: crate::raw::truncated_by_budget(&found, limit),
                         pairs: pairs(found),
                     })
             }

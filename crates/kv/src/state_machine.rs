@@ -124,7 +124,7 @@ impl KvStateMachine {
             }
             Command::DeletePrefix { prefix } => {
                 let ts = next_ts(0);
-                let live = store.scan_at(b"", None, Some(prefix), usize::MAX, ts)?;
+                let live = store.scan_at(b"", None, Some(prefix), usize::MAX, usize::MAX, ts)?;
                 for pair in &live {
                     batch.delete(&pair.key, ts);
                 }
@@ -201,9 +201,11 @@ impl KvStateMachine {
         end: Option<&[u8]>,
         prefix: Option<&[u8]>,
         limit: usize,
+        byte_budget: usize,
         ts: u64,
     ) -> Result<Vec<VersionedPair>, StorageError> {
-        self.store()?.scan_at(start, end, prefix, limit, ts)
+        self.store()?
+            .scan_at(start, end, prefix, limit, byte_budget, ts)
     }
 }
 
@@ -341,7 +343,9 @@ mod tests {
             None,
             "tombstone version visible"
         );
-        let scan = f.sm.scan(b"", None, None, 100, u64::MAX).unwrap();
+        let scan =
+            f.sm.scan(b"", None, None, 100, usize::MAX, u64::MAX)
+                .unwrap();
         assert!(scan.is_empty(), "{scan:?}");
     }
 
@@ -360,7 +364,7 @@ mod tests {
         );
         assert!(matches!(r, Response::Written { deleted: 2, .. }), "{r:?}");
         let keys: Vec<_> =
-            f.sm.scan(b"", None, None, 100, u64::MAX)
+            f.sm.scan(b"", None, None, 100, usize::MAX, u64::MAX)
                 .unwrap()
                 .into_iter()
                 .map(|p| String::from_utf8(p.key).unwrap())
@@ -375,7 +379,9 @@ mod tests {
         f.put(20, "b", "1");
         f.put(30, "c", "1");
         f.put(40, "b", "2");
-        let got = f.sm.scan(b"a", Some(b"c"), None, 10, 35).unwrap();
+        let got =
+            f.sm.scan(b"a", Some(b"c"), None, 10, usize::MAX, 35)
+                .unwrap();
         let got: Vec<_> = got
             .iter()
             .map(|p| (p.key.clone(), p.value.clone(), p.commit_ts))
@@ -387,9 +393,26 @@ mod tests {
                 (b"b".to_vec(), b"1".to_vec(), 20)
             ]
         );
-        let got = f.sm.scan(b"", None, None, 2, u64::MAX).unwrap();
+        let got = f.sm.scan(b"", None, None, 2, usize::MAX, u64::MAX).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].value, b"2");
+    }
+
+    #[test]
+    fn scan_stops_at_the_byte_budget() {
+        let mut f = Fixture::new();
+        for k in ["a", "b", "c", "d"] {
+            f.put(0, k, "0123456789");
+        }
+        // Each pair is 11 bytes: the budget of 20 is reached by the second pair.
+        let got = f.sm.scan(b"", None, None, 100, 20, u64::MAX).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].key, b"b");
+        // At least one pair, even when it alone exceeds the budget.
+        assert_eq!(
+            f.sm.scan(b"", None, None, 100, 1, u64::MAX).unwrap().len(),
+            1
+        );
     }
 
     #[test]

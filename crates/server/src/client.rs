@@ -333,11 +333,21 @@ pub async fn scan(a: ScanArgs) -> Result<ExitCode> {
     .await?
     .into_inner();
     let mut out = std::io::stdout().lock();
+    let last = r
+        .pairs
+        .last()
+        .map(|p| String::from_utf8_lossy(&p.key).to_string());
     for p in r.pairs {
         out.write_all(&p.key)?;
         out.write_all(b"\t")?;
         out.write_all(&p.value)?;
         out.write_all(b"\n")?;
+    }
+    if r.truncated {
+        eprintln!(
+            "brisk: scan stopped at the response size budget after key {:?}; continue from there with --start",
+            last.unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

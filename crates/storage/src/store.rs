@@ -210,15 +210,18 @@ impl Store {
     }
 
     /// Live pairs visible at `ts` with `start <= key < end` (`end == None`: unbounded) and,
-    /// when given, starting with `prefix`; at most `limit` pairs, in key order.
+    /// when given, starting with `prefix`; at most `limit` pairs, in key order, and stopping
+    /// after the pair that brings the keys and values returned to `byte_budget` or more.
     pub fn scan_at(
         &self,
         start: &[u8],
         end: Option<&[u8]>,
         prefix: Option<&[u8]>,
         limit: usize,
+        byte_budget: usize,
         ts: u64,
     ) -> Result<Vec<VersionedPair>, StorageError> {
+        let mut bytes = 0usize;
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -257,12 +260,13 @@ impl Store {
                 continue;
             }
             if let Some(value) = decode_value(&raw_val)? {
+                bytes = bytes.saturating_add(key.len() + value.len());
                 out.push(VersionedPair {
                     key: key.clone(),
                     value,
                     commit_ts,
                 });
-                if out.len() >= limit {
+                if out.len() >= limit || bytes >= byte_budget {
                     break;
                 }
             }
