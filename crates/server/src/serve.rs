@@ -235,11 +235,21 @@ async fn watch_ready(node: Arc<RaftNode>) {
                 .set(raft_started.elapsed().as_secs_f64());
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "ready")
                 .set(since_start.as_secs_f64());
+            // One line with the whole start (I4): decision, A, X and every phase.
+            let g = &node.gate;
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
             tracing::info!(
-                ready_ms = since_start.as_secs_f64() * 1e3,
-                replay_ms = raft_started.elapsed().as_secs_f64() * 1e3,
-                outcome = %node.gate.outcome,
-                reason = %node.gate.reason,
+                outcome = %g.outcome,
+                reason = %g.reason,
+                applied_index = ?g.applied_index,
+                snapshot_index = ?g.snapshot_index,
+                gap = g.applied_index_gap(),
+                open_ms = ms(g.open),
+                gate_ms = ms(g.gate),
+                verify_ms = ms(g.verify),
+                restore_ms = ms(g.restore),
+                replay_ms = ms(raft_started.elapsed()),
+                ready_ms = ms(since_start),
                 "ready"
             );
             node.resume_compactions();

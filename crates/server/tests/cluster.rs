@@ -188,6 +188,23 @@ async fn leader_kill9_fails_over_and_the_node_catches_up_after_restart() {
         m.contains(r#"brisk_cold_start_total{outcome="skip""#),
         "{m}"
     );
+    // One INFO line per start carries the decision, A, X and the phase durations.
+    let log = c.log_text(old);
+    let ready = log
+        .lines()
+        .filter(|l| l.contains("brisk::serve: ready "))
+        .last()
+        .expect("a ready line");
+    for field in [
+        "outcome=skip",
+        "applied_index=Some(",
+        "snapshot_index=",
+        "open_ms=",
+        "replay_ms=",
+        "ready_ms=",
+    ] {
+        assert!(ready.contains(field), "{field} missing from {ready}");
+    }
 }
 
 async fn full_cluster_crash(extra: &[&str]) {
