@@ -192,8 +192,7 @@ async fn leader_kill9_fails_over_and_the_node_catches_up_after_restart() {
     let log = c.log_text(old);
     let ready = log
         .lines()
-        .filter(|l| l.contains("brisk::serve: ready "))
-        .last()
+        .rfind(|l| l.contains("brisk::serve: ready "))
         .expect("a ready line");
     for field in [
         "outcome=skip",
