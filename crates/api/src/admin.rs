@@ -98,11 +98,13 @@ impl AdminService {
 }
 
 fn check_addr(addr: &str) -> Result<(), Status> {
-    addr.parse::<std::net::SocketAddr>()
-        .map(|_| ())
-        .map_err(|_| {
-            Status::invalid_argument(format!("addr {addr:?} is not HOST:PORT with an IP host"))
-        })
+    if crate::is_host_port(addr) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "addr {addr:?} is not HOST:PORT"
+        )))
+    }
 }
 
 #[tonic::async_trait]

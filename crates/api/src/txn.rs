@@ -162,7 +162,26 @@ impl TransactionalKv for TxnService {
             mutations,
             read_set: r.read_set.clone(),
         };
-        let local = match self.router.node.propose(command).await {
+        // A start_ts above every commit was not handed out by Begin: refuse it before it
+        // reaches the log (apply refuses it too, deterministically). A leader that may not
+        // have applied everything yet checks again after a barrier.
+        let checked = if r.start_ts > self.router.node.sm.kv.last_commit_ts() {
+            self.router.node.read_barrier().await
+        } else {
+            Ok(())
+        };
+        if checked.is_ok() && r.start_ts > self.router.node.sm.kv.last_commit_ts() {
+            return Err(Status::invalid_argument(format!(
+                "start_ts {} is above the last commit timestamp {}; use the start_ts Begin returns",
+                r.start_ts,
+                self.router.node.sm.kv.last_commit_ts()
+            )));
+        }
+        let proposed = match checked {
+            Ok(()) => self.router.node.propose(command).await,
+            Err(e) => Err(e),
+        };
+        let local = match proposed {
             Ok((KvResponse::Written { commit_ts, .. }, log_index)) => Ok(CommitResponse {
                 committed: true,
                 commit_ts,

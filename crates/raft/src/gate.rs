@@ -137,7 +137,7 @@ pub struct Decision {
     pub reason: Reason,
     pub applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
-    /// The store, when it opened.
+    /// The store, opened read-only, when it opened.
     pub store: Option<Store>,
     pub open: Duration,
 }
@@ -165,9 +165,18 @@ pub fn decide(
     snapshots: &SnapshotStore,
     mode: ColdStartMode,
 ) -> Result<Decision, GateError> {
-    let x = snapshots.read_pointer()?.map(|(_, token)| token.index);
+    // An unreadable pointer is a failed check like any other (I5): fail closed.
+    let x = snapshots
+        .read_pointer()
+        .map_err(|source| GateError::Verification {
+            check: source.check(),
+            source,
+        })?
+        .map(|(_, token)| token.index);
     let started = Instant::now();
-    let (store, a, problem) = match Store::open_existing(&layout.state_machine()) {
+    // Read-only: deciding must not change a byte of the live store (I5: a failed restore
+    // leaves it as it was). The skip path reopens it for writing.
+    let (store, a, problem) = match Store::open_read_only(&layout.state_machine()) {
         Ok(store) => match store.meta() {
             Ok(meta) => match meta.applied {
                 Some(a) => (Some(store), Some(a.index), None),
@@ -220,7 +229,8 @@ pub fn run(
         restore: Duration::ZERO,
     };
     if d.outcome == Outcome::Skip {
-        let store = d.store.expect("skip is decided only when the store opened");
+        drop(d.store);
+        let store = Store::open_existing(&layout.state_machine())?;
         report.gate = gate_started.elapsed();
         return Ok((store, report));
     }

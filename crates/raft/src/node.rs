@@ -112,6 +112,8 @@ pub struct RaftNode {
     /// The commit index this node knew when it started; readiness waits to apply it (I8).
     pub start_commit_index: u64,
     pub started_at: Instant,
+    /// When Raft started (after the gate): the replay phase runs from here to ready.
+    pub raft_started: Instant,
     /// Set while the node rebuilds from the leader after a failed verification (I5): it
     /// neither votes nor campaigns.
     pub recovering: Arc<AtomicBool>,
@@ -224,6 +226,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
+        let raft_started = Instant::now();
         let raft = openraft::Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -242,6 +245,7 @@ impl RaftNode {
             gate: report,
             start_commit_index: recover_to.unwrap_or(start_commit_index),
             started_at: process_started,
+            raft_started,
             recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
         });
         node.record_gate();

@@ -161,9 +161,11 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>> {
 }
 
 fn check_addr(what: &str, addr: &str) -> Result<()> {
-    addr.parse::<std::net::SocketAddr>()
-        .map(|_| ())
-        .map_err(|_| anyhow!("{what} {addr:?} is not IP:PORT"))
+    if brisk_api::is_host_port(addr) {
+        Ok(())
+    } else {
+        Err(anyhow!("{what} {addr:?} is not HOST:PORT"))
+    }
 }
 
 impl ServeArgs {

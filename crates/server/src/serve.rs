@@ -119,7 +119,16 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let cfg = args.resolve()?;
     init_tracing(&cfg.log);
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    // Latency metrics as Prometheus histograms (the exporter renders summaries otherwise).
+    let latency_buckets = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    ];
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            &latency_buckets,
+        )
+        .context("configuring histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
 
@@ -227,12 +236,11 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
 
 /// Logs and records when the node turns ready (I8), with the time since process start.
 async fn watch_ready(node: Arc<RaftNode>) {
-    let raft_started = Instant::now();
     loop {
         if node.is_ready() {
             let since_start = node.started_at.elapsed();
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "replay")
-                .set(raft_started.elapsed().as_secs_f64());
+                .set(node.raft_started.elapsed().as_secs_f64());
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "ready")
                 .set(since_start.as_secs_f64());
             // One line with the whole start (I4): decision, A, X and every phase.
@@ -248,7 +256,7 @@ async fn watch_ready(node: Arc<RaftNode>) {
                 gate_ms = ms(g.gate),
                 verify_ms = ms(g.verify),
                 restore_ms = ms(g.restore),
-                replay_ms = ms(raft_started.elapsed()),
+                replay_ms = ms(node.raft_started.elapsed()),
                 ready_ms = ms(since_start),
                 "ready"
             );

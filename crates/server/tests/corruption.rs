@@ -115,6 +115,15 @@ fn dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Every file of a RocksDB directory byte for byte, except RocksDB's own info logs (`LOG*`),
+/// which record each open and are not data.
+fn store_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    dir_bytes(dir)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("LOG"))
+        .collect()
+}
+
 fn largest_sst(dir: &Path) -> PathBuf {
     std::fs::read_dir(dir)
         .unwrap()
@@ -139,6 +148,7 @@ fn fails_closed(check: &str, names_file: bool, corrupt: impl FnOnce(&Path, &Path
     let dir = tempfile::tempdir().unwrap();
     let (layout, snapshots, snap) = prepared(dir.path());
     corrupt(&snap, &layout.snapshot_pointer());
+    let live_bytes_before = store_bytes(&layout.state_machine());
     let live_before = live_content(&layout);
     let snap_before = dir_bytes(&snap);
     let pointer_before = std::fs::read(layout.snapshot_pointer()).unwrap();
@@ -151,6 +161,10 @@ fn fails_closed(check: &str, names_file: bool, corrupt: impl FnOnce(&Path, &Path
         GateError::Verification { check: got, .. } => assert_eq!(*got, check, "{err}"),
         other => panic!("{check}: not a verification error: {other}"),
     }
+    assert!(
+        store_bytes(&layout.state_machine()) == live_bytes_before,
+        "{check}: a file of the live store changed"
+    );
     if names_file {
         assert!(
             err.to_string().contains(&snap.display().to_string()),
@@ -228,7 +242,7 @@ fn flipped_byte_in_manifest() {
 
 #[test]
 fn wrong_token_in_pointer() {
-    fails_closed("token", false, |_, pointer| {
+    fails_closed("token", true, |_, pointer| {
         let text = std::fs::read_to_string(pointer).unwrap();
         let mut lines: Vec<String> = text.lines().map(String::from).collect();
         // Same magic, version and index; a different manifest CRC.
@@ -236,6 +250,13 @@ fn wrong_token_in_pointer() {
         let flipped = if t.ends_with('0') { "1" } else { "0" };
         lines[1] = format!("{}{flipped}", &t[..t.len() - 1]);
         std::fs::write(pointer, lines.join("\n") + "\n").unwrap();
+    });
+}
+
+#[test]
+fn malformed_pointer_file() {
+    fails_closed("pointer", false, |_, pointer| {
+        std::fs::write(pointer, b"not a pointer").unwrap();
     });
 }
 

@@ -192,6 +192,61 @@ async fn transfer_point(point: &str, expect: &[(&str, &str)]) {
 const SKIP_ANY: &[(&str, &str)] = &[("skip", "none"), ("skip", "no_snapshot")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_after_apply_before_ack() {
+    // The node that acknowledges writes dies between its durable apply and the ack.
+    let mut c = Cluster::start(3, FLAGS);
+    c.wait_all_ready().await;
+    let old = c.leader().await;
+    c.kill9(old);
+    c.leader().await;
+    c.spawn_with_env(
+        old,
+        &[
+            ("BRISK_CRASH_AT", "apply_before_ack"),
+            ("BRISK_CRASH_AFTER", "20"),
+        ],
+    );
+    c.wait_ready(&[old]).await;
+    let o = c.cli(&["transfer-leader", "--to", &old.to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let load = Load::start(&c, old, "leader-ack").await;
+    let max_applied = wait_crash(&mut c, old, &load).await;
+    let leader = c.leader().await;
+    assert_ne!(leader, old);
+    check_recovery(&mut c, old, leader, load, max_applied, SKIP_ANY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_startup_restore_before_swap() {
+    // The gate's own restore (at start, not a transfer) dies before the swap: the next start
+    // restores again from the untouched store.
+    let (mut c, leader, f, load) = follower_without_applied_meta("start-swap").await;
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", "restore_before_swap")]);
+    let status = c.wait_exit(f, Duration::from_secs(30)).await;
+    assert!(!status.success());
+    check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_startup_restore_after_swap() {
+    // The gate's restore swapped the store in and died before removing the old one: the
+    // next start finds A = X and skips.
+    let (mut c, leader, f, load) = follower_without_applied_meta("start-cleanup").await;
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", "restore_before_cleanup")]);
+    let status = c.wait_exit(f, Duration::from_secs(30)).await;
+    assert!(!status.success());
+    assert!(
+        c.data_dir(f).join("sm.old").exists(),
+        "the crash left the old store behind"
+    );
+    check_recovery(&mut c, f, leader, load, 0, &[("skip", "none")]).await;
+    assert!(
+        !c.data_dir(f).join("sm.old").exists(),
+        "leftover removed at start"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_after_apply_before_ack() {
     local_point("apply_before_ack", "30", SKIP_ANY).await;
 }

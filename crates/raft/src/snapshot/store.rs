@@ -30,8 +30,13 @@ pub enum SnapshotError {
     },
     #[error("snapshot pointer {path} is invalid: {detail}")]
     BadPointer { path: PathBuf, detail: String },
-    #[error("snapshot pointer token {pointer} does not match manifest token {manifest}")]
-    TokenMismatch { pointer: String, manifest: String },
+    #[error("snapshot pointer {path} holds token {pointer}, but the manifest in {dir} has token {manifest}")]
+    TokenMismatch {
+        path: PathBuf,
+        dir: PathBuf,
+        pointer: String,
+        manifest: String,
+    },
     #[error("snapshot file {file} is missing")]
     FileMissing { file: PathBuf },
     #[error("snapshot file {file}: size {actual}, manifest says {expected}")]
@@ -328,6 +333,8 @@ impl SnapshotStore {
         let snap = SnapshotDir::open(&self.layout.snapshots().join(dir))?;
         if snap.token() != token {
             return Err(SnapshotError::TokenMismatch {
+                path: self.layout.snapshot_pointer(),
+                dir: snap.path.clone(),
                 pointer: token.to_hex(),
                 manifest: snap.token().to_hex(),
             });
