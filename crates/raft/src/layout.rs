@@ -44,6 +44,41 @@ impl DataLayout {
     }
 }
 
+/// `<index>-<term>`, zero-padded so that names sort by index.
 pub fn snapshot_dir_name(index: u64, term: u64) -> String {
-    format!("snap-{index:020}-{term:020}")
+    format!("{index:020}-{term:020}")
+}
+
+/// Whether a directory name under `snapshots/` is a complete snapshot's (`<index>-<term>`).
+pub fn is_snapshot_dir_name(name: &str) -> bool {
+    match name.split_once('-') {
+        Some((i, t)) => {
+            !i.is_empty()
+                && !t.is_empty()
+                && i.bytes().all(|b| b.is_ascii_digit())
+                && t.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn snapshot_dir_names() {
+    assert_eq!(
+        snapshot_dir_name(8, 1),
+        "00000000000000000008-00000000000000000001"
+    );
+    assert!(is_snapshot_dir_name(&snapshot_dir_name(8, 1)));
+    for other in [
+        "incoming-123",
+        "build-8-1",
+        "CURRENT",
+        "CURRENT.tmp",
+        "8-",
+        "-1",
+        "8-1x",
+    ] {
+        assert!(!is_snapshot_dir_name(other), "{other}");
+    }
 }

@@ -120,6 +120,21 @@ pub fn quarantine_and_reset(layout: &DataLayout) -> Result<(Store, PathBuf), Sto
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let pointer = layout.snapshot_pointer();
+    // The snapshot the pointer names failed verification: move it aside too, so nothing
+    // (openraft, the garbage collector, the inspector) takes it for a snapshot again.
+    let named = std::fs::read_to_string(&pointer)
+        .ok()
+        .and_then(|text| text.lines().next().map(str::to_string))
+        .filter(|name| crate::layout::is_snapshot_dir_name(name));
+    if let Some(name) = named {
+        let from = layout.snapshots().join(&name);
+        let to = layout
+            .snapshots()
+            .join(format!("quarantine-{nanos}-{name}"));
+        if from.exists() {
+            std::fs::rename(&from, &to).map_err(|source| StorageError::Io { path: to, source })?;
+        }
+    }
     if pointer.exists() {
         let aside = layout
             .snapshots()

@@ -295,3 +295,90 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map(to_snapshot))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use brisk_kv::{Command, Hlc, Mutation};
+    use brisk_storage::Store;
+
+    use super::*;
+    use crate::layout::DataLayout;
+    use crate::types::{log_id, Membership};
+
+    /// I1 at the Raft layer: every entry type, membership changes included, leaves the
+    /// store's applied log id equal to its own and the membership in force in the same batch.
+    #[test]
+    fn every_entry_type_moves_applied_and_membership_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path());
+        let kv = KvStateMachine::new(
+            Store::open(&layout.state_machine()).unwrap(),
+            Arc::new(Hlc::new()),
+        )
+        .unwrap();
+        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), true).unwrap();
+        let m12 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], []);
+        let m123 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], []);
+        let req = |command| Some(Request { ts: 10, command });
+        let entries = vec![
+            (
+                log_id(1, 1, 1),
+                None,
+                Some(StoredMembership::new(Some(log_id(1, 1, 1)), m12)),
+            ),
+            (log_id(1, 1, 2), None, None),
+            (
+                log_id(1, 1, 3),
+                req(Command::Put {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                }),
+                None,
+            ),
+            (
+                log_id(1, 1, 4),
+                req(Command::LeaseRenewal { ceiling_ms: 5_000 }),
+                None,
+            ),
+            (
+                log_id(2, 2, 5),
+                req(Command::Txn {
+                    start_ts: 0,
+                    mutations: vec![Mutation::Delete { key: b"k".to_vec() }],
+                    read_set: vec![],
+                }),
+                None,
+            ),
+            (
+                log_id(2, 2, 6),
+                None,
+                Some(StoredMembership::new(Some(log_id(2, 2, 6)), m123)),
+            ),
+            (
+                log_id(2, 2, 7),
+                req(Command::DeletePrefix {
+                    prefix: b"k".to_vec(),
+                }),
+                None,
+            ),
+        ];
+        for entry in entries {
+            let (id, _, new_membership) = entry.clone();
+            let expected_membership = new_membership.unwrap_or_else(|| shared.membership());
+            shared.apply_run(&[entry]).unwrap();
+            let meta = shared.kv.store().unwrap().meta().unwrap();
+            assert_eq!(
+                meta.applied,
+                Some(to_applied(&id)),
+                "applied log id after {id}"
+            );
+            let stored: StoredMembership = codec::decode(&meta.membership.unwrap()).unwrap();
+            assert_eq!(stored, expected_membership, "membership after {id}");
+        }
+        assert_eq!(shared.applied().unwrap(), Some(log_id(2, 2, 7)));
+        let voters: Vec<u64> = shared.membership().membership().voter_ids().collect();
+        assert_eq!(voters, vec![1, 2, 3]);
+    }
+}

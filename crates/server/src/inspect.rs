@@ -155,8 +155,9 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
                 it.flatten()
                     .map(|e| e.path())
                     .filter(|p| {
-                        p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("snap-"))
+                        p.file_name().is_some_and(|n| {
+                            brisk_raft::layout::is_snapshot_dir_name(&n.to_string_lossy())
+                        })
                     })
                     .collect()
             })

@@ -172,7 +172,9 @@ impl Store {
     }
 
     /// Removes the applied-log-id meta key. Only for tests that simulate a store written by a
-    /// version without it (the gate's `missing_meta` case).
+    /// version without it (the gate's `missing_meta` case); compiled only with the
+    /// `test-hooks` feature, so no production path can write outside an [`ApplyBatch`] (I1).
+    #[cfg(feature = "test-hooks")]
     pub fn remove_applied_for_test(&self) -> Result<(), StorageError> {
         self.db.delete_cf(self.cf_meta(), meta::KEY_APPLIED)?;
         self.db.flush_wal(true)?;

@@ -515,7 +515,7 @@ impl SnapshotStore {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with("snap-") {
+            if crate::layout::is_snapshot_dir_name(&name) {
                 snaps.push(name);
             }
         }
