@@ -29,6 +29,8 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 pub struct SnapshotHeader {
     pub vote: Vote,
     pub meta: SnapshotMeta,
+    /// The snapshot's token (magic, version, index, manifest CRC) as in the sender's pointer.
+    pub token: String,
     /// The manifest file's exact bytes; the receiver checks its CRC and every file against it.
     pub manifest: Vec<u8>,
 }
@@ -173,6 +175,7 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         let header = SnapshotHeader {
             vote,
             meta: snapshot.meta,
+            token: dir.token().to_hex(),
             manifest,
         };
         let header = codec::encode(&header).map_err(|e| streaming_err(network_err(e)))?;

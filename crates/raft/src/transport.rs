@@ -170,7 +170,14 @@ impl RaftTransportService {
             return Err(bad("snapshot stream must start with a header"));
         };
         let header: SnapshotHeader = codec::decode(&raw).map_err(bad)?;
-        let (manifest, _) = SnapshotManifest::decode(&header.manifest).map_err(bad)?;
+        let (manifest, manifest_crc) = SnapshotManifest::decode(&header.manifest).map_err(bad)?;
+        let token = manifest.token(manifest_crc).to_hex();
+        if token != header.token {
+            return Err(bad(format!(
+                "snapshot token {} does not match its manifest ({token})",
+                header.token
+            )));
+        }
         // Names come from the network: nothing is written under a name that is not a plain
         // file name (no `..`, no `/`).
         for f in &manifest.files {
