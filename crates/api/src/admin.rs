@@ -83,6 +83,20 @@ impl AdminService {
         }
     }
 
+    /// Adds `id` at `addr` as a learner and waits until it has caught up.
+    async fn add_learner_node(&self, id: u64, addr: &str) -> Result<(), ProposeError> {
+        let node = BasicNode {
+            addr: addr.to_string(),
+        };
+        self.router
+            .node
+            .raft
+            .add_learner(id, node, true)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.router.node.map_write_error(e))
+    }
+
     async fn change(
         &self,
         change: ChangeMembers<u64, BasicNode>,
@@ -170,19 +184,9 @@ impl RaftAdmin for AdminService {
         check_addr(&r.addr)?;
         let local = match self.leader_check() {
             Ok(()) => self
-                .router
-                .node
-                .raft
-                .add_learner(
-                    r.id,
-                    BasicNode {
-                        addr: r.addr.clone(),
-                    },
-                    true,
-                )
+                .add_learner_node(r.id, &r.addr)
                 .await
-                .map(|_| self.configuration())
-                .map_err(|e| self.router.node.map_write_error(e)),
+                .map(|_| self.configuration()),
             Err(e) => Err(e),
         };
         on_leader!(self, fwd, r, RaftAdminClient, add_learner, local)
@@ -209,20 +213,8 @@ impl RaftAdmin for AdminService {
                             r.id
                         )));
                     }
-                    if let Err(e) = self
-                        .router
-                        .node
-                        .raft
-                        .add_learner(
-                            r.id,
-                            BasicNode {
-                                addr: r.addr.clone(),
-                            },
-                            true,
-                        )
-                        .await
-                    {
-                        return Err(crate::status_of(self.router.node.map_write_error(e)));
+                    if let Err(e) = self.add_learner_node(r.id, &r.addr).await {
+                        return Err(crate::status_of(e));
                     }
                 }
                 self.change(ChangeMembers::AddVoterIds(BTreeSet::from([r.id])))

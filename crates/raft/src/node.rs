@@ -272,16 +272,12 @@ impl RaftNode {
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase)
                 .set(d.as_secs_f64());
         }
+        // The decision, logged at once (the `ready` line adds every phase duration).
         tracing::info!(
             outcome = %g.outcome,
             reason = %g.reason,
             applied_index = ?g.applied_index,
             snapshot_index = ?g.snapshot_index,
-            gap = g.applied_index_gap(),
-            open_ms = g.open.as_secs_f64() * 1e3,
-            gate_ms = g.gate.as_secs_f64() * 1e3,
-            verify_ms = g.verify.as_secs_f64() * 1e3,
-            restore_ms = g.restore.as_secs_f64() * 1e3,
             start_commit_index = self.start_commit_index,
             "cold start"
         );
