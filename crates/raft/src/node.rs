@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brisk_kv::hlc::wall_clock_ms;
-use brisk_kv::{Command, Hlc, HlcError, KvStateMachine, Request, Response};
+use brisk_kv::{Command, Hlc, KvStateMachine, Request, Response};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{RaftMetrics, ReadPolicy, ServerState, SnapshotPolicy};
@@ -509,11 +509,5 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-    }
-}
-
-impl From<HlcError> for ProposeError {
-    fn from(e: HlcError) -> Self {
-        ProposeError::Unavailable(e.to_string())
     }
 }

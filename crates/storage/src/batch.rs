@@ -56,11 +56,6 @@ impl<'a> ApplyBatch<'a> {
         self.hlc_ceiling_ms = Some(ms);
     }
 
-    /// Number of data mutations staged (meta keys excluded).
-    pub fn data_len(&self) -> usize {
-        self.batch.len()
-    }
-
     /// Writes data and meta keys atomically; fsynced when `sync` (I7).
     pub fn commit(mut self, sync: bool) -> Result<(), StorageError> {
         let cf = self.store.cf_meta();

@@ -11,7 +11,7 @@ use super::manifest::{
     MANIFEST_FILE,
 };
 use crate::fault;
-use crate::layout::{snapshot_dir_name, DataLayout};
+use crate::layout::DataLayout;
 use crate::types::StoredMembership;
 
 #[derive(Debug, thiserror::Error)]
@@ -570,9 +570,5 @@ impl SnapshotStore {
         let p = self.layout.snapshots().join(format!("incoming-{nanos}"));
         fs::create_dir_all(&p).map_err(io_at(&p))?;
         Ok(p)
-    }
-
-    pub fn dir_name(index: u64, term: u64) -> String {
-        snapshot_dir_name(index, term)
     }
 }
