@@ -25,7 +25,8 @@ pub struct SmShared {
     /// keys describe exactly its data (I3) and no apply writes into a store being replaced.
     apply_lock: Mutex<()>,
     /// Membership in force after the last applied entry (also stored in every batch, I1).
-    membership: Mutex<StoredMembership>,
+    /// With its encoding, written into every apply batch (encoded once per change).
+    membership: Mutex<(StoredMembership, Vec<u8>)>,
     sync: bool,
     /// The last applied index, published after each applied run (read barriers wait on it).
     applied_index: tokio::sync::watch::Sender<u64>,
@@ -45,7 +46,7 @@ impl SmShared {
             kv,
             snapshots,
             apply_lock: Mutex::new(()),
-            membership: Mutex::new(StoredMembership::default()),
+            membership: Mutex::new((StoredMembership::default(), Vec::new())),
             sync,
             applied_index: tokio::sync::watch::channel(0).0,
         });
@@ -60,7 +61,8 @@ impl SmShared {
             Some(raw) if !raw.is_empty() => codec::decode(&raw)?,
             _ => StoredMembership::default(),
         };
-        *self.membership.lock().unwrap_or_else(|e| e.into_inner()) = m;
+        let encoded = codec::encode(&m)?;
+        *self.membership.lock().unwrap_or_else(|e| e.into_inner()) = (m, encoded);
         Ok(())
     }
 
@@ -87,6 +89,7 @@ impl SmShared {
         self.membership
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .clone()
     }
 
@@ -102,11 +105,11 @@ impl SmShared {
         for (log_id, request, new_membership) in run {
             let mut membership = self.membership.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(m) = new_membership {
-                *membership = m.clone();
+                *membership = (m.clone(), codec::encode(m)?);
             }
             let state = AppliedState {
                 log_id: to_applied(log_id),
-                membership: codec::encode(&*membership)?,
+                membership: membership.1.clone(),
             };
             drop(membership);
             let started = std::time::Instant::now();
