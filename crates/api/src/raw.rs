@@ -156,16 +156,11 @@ impl RawKv for RawKvService {
         let r = req.into_inner();
         self.limits.key("key", &r.key)?;
         let ts = read_ts(r.at_ts)?;
-        if r.stale {
-            return self
-                .local_get(&r.key, ts)
-                .map(Response::new)
-                .map_err(crate::status_of);
-        }
-        let local = match self.router.node.read_barrier().await {
-            Ok(()) => self.local_get(&r.key, ts),
-            Err(e) => Err(e),
-        };
+        let local = self
+            .router
+            .barrier_unless_stale(r.stale)
+            .await
+            .and_then(|()| self.local_get(&r.key, ts));
         on_leader!(self, fwd, r, RawKvClient, raw_get, local)
     }
 
@@ -208,16 +203,11 @@ impl RawKv for RawKvService {
         self.limits.range(&r.start, &r.end, &r.prefix)?;
         let limit = self.limits.scan_limit(r.limit)?;
         let ts = read_ts(r.at_ts)?;
-        if r.stale {
-            return self
-                .local_scan(&r, limit, ts)
-                .map(Response::new)
-                .map_err(crate::status_of);
-        }
-        let local = match self.router.node.read_barrier().await {
-            Ok(()) => self.local_scan(&r, limit, ts),
-            Err(e) => Err(e),
-        };
+        let local = self
+            .router
+            .barrier_unless_stale(r.stale)
+            .await
+            .and_then(|()| self.local_scan(&r, limit, ts));
         on_leader!(self, fwd, r, RawKvClient, raw_scan, local)
     }
 
@@ -230,16 +220,11 @@ impl RawKv for RawKvService {
         if r.key.len() > self.limits.max_key_bytes {
             return Err(Status::invalid_argument("key exceeds the size limit"));
         }
-        if r.stale {
-            return self
-                .local_latest(&r.key)
-                .map(Response::new)
-                .map_err(crate::status_of);
-        }
-        let local = match self.router.node.read_barrier().await {
-            Ok(()) => self.local_latest(&r.key),
-            Err(e) => Err(e),
-        };
+        let local = self
+            .router
+            .barrier_unless_stale(r.stale)
+            .await
+            .and_then(|()| self.local_latest(&r.key));
         on_leader!(self, fwd, r, RawKvClient, raw_latest_commit_ts, local)
     }
 

@@ -42,6 +42,16 @@ impl Router {
         Ok(c)
     }
 
+    /// The read barrier for a linearizable read; nothing for a `stale` one (served from this
+    /// replica as it is).
+    pub async fn barrier_unless_stale(&self, stale: bool) -> Result<(), ProposeError> {
+        if stale {
+            Ok(())
+        } else {
+            self.node.read_barrier().await
+        }
+    }
+
     /// Where to forward a request that failed with `e`, or the status to return.
     pub fn forward_target(
         &self,

@@ -43,12 +43,14 @@ impl TransactionalKv for TxnService {
     async fn begin(&self, req: Request<BeginRequest>) -> Result<Response<BeginResponse>, Status> {
         let fwd = is_forwarded(&req);
         let r = req.into_inner();
-        let local = match self.router.node.read_barrier().await {
-            Ok(()) => Ok(BeginResponse {
+        let local = self
+            .router
+            .node
+            .read_barrier()
+            .await
+            .map(|()| BeginResponse {
                 start_ts: self.router.node.sm.kv.last_commit_ts(),
-            }),
-            Err(e) => Err(e),
-        };
+            });
         on_leader!(self, fwd, r, TransactionalKvClient, begin, local)
     }
 
