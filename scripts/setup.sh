@@ -4,7 +4,9 @@
 set -euo pipefail
 
 need_apt=()
-if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# libclang itself (libclang.so or libclang-NN.so), not libclang-cpp, which clang-sys cannot use.
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need_apt+=(libclang-dev)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
