@@ -124,14 +124,11 @@ impl KvStateMachine {
             }
             Command::DeletePrefix { prefix } => {
                 let ts = next_ts(0);
-                let live = store.scan_at(b"", None, Some(prefix), usize::MAX, usize::MAX, ts)?;
-                for pair in &live {
-                    batch.delete(&pair.key, ts);
-                }
+                let deleted = delete_prefix(&store, &mut batch, prefix, ts)?;
                 batch.set_last_commit_ts(ts);
                 Response::Written {
                     commit_ts: ts,
-                    deleted: live.len() as u64,
+                    deleted,
                 }
             }
             Command::Txn {
@@ -206,6 +203,42 @@ impl KvStateMachine {
     ) -> Result<Vec<VersionedPair>, StorageError> {
         self.store()?
             .scan_at(start, end, prefix, limit, byte_budget, ts)
+    }
+}
+
+/// Keys tombstoned per chunk of a DeletePrefix.
+pub const DELETE_PREFIX_CHUNK_KEYS: usize = 1024;
+
+/// Tombstones every key live at `ts` under `prefix`, in memory bounded by one chunk of keys
+/// (values are never read into memory), whatever the size of the keyspace.
+///
+/// Every full chunk is spilled to the store before the next is read ([`ApplyBatch::spill`]);
+/// the last one commits with the applied index. The effect is idempotent under replay: the
+/// entry's commit timestamp is derived from the log prefix alone (the last commit is only
+/// moved by the final batch), so a replay after a crash recomputes the same `ts`, finds the
+/// keys spilled before the crash already deleted at `ts`, and tombstones the rest. Spilled
+/// tombstones sit above the last commit timestamp, where no read looks.
+fn delete_prefix(
+    store: &Store,
+    batch: &mut brisk_storage::ApplyBatch<'_>,
+    prefix: &[u8],
+    ts: u64,
+) -> Result<u64, StorageError> {
+    let mut deleted = 0u64;
+    let mut from = prefix.to_vec();
+    loop {
+        let keys = store.live_keys_at(&from, prefix, DELETE_PREFIX_CHUNK_KEYS, ts)?;
+        for key in &keys {
+            batch.delete(key, ts);
+        }
+        deleted += keys.len() as u64;
+        match keys.last() {
+            Some(last) if keys.len() == DELETE_PREFIX_CHUNK_KEYS => {
+                batch.spill()?;
+                from.clone_from(last);
+            }
+            _ => return Ok(deleted),
+        }
     }
 }
 
@@ -300,6 +333,69 @@ mod tests {
                 .unwrap()
                 .index
         }
+    }
+
+    fn raw_contents(f: &Fixture) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        f.sm.store()
+            .unwrap()
+            .for_each_raw(|cf, k, v| out.push((cf.to_string(), k.to_vec(), v.to_vec())))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn delete_prefix_interrupted_after_spilling_converges_on_replay() {
+        let n = DELETE_PREFIX_CHUNK_KEYS * 2 + 10;
+        let (mut whole, mut interrupted) = (Fixture::new(), Fixture::new());
+        for f in [&mut whole, &mut interrupted] {
+            for i in 0..n {
+                f.put(100 + i as u64, &format!("p/{i:05}"), "v");
+            }
+            f.put(100_000, "q", "kept");
+        }
+        let entry_ts = 1_000_000;
+        // The interrupted replica spills its chunks, then crashes before the final batch.
+        {
+            let f = &interrupted;
+            let store = f.sm.store().unwrap();
+            let mut batch = store.begin_apply(AppliedState {
+                log_id: AppliedLogId {
+                    term: 1,
+                    leader_node: 1,
+                    index: f.index + 1,
+                },
+                membership: b"m".to_vec(),
+            });
+            let deleted = delete_prefix(&store, &mut batch, b"p/", entry_ts).unwrap();
+            assert_eq!(deleted, n as u64);
+            drop(batch);
+        }
+        assert_eq!(interrupted.applied_index(), whole.applied_index());
+        // What was spilled sits above the last commit: reads there still see every key.
+        let last = interrupted.sm.last_commit_ts();
+        assert!(last < entry_ts);
+        assert_eq!(interrupted.get("p/00000", last).as_deref(), Some("v"));
+        assert_eq!(
+            interrupted.get("p/00000", entry_ts),
+            None,
+            "nothing was spilled"
+        );
+        // Replaying the entry finishes the job; both replicas hold the same bytes.
+        for f in [&mut whole, &mut interrupted] {
+            match f.apply(
+                entry_ts,
+                Some(Command::DeletePrefix {
+                    prefix: b"p/".to_vec(),
+                }),
+            ) {
+                Response::Written { commit_ts, .. } => assert_eq!(commit_ts, entry_ts),
+                r => panic!("{r:?}"),
+            }
+            assert_eq!(f.get(&format!("p/{:05}", n - 1), u64::MAX), None);
+            assert_eq!(f.get("q", u64::MAX).as_deref(), Some("kept"));
+        }
+        assert!(raw_contents(&whole) == raw_contents(&interrupted));
     }
 
     #[test]

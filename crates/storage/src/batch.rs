@@ -47,6 +47,25 @@ impl<'a> ApplyBatch<'a> {
         );
     }
 
+    /// Bytes of data and meta operations buffered so far.
+    pub fn buffered_bytes(&self) -> usize {
+        self.batch.size_in_bytes()
+    }
+
+    /// Writes the buffered data now, without the meta keys, and keeps building the batch.
+    ///
+    /// The one exception to "every write carries the applied index" (I1), for entries whose
+    /// effect is idempotent under replay and too large for one batch (DeletePrefix over a large
+    /// keyspace): a crash after a spill leaves part of the entry's effect on disk with the
+    /// applied index still below the entry, so the entry is applied again at restart and must
+    /// reach the same final state from there. Spilled data must not be visible to readers
+    /// before the final commit: it is written at the entry's commit timestamp, above the last
+    /// commit, which reads never exceed.
+    pub fn spill(&mut self) -> Result<(), StorageError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.store.write(batch, false)
+    }
+
     pub fn set_last_commit_ts(&mut self, ts: u64) {
         self.last_commit_ts = Some(ts);
     }

@@ -277,6 +277,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Keys (no values) live at `ts` that start with `prefix` and sort at or after `from`;
+    /// at most `limit` of them, in key order. Memory is bounded by `limit` keys whatever the
+    /// size of the values or of the keyspace.
+    pub fn live_keys_at(
+        &self,
+        from: &[u8],
+        prefix: &[u8],
+        limit: usize,
+        ts: u64,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let mut out = Vec::new();
+        let start = if from > prefix { from } else { prefix };
+        let seek = mvcc_key::encode_prefix(start);
+        let mut ropts = ReadOptions::default();
+        ropts.set_total_order_seek(true);
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf_data(), ropts);
+        iter.seek(&seek);
+        let mut done_key: Option<Vec<u8>> = None;
+        while iter.valid() && out.len() < limit {
+            let Some(raw_key) = iter.key() else { break };
+            let (key, commit_ts) = mvcc_key::decode(raw_key)
+                .ok_or_else(|| StorageError::corrupt("data key", hex(raw_key)))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let seen = done_key.as_deref() == Some(key.as_slice());
+            if !seen && key.as_slice() >= start && commit_ts <= ts {
+                // The newest version at or below ts decides: a value is live, a tombstone not.
+                let raw_val = iter.value().unwrap_or_default();
+                if decode_value_tag(raw_val)? == TAG_PUT {
+                    out.push(key.clone());
+                }
+                done_key = Some(key);
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(out)
+    }
+
     /// Every version of every key plus the meta keys, in storage order; tests and the
     /// inspector hash this to compare replicas.
     pub fn for_each_raw(&self, mut f: impl FnMut(&str, &[u8], &[u8])) -> Result<(), StorageError> {
@@ -322,6 +362,17 @@ pub(crate) fn decode_value(raw: &[u8]) -> Result<Option<Vec<u8>>, StorageError> 
     match raw.first() {
         Some(&TAG_PUT) => Ok(Some(raw[1..].to_vec())),
         Some(&TAG_TOMBSTONE) => Ok(None),
+        _ => Err(StorageError::corrupt(
+            "data value",
+            format!("tag {:?}", raw.first()),
+        )),
+    }
+}
+
+/// The tag of a stored value (put or tombstone) without copying the value.
+fn decode_value_tag(raw: &[u8]) -> Result<u8, StorageError> {
+    match raw.first() {
+        Some(&t) if t == TAG_PUT || t == TAG_TOMBSTONE => Ok(t),
         _ => Err(StorageError::corrupt(
             "data value",
             format!("tag {:?}", raw.first()),
