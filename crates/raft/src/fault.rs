@@ -9,12 +9,18 @@
 pub const APPLY_BEFORE_ACK: &str = "apply_before_ack";
 pub const SNAPSHOT_BEFORE_MANIFEST: &str = "snapshot_before_manifest";
 pub const SNAPSHOT_BEFORE_POINTER: &str = "snapshot_before_pointer";
+/// A snapshot directory replacing one of the same name: the old one is renamed aside, the
+/// new one not yet in place.
+pub const SNAPSHOT_REPLACE_ASIDE: &str = "snapshot_replace_aside";
 pub const POINTER_BEFORE_PURGE: &str = "pointer_before_purge";
 pub const MID_PURGE: &str = "mid_purge";
 pub const RESTORE_BEFORE_SWAP: &str = "restore_before_swap";
 pub const RESTORE_BEFORE_CLEANUP: &str = "restore_before_cleanup";
 pub const RECEIVE_MID_TRANSFER: &str = "receive_mid_transfer";
 pub const RECEIVE_BEFORE_INSTALL: &str = "receive_before_install";
+/// Fail-closed recovery: the log is wiped (with its recovery marker) and the unverifiable
+/// state machine quarantined; the node has not caught up from the leader yet.
+pub const RECOVERY_BEFORE_CATCH_UP: &str = "recovery_before_catch_up";
 
 #[cfg(feature = "crash-points")]
 struct Armed {

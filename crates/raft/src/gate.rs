@@ -160,18 +160,28 @@ pub fn classify(
     }
 }
 
+/// A failed integrity check is a verification failure (the node may rebuild from the
+/// leader, I5); any other error (I/O) makes the node refuse to start, changing nothing.
+fn verification(source: SnapshotError) -> GateError {
+    if source.is_integrity_failure() {
+        GateError::Verification {
+            check: source.check(),
+            source,
+        }
+    } else {
+        GateError::Snapshot(source)
+    }
+}
+
 pub fn decide(
     layout: &DataLayout,
     snapshots: &SnapshotStore,
     mode: ColdStartMode,
 ) -> Result<Decision, GateError> {
-    // An unreadable pointer is a failed check like any other (I5): fail closed.
+    // A malformed pointer is a failed check like any other (I5): fail closed.
     let x = snapshots
         .read_pointer()
-        .map_err(|source| GateError::Verification {
-            check: source.check(),
-            source,
-        })?
+        .map_err(verification)?
         .map(|(_, token)| token.index);
     let started = Instant::now();
     // Read-only: deciding must not change a byte of the live store (I5: a failed restore
@@ -236,10 +246,6 @@ pub fn run(
     }
     drop(d.store);
     let live = layout.state_machine();
-    let verification = |source: SnapshotError| GateError::Verification {
-        check: source.check(),
-        source,
-    };
     let Some(snap) = snapshots.current().map_err(verification)? else {
         // Nothing to restore from: a brand-new node, or a store without meta keys whose log
         // still starts at index 1, is rebuilt by replaying the whole log from an empty store.
@@ -269,7 +275,9 @@ pub fn run(
     snap.verify().map_err(verification)?;
     report.verify = t.elapsed();
     let t = Instant::now();
-    snapshots.restore(&snap, mode == ColdStartMode::Auto)?;
+    snapshots
+        .restore(&snap, mode == ColdStartMode::Auto)
+        .map_err(verification)?;
     let store = Store::open_existing(&live)?;
     report.served_applied_index = store.meta()?.applied.map(|a| a.index);
     report.restore = t.elapsed();

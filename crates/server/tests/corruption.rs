@@ -408,3 +408,111 @@ fn serve_refuses_to_start_from_a_corrupt_snapshot_and_names_it() {
     );
     assert_eq!(live_content(&layout), before);
 }
+
+/// The gate's error for a data dir prepared by `prepared` and changed by `change`, with the
+/// live store checked unchanged and no restore left behind.
+fn gate_error_leaving_live_store(change: impl FnOnce(&Path, &Path)) -> GateError {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, snapshots, snap) = prepared(dir.path());
+    change(&snap, &layout.snapshot_pointer());
+    let live_bytes_before = store_bytes(&layout.state_machine());
+    let err = match gate::run(&layout, &snapshots, ColdStartMode::Auto, true) {
+        Ok((_, report)) => panic!("the gate accepted the snapshot: {report:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        store_bytes(&layout.state_machine()) == live_bytes_before,
+        "a file of the live store changed ({err})"
+    );
+    assert!(!layout.restore_tmp().exists() && !layout.state_machine_old().exists());
+    err
+}
+
+#[test]
+fn an_io_error_is_not_a_verification_failure() {
+    // Only a failed integrity check may lead to the log-wiping recovery; an I/O error must
+    // make the node refuse to start with everything left in place. Root bypasses file
+    // permissions, so the I/O error here is EISDIR: the manifest path is a directory.
+    let err = gate_error_leaving_live_store(|snap, _| {
+        let m = snap.join(MANIFEST_FILE);
+        let saved = snap.with_extension("manifest-saved");
+        std::fs::rename(&m, &saved).unwrap();
+        std::fs::create_dir(&m).unwrap();
+    });
+    match &err {
+        GateError::Snapshot(source) => {
+            assert!(!source.is_integrity_failure(), "{err}");
+            assert_eq!(source.check(), "io");
+        }
+        other => panic!("an I/O error became {other:?}"),
+    }
+}
+
+#[test]
+fn a_restore_whose_applied_id_differs_from_the_manifest_fails_closed() {
+    // A self-consistent manifest (valid CRC, pointer token updated, every file intact) that
+    // names another term than the checkpoint it lists: the restored copy is checked against
+    // it before it replaces the live store.
+    let err = gate_error_leaving_live_store(|snap, pointer| {
+        let crc = rewrite_manifest(snap, |m| m.term = 2);
+        let text = std::fs::read_to_string(pointer).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut token = brisk_raft::snapshot::SnapshotToken::from_hex(&lines[1]).unwrap();
+        token.manifest_crc = crc;
+        lines[1] = token.to_hex();
+        std::fs::write(pointer, lines.join("\n") + "\n").unwrap();
+    });
+    match &err {
+        GateError::Verification { check, .. } => assert_eq!(*check, "applied_id", "{err}"),
+        other => panic!("expected a verification failure, got {other:?}"),
+    }
+}
+
+/// A snapshot replacing the pointed-to directory of the same name was interrupted: `state`
+/// sets up what the crash left, and the next start must still restore from the snapshot the
+/// pointer names.
+fn interrupted_replacement(state: impl FnOnce(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, snapshots, snap) = prepared(dir.path());
+    state(&snap);
+    let (store, report) = gate::run(&layout, &snapshots, ColdStartMode::Auto, true)
+        .unwrap_or_else(|e| panic!("the gate failed after an interrupted replacement: {e}"));
+    assert_eq!(
+        (report.outcome, report.reason),
+        (Outcome::Restore, Reason::BehindSnapshot)
+    );
+    assert_eq!(store.meta().unwrap().applied.unwrap().index, 10);
+    let names: Vec<String> = std::fs::read_dir(layout.snapshots())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("replaced-")),
+        "{names:?}"
+    );
+    snapshots.current().unwrap().unwrap().verify().unwrap();
+}
+
+fn replaced(snap: &Path) -> PathBuf {
+    snap.with_file_name(format!(
+        "replaced-{}",
+        snap.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+#[test]
+fn replacement_interrupted_with_the_old_snapshot_aside_rolls_back() {
+    interrupted_replacement(|snap| std::fs::rename(snap, replaced(snap)).unwrap());
+}
+
+#[test]
+fn replacement_interrupted_before_the_pointer_moved_rolls_back() {
+    interrupted_replacement(|snap| {
+        // The new directory (another manifest, so another token) took the name; the pointer
+        // still holds the old token.
+        copy_dir(snap, &snap.with_extension("new"));
+        std::fs::rename(snap, replaced(snap)).unwrap();
+        std::fs::rename(snap.with_extension("new"), snap).unwrap();
+        rewrite_manifest(snap, |m| m.header.hlc_ceiling_ms += 1);
+    });
+}

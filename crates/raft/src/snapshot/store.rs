@@ -53,6 +53,13 @@ pub enum SnapshotError {
     },
     #[error("snapshot directory holds {file}, which the manifest does not list")]
     ExtraFile { file: PathBuf },
+    #[error("the store restored from {dir} has applied log id {found}, but its manifest says index {index} term {term}")]
+    AppliedMismatch {
+        dir: PathBuf,
+        index: u64,
+        term: u64,
+        found: String,
+    },
     #[error("snapshot file name {0:?} is not a plain file name")]
     BadFileName(String),
     #[error("state machine store: {0}")]
@@ -60,6 +67,14 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
+    /// Whether this is a failed integrity check (CRC, size, magic, version, token, a missing
+    /// or extra file), which proves the snapshot unusable (I5). An I/O error (EACCES, EIO,
+    /// EMFILE, ...) proves nothing about the bytes: the node must refuse to start and leave
+    /// everything in place rather than take the destructive recovery path.
+    pub fn is_integrity_failure(&self) -> bool {
+        !matches!(self, SnapshotError::Io { .. } | SnapshotError::Storage(_))
+    }
+
     /// Short name of the failed check, for metrics and the inspector.
     pub fn check(&self) -> &'static str {
         match self {
@@ -80,6 +95,7 @@ impl SnapshotError {
             SnapshotError::FileCrc { .. } => "file_crc",
             SnapshotError::ExtraFile { .. } => "extra_file",
             SnapshotError::BadFileName(_) => "file_name",
+            SnapshotError::AppliedMismatch { .. } => "applied_id",
             SnapshotError::Storage(_) => "store",
         }
     }
@@ -108,7 +124,13 @@ impl SnapshotDir {
     /// Reads and checks the manifest of the snapshot in `path` (not the data files).
     pub fn open(path: &Path) -> Result<Self, SnapshotError> {
         let mpath = path.join(MANIFEST_FILE);
-        let raw = fs::read(&mpath).map_err(io_at(&mpath))?;
+        let raw = match fs::read(&mpath) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SnapshotError::FileMissing { file: mpath })
+            }
+            Err(e) => return Err(io_at(&mpath)(e)),
+        };
         let (manifest, manifest_crc) =
             SnapshotManifest::decode(&raw).map_err(|source| SnapshotError::Manifest {
                 path: mpath,
@@ -160,6 +182,26 @@ impl SnapshotDir {
             }
         }
         Ok(())
+    }
+}
+
+impl SnapshotDir {
+    /// A store restored from this snapshot must be exactly the state the manifest describes:
+    /// its applied log id is the manifest's index and term (I3), or the snapshot lied.
+    pub fn check_restored(&self, store: &Store) -> Result<(), SnapshotError> {
+        let applied = store.meta()?.applied;
+        match applied {
+            Some(a) if a.index == self.manifest.index && a.term == self.manifest.term => Ok(()),
+            other => Err(SnapshotError::AppliedMismatch {
+                dir: self.path.clone(),
+                index: self.manifest.index,
+                term: self.manifest.term,
+                found: match other {
+                    Some(a) => format!("index {} term {}", a.index, a.term),
+                    None => "none".into(),
+                },
+            }),
+        }
     }
 }
 
@@ -223,6 +265,17 @@ pub fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
     fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(io_at(path))
+}
+
+/// Name prefix of a snapshot directory set aside while another takes its name.
+const REPLACED_PREFIX: &str = "replaced-";
+
+fn replaced_path(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    dir.with_file_name(format!("{REPLACED_PREFIX}{name}"))
 }
 
 /// Writes `bytes` to `path` atomically: write temp, fsync, rename, fsync the directory.
@@ -384,6 +437,17 @@ impl SnapshotStore {
             self.write_pointer(&snap)?;
             return Ok(snap);
         }
+        self.finish_build_replacing(tmp, info)
+    }
+
+    /// Like [`finish_build`](Self::finish_build), but a directory already at this (index,
+    /// term) is replaced (crash-safely), not reused: the repair of a snapshot that failed
+    /// verification.
+    pub fn finish_build_replacing(
+        &self,
+        tmp: &Path,
+        info: CheckpointInfo,
+    ) -> Result<SnapshotDir, SnapshotError> {
         let mut files = Vec::new();
         let mut names: Vec<_> = fs::read_dir(tmp)
             .map_err(io_at(tmp))?
@@ -424,11 +488,7 @@ impl SnapshotStore {
             })?;
         write_atomic(&tmp.join(MANIFEST_FILE), &raw)?;
         let final_dir = self.layout.snapshot_dir(info.index, info.term);
-        if final_dir.exists() {
-            fs::remove_dir_all(&final_dir).map_err(io_at(&final_dir))?;
-        }
-        fs::rename(tmp, &final_dir).map_err(io_at(&final_dir))?;
-        fsync_dir(&self.layout.snapshots())?;
+        self.move_into_place(tmp, &final_dir)?;
         let snap = SnapshotDir {
             path: final_dir,
             manifest,
@@ -436,6 +496,7 @@ impl SnapshotStore {
         };
         fault::crash_point(fault::SNAPSHOT_BEFORE_POINTER);
         self.write_pointer(&snap)?;
+        self.remove_replaced(&snap.path);
         self.collect_garbage();
         Ok(snap)
     }
@@ -446,18 +507,87 @@ impl SnapshotStore {
         let m = &incoming.manifest;
         let final_dir = self.layout.snapshot_dir(m.index, m.term);
         if final_dir != incoming.path {
-            if final_dir.exists() {
-                fs::remove_dir_all(&final_dir).map_err(io_at(&final_dir))?;
-            }
-            fs::rename(&incoming.path, &final_dir).map_err(io_at(&final_dir))?;
-            fsync_dir(&self.layout.snapshots())?;
+            self.move_into_place(&incoming.path, &final_dir)?;
         }
         let snap = SnapshotDir {
             path: final_dir,
             ..incoming.clone()
         };
         self.write_pointer(&snap)?;
+        self.remove_replaced(&snap.path);
         Ok(snap)
+    }
+
+    /// Renames a complete snapshot directory `from` to its final name `to`. A directory
+    /// already there (possibly the one the pointer names) is never deleted first: it is
+    /// renamed aside to `replaced-<name>` and only removed once the pointer names the new one
+    /// ([`remove_replaced`](Self::remove_replaced)). A crash in between leaves either the old
+    /// directory aside or the new one in place with a pointer still holding the old token;
+    /// [`remove_leftovers`](Self::remove_leftovers) rolls both back at the next start, so the
+    /// pointer always names a complete snapshot with its own token (I2, I5).
+    fn move_into_place(&self, from: &Path, to: &Path) -> Result<(), SnapshotError> {
+        if to.exists() {
+            let aside = replaced_path(to);
+            if aside.exists() {
+                fs::remove_dir_all(&aside).map_err(io_at(&aside))?;
+            }
+            fs::rename(to, &aside).map_err(io_at(&aside))?;
+            fsync_dir(&self.layout.snapshots())?;
+            fault::crash_point(fault::SNAPSHOT_REPLACE_ASIDE);
+        }
+        fs::rename(from, to).map_err(io_at(to))?;
+        fsync_dir(&self.layout.snapshots())
+    }
+
+    /// Deletes the directory [`move_into_place`](Self::move_into_place) set aside for `dir`,
+    /// once the pointer no longer depends on it.
+    fn remove_replaced(&self, dir: &Path) {
+        let aside = replaced_path(dir);
+        if aside.exists() {
+            if let Err(e) = fs::remove_dir_all(&aside) {
+                tracing::warn!(path = %aside.display(), error = %e, "could not remove a replaced snapshot");
+            }
+        }
+    }
+
+    /// Undoes a replacement interrupted by a crash: when the pointer's token is the one of
+    /// the directory set aside, that directory goes back to its name (the new one, never
+    /// pointed to, is dropped); otherwise the replacement had completed and the aside copy is
+    /// garbage.
+    fn roll_back_replacements(&self) {
+        let Ok(entries) = fs::read_dir(self.layout.snapshots()) else {
+            return;
+        };
+        let pointer = self.read_pointer().ok().flatten();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(original) = name.strip_prefix(REPLACED_PREFIX) else {
+                continue;
+            };
+            let aside = e.path();
+            let target = self.layout.snapshots().join(original);
+            let pointed_to_aside = pointer.as_ref().is_some_and(|(dir, token)| {
+                dir == original && SnapshotDir::open(&aside).is_ok_and(|s| s.token() == *token)
+            });
+            let result = if pointed_to_aside {
+                tracing::warn!(
+                    dir = original,
+                    "rolling back an interrupted snapshot replacement"
+                );
+                (if target.exists() {
+                    fs::remove_dir_all(&target)
+                } else {
+                    Ok(())
+                })
+                .and_then(|()| fs::rename(&aside, &target))
+                .and_then(|()| fs::File::open(self.layout.snapshots())?.sync_all())
+            } else {
+                fs::remove_dir_all(&aside)
+            };
+            if let Err(e) = result {
+                tracing::warn!(path = %aside.display(), error = %e, "could not settle a replaced snapshot");
+            }
+        }
     }
 
     /// Builds `sm.restore-tmp` from a verified snapshot and swaps it in as `sm`. The live
@@ -486,6 +616,15 @@ impl SnapshotStore {
             }
         }
         fsync_dir(&tmp)?;
+        // Fail closed before the swap: a copy that is not the manifest's state never replaces
+        // the live store (I5).
+        let checked = Store::open_read_only(&tmp)
+            .map_err(SnapshotError::from)
+            .and_then(|store| snap.check_restored(&store));
+        if let Err(e) = checked {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         fault::crash_point(fault::RESTORE_BEFORE_SWAP);
         let live = self.layout.state_machine();
         let old = self.layout.state_machine_old();
@@ -535,6 +674,7 @@ impl SnapshotStore {
     /// Removes interrupted builds, transfers and restores. Only at start, when none can be
     /// in progress.
     pub fn remove_leftovers(&self) {
+        self.roll_back_replacements();
         let mut doomed = vec![self.layout.restore_tmp(), self.layout.state_machine_old()];
         if let Ok(entries) = fs::read_dir(self.layout.snapshots()) {
             for e in entries.flatten() {
