@@ -16,6 +16,22 @@ use crate::routing::{is_forwarded, Router};
 
 pub struct AdminService {
     pub router: Router,
+    /// When the last on-demand snapshot started (one at a time, see [`SNAPSHOT_INTERVAL`]).
+    last_snapshot: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+/// On-demand snapshots (the admin `Snapshot` RPC) cost a checkpoint and a pass over the data:
+/// at most one runs at a time, and a new one starts at least this long after the previous
+/// one finished.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
+
+impl AdminService {
+    pub fn new(router: Router) -> Self {
+        AdminService {
+            router,
+            last_snapshot: tokio::sync::Mutex::new(None),
+        }
+    }
 }
 
 fn role(s: ServerState) -> &'static str {
@@ -301,6 +317,28 @@ impl RaftAdmin for AdminService {
         _req: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         // Snapshots are per node: this one builds its own, wherever it is in the cluster.
+        let Ok(mut last) = self.last_snapshot.try_lock() else {
+            return Err(Status::resource_exhausted(
+                "a snapshot is already being taken on this node; retry when it finishes",
+            ));
+        };
+        let now = tokio::time::Instant::now();
+        if let Some(at) = *last {
+            if now < at + SNAPSHOT_INTERVAL {
+                return Err(Status::resource_exhausted(format!(
+                    "snapshots are rate-limited to one per {} ms on this node; retry later",
+                    SNAPSHOT_INTERVAL.as_millis()
+                )));
+            }
+        }
+        let result = self.take_snapshot().await;
+        *last = Some(tokio::time::Instant::now());
+        result
+    }
+}
+
+impl AdminService {
+    async fn take_snapshot(&self) -> Result<Response<SnapshotResponse>, Status> {
         let node = &self.router.node;
         let applied = node.metrics().last_applied.map(|l| l.index).unwrap_or(0);
         if applied == 0 {

@@ -5,6 +5,8 @@ use tonic::Status;
 pub struct Limits {
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
+    /// Largest log entry a request may produce (keys, values and read-set keys together).
+    pub max_entry_bytes: usize,
 }
 
 impl Default for Limits {
@@ -12,6 +14,7 @@ impl Default for Limits {
         Limits {
             max_key_bytes: 4 << 10,
             max_value_bytes: 8 << 20,
+            max_entry_bytes: 16 << 20,
         }
     }
 }
@@ -39,6 +42,18 @@ impl Limits {
                 "value is {} bytes; the limit is {} bytes",
                 value.len(),
                 self.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a request whose log entry would carry more than `max_entry_bytes` of keys and
+    /// values (every replica holds one entry's effects in memory while applying it).
+    pub fn entry(&self, bytes: usize) -> Result<(), Status> {
+        if bytes > self.max_entry_bytes {
+            return Err(Status::invalid_argument(format!(
+                "the request's log entry would hold {bytes} bytes of keys and values; the limit is {} bytes (--max-entry-bytes)",
+                self.max_entry_bytes
             )));
         }
         Ok(())
@@ -96,5 +111,7 @@ mod tests {
         assert!(l.range(b"a", b"b", b"").is_ok());
         assert!(l.scan_limit(200_000).is_err());
         assert_eq!(l.scan_limit(0).unwrap(), crate::DEFAULT_SCAN_LIMIT);
+        assert!(l.entry(16 << 20).is_ok());
+        assert!(l.entry((16 << 20) + 1).is_err());
     }
 }

@@ -17,19 +17,16 @@ pub struct RawKvService {
     pub limits: Limits,
 }
 
-/// Maps a requested read timestamp (0 = latest) to the store's, refusing timestamps in the
-/// future: a read there could miss commits that land below it later.
-pub(crate) fn read_ts(at_ts: u64) -> Result<u64, Status> {
-    if at_ts == 0 {
-        return Ok(u64::MAX);
-    }
-    if physical_ms(at_ts) > wall_clock_ms() + 60_000 {
+/// Refuses read timestamps in the future (0 = latest is fine): a read there could miss
+/// commits that land below it later.
+pub(crate) fn check_at_ts(at_ts: u64) -> Result<(), Status> {
+    if at_ts != 0 && physical_ms(at_ts) > wall_clock_ms() + 60_000 {
         return Err(Status::invalid_argument(format!(
             "at_ts {at_ts} is in the future (physical part {} ms)",
             physical_ms(at_ts)
         )));
     }
-    Ok(at_ts)
+    Ok(())
 }
 
 fn written(resp: KvResponse, log_index: u64) -> Result<WriteResult, ProposeError> {
@@ -111,16 +108,27 @@ impl RawKvService {
         })
     }
 
-    fn local_latest(&self, key: &[u8]) -> Result<RawLatestCommitTsResponse, ProposeError> {
+    /// The newest commit of `key` at or below `last` (the last applied commit timestamp);
+    /// with an empty key, `last` itself.
+    fn local_latest(
+        &self,
+        key: &[u8],
+        last: u64,
+    ) -> Result<RawLatestCommitTsResponse, ProposeError> {
         if key.is_empty() {
-            let ts = self.router.node.sm.kv.last_commit_ts();
             return Ok(RawLatestCommitTsResponse {
-                found: ts > 0,
-                commit_ts: ts,
+                found: last > 0,
+                commit_ts: last,
             });
         }
-        let store = self.router.node.sm.kv.store().map_err(unavailable)?;
-        let ts = store.latest_commit_ts(key).map_err(unavailable)?;
+        let ts = self
+            .router
+            .node
+            .sm
+            .kv
+            .get(key, last)
+            .map_err(unavailable)?
+            .map(|v| v.commit_ts);
         Ok(RawLatestCommitTsResponse {
             found: ts.is_some(),
             commit_ts: ts.unwrap_or(0),
@@ -155,12 +163,12 @@ impl RawKv for RawKvService {
         let fwd = is_forwarded(&req);
         let r = req.into_inner();
         self.limits.key("key", &r.key)?;
-        let ts = read_ts(r.at_ts)?;
+        check_at_ts(r.at_ts)?;
         let local = self
             .router
-            .barrier_unless_stale(r.stale)
+            .raw_read_ts(r.at_ts, r.stale)
             .await
-            .and_then(|()| self.local_get(&r.key, ts));
+            .and_then(|ts| self.local_get(&r.key, ts));
         on_leader!(self, fwd, r, RawKvClient, raw_get, local)
     }
 
@@ -202,12 +210,12 @@ impl RawKv for RawKvService {
         let r = req.into_inner();
         self.limits.range(&r.start, &r.end, &r.prefix)?;
         let limit = self.limits.scan_limit(r.limit)?;
-        let ts = read_ts(r.at_ts)?;
+        check_at_ts(r.at_ts)?;
         let local = self
             .router
-            .barrier_unless_stale(r.stale)
+            .raw_read_ts(r.at_ts, r.stale)
             .await
-            .and_then(|()| self.local_scan(&r, limit, ts));
+            .and_then(|ts| self.local_scan(&r, limit, ts));
         on_leader!(self, fwd, r, RawKvClient, raw_scan, local)
     }
 
@@ -222,9 +230,9 @@ impl RawKv for RawKvService {
         }
         let local = self
             .router
-            .barrier_unless_stale(r.stale)
+            .raw_read_ts(0, r.stale)
             .await
-            .and_then(|()| self.local_latest(&r.key));
+            .and_then(|ts| self.local_latest(&r.key, ts));
         on_leader!(self, fwd, r, RawKvClient, raw_latest_commit_ts, local)
     }
 
@@ -234,11 +242,16 @@ impl RawKv for RawKvService {
     ) -> Result<Response<GetTimestampResponse>, Status> {
         let fwd = is_forwarded(&req);
         let r = req.into_inner();
-        let local = self
-            .router
-            .node
-            .issue_ts()
-            .map(|ts| GetTimestampResponse { ts });
+        // A leader that was deposed without knowing it yet must not hand out a timestamp
+        // below one its successor already issued: confirm leadership first.
+        let local = match self.router.node.read_barrier().await {
+            Ok(()) => self
+                .router
+                .node
+                .issue_ts()
+                .map(|ts| GetTimestampResponse { ts }),
+            Err(e) => Err(e),
+        };
         on_leader!(self, fwd, r, RawKvClient, get_timestamp, local)
     }
 }

@@ -46,10 +46,37 @@ impl Router {
     /// replica as it is).
     pub async fn barrier_unless_stale(&self, stale: bool) -> Result<(), ProposeError> {
         if stale {
-            Ok(())
+            self.node.check_local_reads()
         } else {
             self.node.read_barrier().await
         }
+    }
+
+    /// Makes sure this replica has applied every commit at or below `ts` before a read at
+    /// `ts`: locally true once it has applied a commit at or above it (commit timestamps
+    /// increase in log order), so any replica serves such a read; otherwise the leader serves
+    /// it after a barrier. Reads above the last commit get no repeatability guarantee.
+    pub async fn covered(&self, ts: u64) -> Result<(), ProposeError> {
+        self.node.check_local_reads()?;
+        if self.node.sm.kv.last_commit_ts() >= ts {
+            return Ok(());
+        }
+        self.node.read_barrier().await
+    }
+
+    /// The barrier for a raw read: `at_ts == 0` reads the latest commit (linearizable, or
+    /// from this replica as it is when `stale`); an explicit timestamp follows [`covered`].
+    /// Returns the timestamp to read at, taken after the barrier: the last applied commit
+    /// timestamp, never above it (writes being applied in pieces sit above it).
+    ///
+    /// [`covered`]: Self::covered
+    pub async fn raw_read_ts(&self, at_ts: u64, stale: bool) -> Result<u64, ProposeError> {
+        if at_ts != 0 {
+            self.covered(at_ts).await?;
+            return Ok(at_ts);
+        }
+        self.barrier_unless_stale(stale).await?;
+        Ok(self.node.sm.kv.last_commit_ts())
     }
 
     /// Where to forward a request that failed with `e`, or the status to return.

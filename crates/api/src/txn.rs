@@ -25,19 +25,6 @@ fn unavailable(e: impl std::fmt::Display) -> ProposeError {
     ProposeError::Unavailable(format!("state machine read failed: {e}"))
 }
 
-impl TxnService {
-    /// Makes sure this replica has applied every commit at or below `start_ts`: locally
-    /// true once it has applied a commit at or above it (commit timestamps increase in log
-    /// order); otherwise the leader serves the read after a barrier. A `start_ts` not handed
-    /// out by `Begin` gets no snapshot guarantee.
-    async fn covered(&self, start_ts: u64) -> Result<(), ProposeError> {
-        if self.router.node.sm.kv.last_commit_ts() >= start_ts {
-            return Ok(());
-        }
-        self.router.node.read_barrier().await
-    }
-}
-
 #[tonic::async_trait]
 impl TransactionalKv for TxnService {
     async fn begin(&self, req: Request<BeginRequest>) -> Result<Response<BeginResponse>, Status> {
@@ -58,7 +45,7 @@ impl TransactionalKv for TxnService {
         let fwd = is_forwarded(&req);
         let r = req.into_inner();
         self.limits.key("key", &r.key)?;
-        let local = match self.covered(r.start_ts).await {
+        let local = match self.router.covered(r.start_ts).await {
             Ok(()) => self
                 .router
                 .node
@@ -90,7 +77,7 @@ impl TransactionalKv for TxnService {
         let r = req.into_inner();
         self.limits.range(&r.start, &r.end, &r.prefix)?;
         let limit = self.limits.scan_limit(r.limit)?;
-        let local = match self.covered(r.start_ts).await {
+        let local = match self.router.covered(r.start_ts).await {
             Ok(()) => {
                 let end = (!r.end.is_empty()).then_some(r.end.as_slice());
                 let prefix = (!r.prefix.is_empty()).then_some(r.prefix.as_slice());
@@ -132,10 +119,11 @@ impl TransactionalKv for TxnService {
         let mut total = 0usize;
         for m in &r.mutations {
             self.limits.key("mutation key", &m.key)?;
+            total = total.saturating_add(m.key.len());
             match mutation::Op::try_from(m.op) {
                 Ok(mutation::Op::Put) => {
                     self.limits.value(&m.value)?;
-                    total += m.value.len();
+                    total = total.saturating_add(m.value.len());
                     mutations.push(Mutation::Put {
                         key: m.key.clone(),
                         value: m.value.clone(),
@@ -150,15 +138,11 @@ impl TransactionalKv for TxnService {
                 }
             }
         }
-        if total > self.limits.max_value_bytes.saturating_mul(4) {
-            return Err(Status::invalid_argument(format!(
-                "transaction writes {total} bytes; the limit is {}",
-                self.limits.max_value_bytes.saturating_mul(4)
-            )));
-        }
         for k in &r.read_set {
             self.limits.key("read_set key", k)?;
+            total = total.saturating_add(k.len());
         }
+        self.limits.entry(total)?;
         let command = Command::Txn {
             start_ts: r.start_ts,
             mutations,

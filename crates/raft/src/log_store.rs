@@ -29,6 +29,10 @@ const CF_META: &str = "meta";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_PURGED: &[u8] = b"last_purged";
+/// Set while the node rebuilds from the leader after a failed verification (I5): the index
+/// it must apply before it votes, campaigns or serves again. Written in the same fsynced
+/// batch that wipes the log, so a crash during recovery cannot leave a short log that votes.
+const KEY_RECOVER_UNTIL: &[u8] = b"recover_until";
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -109,16 +113,38 @@ impl LogStore {
         self.get_meta(KEY_PURGED)
     }
 
-    /// Drops every entry and the purged and committed markers, keeping the vote (fail-closed
-    /// recovery: the node re-fetches its state from the leader and must not double-vote).
-    pub fn reset_keep_vote(&self) -> io::Result<()> {
+    /// Drops every entry and the purged and committed markers, keeping the vote, and records
+    /// `recover_until` in the same fsynced batch (fail-closed recovery, I5: the node
+    /// re-fetches its state from the leader, must not double-vote, and must not vote at all
+    /// with the short log until it has applied `recover_until`, across restarts too).
+    pub fn reset_for_recovery(&self, recover_until: u64) -> io::Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(u64::MAX));
         batch.delete_cf(self.cf(CF_META), KEY_PURGED);
         batch.delete_cf(self.cf(CF_META), KEY_COMMITTED);
+        batch.put_cf(
+            self.cf(CF_META),
+            KEY_RECOVER_UNTIL,
+            codec::encode(&recover_until)?,
+        );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(io_err)
+    }
+
+    /// The index an unfinished recovery must reach before the node votes again (see
+    /// [`reset_for_recovery`](Self::reset_for_recovery)).
+    pub fn recover_until(&self) -> io::Result<Option<u64>> {
+        self.get_meta(KEY_RECOVER_UNTIL)
+    }
+
+    /// Ends a recovery durably, once the state machine has applied its target.
+    pub fn finish_recovery(&self) -> io::Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .delete_cf_opt(self.cf(CF_META), KEY_RECOVER_UNTIL, &wo)
+            .map_err(io_err)
     }
 
     pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
@@ -133,6 +159,7 @@ pub struct LogSummary {
     pub committed: Option<LogId>,
     pub last_purged: Option<LogId>,
     pub last_log_id: Option<LogId>,
+    pub recover_until: Option<u64>,
 }
 
 impl LogSummary {
@@ -149,6 +176,9 @@ impl LogSummary {
         let committed: Option<Option<LogId>> =
             get(KEY_COMMITTED)?.map(|r| codec::decode(&r)).transpose()?;
         let last_purged: Option<LogId> = get(KEY_PURGED)?.map(|r| codec::decode(&r)).transpose()?;
+        let recover_until: Option<u64> = get(KEY_RECOVER_UNTIL)?
+            .map(|r| codec::decode(&r))
+            .transpose()?;
         let cf_logs = db
             .cf_handle(CF_LOGS)
             .ok_or_else(|| io::Error::other("raft log has no logs column family"))?;
@@ -165,6 +195,7 @@ impl LogSummary {
             committed: committed.flatten(),
             last_log_id: last_entry.or(last_purged),
             last_purged,
+            recover_until,
         })
     }
 }

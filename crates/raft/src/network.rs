@@ -35,8 +35,21 @@ pub struct SnapshotHeader {
     pub manifest: Vec<u8>,
 }
 
-#[derive(Clone, Default)]
-pub struct NetworkFactory {}
+/// Snapshots found corrupt while being sent (or refused by a receiver with `DATA_LOSS`)
+/// go here, to be replaced by a fresh build (I5: a leader never keeps streaming a snapshot
+/// that cannot pass verification).
+pub type SnapshotRepairs = tokio::sync::mpsc::UnboundedSender<SnapshotDir>;
+
+#[derive(Clone)]
+pub struct NetworkFactory {
+    repairs: SnapshotRepairs,
+}
+
+impl NetworkFactory {
+    pub fn new(repairs: SnapshotRepairs) -> Self {
+        NetworkFactory { repairs }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = NetworkConnection;
@@ -46,6 +59,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             client: None,
+            repairs: self.repairs.clone(),
         }
     }
 }
@@ -54,6 +68,15 @@ pub struct NetworkConnection {
     target: NodeId,
     addr: String,
     client: Option<RaftTransportClient<Channel>>,
+    repairs: SnapshotRepairs,
+}
+
+/// A snapshot file whose bytes do not match the manifest, found while streaming it.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot file {file} failed verification while being sent: {detail}")]
+struct CorruptSnapshot {
+    file: String,
+    detail: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,13 +217,41 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
                 let path = root.join(&f.name);
                 let mut file = tokio::fs::File::open(&path).await?;
                 let mut offset = 0u64;
+                // Verified while streaming (I5): a file's last chunk is sent only once its
+                // size and CRC match the manifest, so a corrupt snapshot never completes.
+                let mut crc = 0u32;
                 loop {
                     let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
                     let n = file.read(&mut buf).await?;
+                    buf.truncate(n);
+                    crc = crc32c::crc32c_append(crc, &buf);
+                    let at_end = offset + n as u64 >= f.size;
+                    if n == 0 || at_end {
+                        let size = offset + n as u64;
+                        let extra = if at_end && n > 0 {
+                            file.read(&mut [0u8; 1]).await?
+                        } else {
+                            0
+                        };
+                        if size != f.size || extra != 0 || crc != f.crc32c {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                CorruptSnapshot {
+                                    file: f.name.clone(),
+                                    detail: format!(
+                                        "size {}{}, crc32c {crc:08x}; the manifest says size {}, crc32c {:08x}",
+                                        size,
+                                        if extra != 0 { "+" } else { "" },
+                                        f.size,
+                                        f.crc32c
+                                    ),
+                                },
+                            ));
+                        }
+                    }
                     if n == 0 && offset > 0 {
                         break;
                     }
-                    buf.truncate(n);
                     let chunk = SnapshotChunk {
                         chunk: Some(snapshot_chunk::Chunk::File(FileChunk {
                             name: f.name.clone(),
@@ -230,10 +281,22 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         };
         match reader.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(streaming_err(network_err(format!("reading snapshot: {e}")))),
+            Ok(Err(e)) => {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    tracing::error!(error = %e, path = %dir.path.display(), "snapshot failed verification while being sent; building a fresh one");
+                    let _ = self.repairs.send(dir);
+                }
+                return Err(streaming_err(network_err(format!("reading snapshot: {e}"))));
+            }
             Err(e) => return Err(streaming_err(network_err(e))),
         }
-        let resp = result.map_err(|s| streaming_err(status_err(s)))?;
+        let resp = result.map_err(|s| {
+            if s.code() == tonic::Code::DataLoss {
+                tracing::error!(target_node = self.target, error = %s.message(), path = %dir.path.display(), "the receiver could not verify the snapshot; building a fresh one");
+                let _ = self.repairs.send(dir.clone());
+            }
+            streaming_err(status_err(s))
+        })?;
         tracing::info!(target_node = self.target, "snapshot sent");
         codec::decode(&resp.into_inner().payload).map_err(|e| streaming_err(network_err(e)))
     }

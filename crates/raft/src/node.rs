@@ -12,6 +12,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{RaftMetrics, ReadPolicy, ServerState, SnapshotPolicy};
 
+use crate::fault;
 use crate::gate::{self, ColdStartMode, GateError, GateReport};
 use crate::layout::DataLayout;
 use crate::log_store::LogStore;
@@ -41,6 +42,11 @@ pub struct NodeConfig {
     pub election_max_ms: u64,
     /// How the leader confirms it still leads before a linearizable read.
     pub read_policy: ReadPolicy,
+    /// Readiness tolerates this many entries between the applied index and its target.
+    pub ready_lag: u64,
+    /// Client addresses of the other founding members (from the bootstrap list): where a
+    /// node with a new data directory looks for a leader that already counts it as a member.
+    pub peers: Vec<String>,
 }
 
 impl NodeConfig {
@@ -61,6 +67,8 @@ impl NodeConfig {
             election_min_ms: 500,
             election_max_ms: 1_000,
             read_policy: ReadPolicy::ReadIndex,
+            ready_lag: 0,
+            peers: Vec::new(),
         }
     }
 }
@@ -109,8 +117,13 @@ pub struct RaftNode {
     pub sm: Arc<SmShared>,
     pub log: LogStore,
     pub gate: GateReport,
-    /// The commit index this node knew when it started; readiness waits to apply it (I8).
+    /// The commit index this node knew when it started (its own, possibly unsynced
+    /// `committed` record, or a recovery's target); a floor for the readiness target.
     pub start_commit_index: u64,
+    /// What readiness waits to apply (I8): the cluster's commit index as the leader first
+    /// reported it after this start (at least `start_commit_index`). Learned from the leader,
+    /// not from this node's own records, which an emptied or lagging node does not have.
+    ready_target: std::sync::OnceLock<u64>,
     pub started_at: Instant,
     /// When Raft started (after the gate): the replay phase runs from here to ready.
     pub raft_started: Instant,
@@ -126,6 +139,19 @@ impl RaftNode {
         config: NodeConfig,
         process_started: Instant,
     ) -> Result<Arc<Self>, NodeError> {
+        Self::pass_gate(config, process_started)
+            .await?
+            .start_raft()
+            .await
+    }
+
+    /// The first half of [`start`](Self::start): the cold-start gate (and, on a failed
+    /// verification, the fail-closed recovery's preparation). The caller may bind its
+    /// listeners between the halves, so they answer while Raft re-applies the log tail (I8).
+    pub async fn pass_gate(
+        config: NodeConfig,
+        process_started: Instant,
+    ) -> Result<GatedNode, NodeError> {
         let layout = DataLayout::new(&config.data_dir);
         std::fs::create_dir_all(layout.path()).map_err(|source| NodeError::DataDir {
             path: layout.root.clone(),
@@ -136,6 +162,9 @@ impl RaftNode {
             path: log_path.clone(),
             detail,
         };
+        // A data directory without a Raft log is new: a brand-new member, or a member whose
+        // disk was replaced or wiped (see the rejoin below).
+        let fresh = !log_path.exists();
         let log = LogStore::open(&log_path).map_err(|e| log_err(e.to_string()))?;
         let log_compacted = log
             .last_purged()
@@ -146,6 +175,8 @@ impl RaftNode {
             .map_err(|e| log_err(e.to_string()))?
             .map(|l| l.index)
             .unwrap_or(0);
+        // A recovery interrupted by a crash resumes: the node still may not vote (I5).
+        let unfinished_recovery = log.recover_until().map_err(|e| log_err(e.to_string()))?;
 
         let snapshots = SnapshotStore::new(layout.clone(), config.snapshot_keep);
         let gate_layout = layout.clone();
@@ -156,7 +187,7 @@ impl RaftNode {
         })
         .await
         .map_err(|e| NodeError::StateMachine(e.to_string()))?;
-        let mut recover_to = None;
+        let mut recover_to: Option<u64> = None;
         let (store, report) = match gate_result {
             Ok(r) => r,
             Err(GateError::Verification { check, source }) => {
@@ -184,11 +215,30 @@ impl RaftNode {
                     .flatten()
                     .map(|(_, t)| t.index)
                     .unwrap_or(0);
-                log.reset_keep_vote().map_err(|e| log_err(e.to_string()))?;
+                // The node may have acknowledged (voted for, helped commit) anything up to its
+                // own last log index; it votes again only past that and the leader's.
+                let own_last = log
+                    .last_log_id()
+                    .map_err(|e| log_err(e.to_string()))?
+                    .map(|l| l.index)
+                    .unwrap_or(0);
+                let target = [
+                    x,
+                    start_commit_index,
+                    own_last,
+                    leader_last,
+                    unfinished_recovery.unwrap_or(0),
+                ]
+                .into_iter()
+                .max()
+                .unwrap_or(0);
+                log.reset_for_recovery(target)
+                    .map_err(|e| log_err(e.to_string()))?;
                 let (store, quarantine) = recovery::quarantine_and_reset(&layout)
                     .map_err(|e| NodeError::StateMachine(e.to_string()))?;
                 tracing::warn!(path = %quarantine.display(), "unverifiable state machine moved aside");
-                recover_to = Some(x.max(start_commit_index).max(leader_last));
+                fault::crash_point(fault::RECOVERY_BEFORE_CATCH_UP);
+                recover_to = Some(target);
                 let report = GateReport {
                     outcome: gate::Outcome::Restore,
                     reason: gate::Reason::VerifyFailed,
@@ -204,7 +254,71 @@ impl RaftNode {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut recover_to = recover_to.or(unfinished_recovery);
+        if fresh && recover_to.is_none() && !config.peers.is_empty() {
+            // A new data directory in a cluster whose leader already counts this node as a
+            // member: its disk was replaced. It may have acknowledged entries before; with an
+            // empty log it must neither vote nor serve until it holds them again, exactly
+            // like the fail-closed recovery (I5). One quick pass over the peers: a cluster
+            // being bootstrapped has no leader yet, and then this is a new member.
+            if let Some(leader_last) =
+                recovery::prepare_rejoin(&config.peers, config.id, Duration::ZERO).await
+            {
+                tracing::warn!(
+                    leader_last,
+                    "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until caught up"
+                );
+                log.reset_for_recovery(leader_last)
+                    .map_err(|e| log_err(e.to_string()))?;
+                recover_to = Some(leader_last);
+            }
+        }
+        if let Some(target) = unfinished_recovery {
+            tracing::warn!(
+                target,
+                "resuming an unfinished recovery: not voting, campaigning or serving reads until index {target} is applied"
+            );
+        }
 
+        Ok(GatedNode {
+            config,
+            process_started,
+            log,
+            store,
+            snapshots,
+            report,
+            start_commit_index,
+            recover_to,
+        })
+    }
+}
+
+/// A node that passed the cold-start gate and has not started Raft yet.
+pub struct GatedNode {
+    config: NodeConfig,
+    process_started: Instant,
+    log: LogStore,
+    store: brisk_storage::Store,
+    snapshots: SnapshotStore,
+    report: GateReport,
+    start_commit_index: u64,
+    /// Set while a fail-closed recovery is under way (I5): the index to apply before voting.
+    recover_to: Option<u64>,
+}
+
+impl GatedNode {
+    /// The second half of [`RaftNode::start`]: opens the state machine and starts Raft.
+    pub async fn start_raft(self) -> Result<Arc<RaftNode>, NodeError> {
+        let GatedNode {
+            config,
+            process_started,
+            log,
+            store,
+            snapshots,
+            report,
+            start_commit_index,
+            recover_to,
+        } = self;
         let hlc = Arc::new(Hlc::new());
         let kv =
             KvStateMachine::new(store, hlc).map_err(|e| NodeError::StateMachine(e.to_string()))?;
@@ -227,10 +341,11 @@ impl RaftNode {
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let raft_started = Instant::now();
+        let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
         let raft = openraft::Raft::new(
             config.id,
             Arc::new(raft_config),
-            NetworkFactory::default(),
+            NetworkFactory::new(repairs),
             log.clone(),
             StateMachineStore { shared: sm.clone() },
         )
@@ -243,7 +358,8 @@ impl RaftNode {
             sm,
             log,
             gate: report,
-            start_commit_index: recover_to.unwrap_or(start_commit_index),
+            start_commit_index: recover_to.unwrap_or(0).max(start_commit_index),
+            ready_target: std::sync::OnceLock::new(),
             started_at: process_started,
             raft_started,
             recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
@@ -252,9 +368,12 @@ impl RaftNode {
         if let Some(target) = recover_to {
             node.spawn_recovery_watch(target);
         }
+        node.spawn_snapshot_repair(repair_requests);
         Ok(node)
     }
+}
 
+impl RaftNode {
     fn record_gate(&self) {
         let g = &self.gate;
         metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
@@ -286,6 +405,10 @@ impl RaftNode {
     /// Initializes the cluster with `members` unless this node already has Raft state
     /// (restarting with the same `--bootstrap` flags resumes the cluster).
     pub async fn bootstrap(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
+        if self.recovering.load(Ordering::SeqCst) {
+            // Rejoining an existing cluster: its leader sends the membership.
+            return Ok(());
+        }
         if self
             .raft
             .is_initialized()
@@ -414,11 +537,57 @@ impl RaftNode {
         }
     }
 
-    /// I8: ready once a leader is known and the commit index learned at start is applied.
+    /// How long after start this node refuses to vote: one leader lease under the lease
+    /// read policy (see [`RaftTransportService::new`](crate::transport::RaftTransportService::new)),
+    /// nothing otherwise.
+    pub fn vote_grace(&self) -> Duration {
+        match self.config.read_policy {
+            ReadPolicy::LeaseRead => Duration::from_millis(self.config.election_max_ms),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether this replica may serve a read from its own state (stale and at-timestamp
+    /// reads): not while it rebuilds from the leader after a failed verification (I5).
+    pub fn check_local_reads(&self) -> Result<(), ProposeError> {
+        if self.recovering.load(Ordering::SeqCst) {
+            return Err(ProposeError::Unavailable(
+                "this node is recovering from a failed snapshot verification and serves no reads"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// I8: ready once a leader is known and this node has applied (within `ready_lag`
+    /// entries) the cluster's commit index as the leader reported it after this start.
     pub fn is_ready(&self) -> bool {
-        let m = self.metrics();
+        self.is_ready_at(&self.metrics())
+    }
+
+    /// [`is_ready`](Self::is_ready) as of the metrics `m`.
+    pub fn is_ready_at(&self, m: &RaftMetrics<TypeConfig>) -> bool {
         let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-        m.current_leader.is_some() && applied >= self.start_commit_index
+        if m.current_leader.is_none() || self.recovering.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.ready_target(m) {
+            Some(target) => applied.saturating_add(self.config.ready_lag) >= target,
+            None => false,
+        }
+    }
+
+    /// The readiness target, once learned (see the field's docs).
+    pub fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<u64> {
+        if let Some(t) = self.ready_target.get() {
+            return Some(*t);
+        }
+        let cluster = m.cluster_committed.as_ref()?.index;
+        Some(
+            *self
+                .ready_target
+                .get_or_init(|| cluster.max(self.start_commit_index)),
+        )
     }
 
     /// The leader's lease loop (design: HLC). On becoming leader it waits until everything
@@ -483,12 +652,55 @@ impl RaftNode {
                 }
                 let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
                 if applied >= target {
+                    // The marker goes first (fsynced), then the node votes again; if removing
+                    // it fails, the node keeps refusing and tries again.
+                    if let Err(e) = node.log.finish_recovery() {
+                        tracing::warn!(error = %e, "could not clear the recovery marker; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
                     node.recovering.store(false, Ordering::SeqCst);
                     node.raft.runtime_config().elect(true);
                     tracing::info!(applied, target, "recovered from the leader; voting again");
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
+    /// Replaces a snapshot found corrupt while being sent (or refused by a receiver as
+    /// unverifiable) with a fresh build, so lagging followers are not sent the same bad bytes
+    /// forever (I5).
+    fn spawn_snapshot_repair(
+        self: &Arc<Self>,
+        mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::snapshot::SnapshotDir>,
+    ) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            while let Some(bad) = requests.recv().await {
+                // Several transfers may report the same snapshot: only the one the pointer
+                // still names needs replacing.
+                let current = node.sm.snapshots.current().ok().flatten();
+                if current.map(|c| c.token()) != Some(bad.token()) {
+                    continue;
+                }
+                let sm = node.sm.clone();
+                match tokio::task::spawn_blocking(move || sm.rebuild_snapshot()).await {
+                    Ok(Ok(snap)) => {
+                        metrics::counter!("brisk_snapshots_repaired_total").increment(1);
+                        tracing::warn!(
+                            index = snap.manifest.index,
+                            term = snap.manifest.term,
+                            replaced = %bad.path.display(),
+                            "fresh snapshot built in place of one that failed verification"
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "could not rebuild a corrupt snapshot")
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not rebuild a corrupt snapshot"),
+                }
             }
         });
     }

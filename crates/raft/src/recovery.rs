@@ -68,14 +68,18 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
                 .await
             {
                 Ok(_) => {
+                    // Recovery must know how far the leader's log reaches: without that
+                    // index the node could vote again too early, so no answer means retry.
                     let mut req = tonic::Request::new(StatusRequest {});
                     req.set_timeout(Duration::from_secs(1));
-                    let last = RaftAdminClient::new(ch)
-                        .status(req)
-                        .await
-                        .map(|s| s.into_inner().last_log_index)
-                        .unwrap_or(0);
-                    return Some(last);
+                    match RaftAdminClient::new(ch).status(req).await {
+                        Ok(s) => return Some(s.into_inner().last_log_index),
+                        Err(s) => tracing::warn!(
+                            leader = %leader_addr,
+                            error = %s.message(),
+                            "leader's log index unknown; retrying"
+                        ),
+                    }
                 }
                 Err(s) => {
                     tracing::warn!(leader = %leader_addr, error = %s.message(), "leader refused the log reset")
@@ -150,6 +154,16 @@ pub fn quarantine_and_reset(layout: &DataLayout) -> Result<(Store, PathBuf), Sto
             path: quarantine.clone(),
             source,
         })?;
+    }
+    // The renames are durable before the empty store is created: after a crash the node
+    // must not find the unverifiable pointer or store back in place.
+    for dir in [layout.snapshots(), layout.path().to_path_buf()] {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StorageError::Io {
+                path: dir.clone(),
+                source,
+            })?;
     }
     Ok((Store::open(&live)?, quarantine))
 }

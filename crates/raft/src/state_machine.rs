@@ -132,6 +132,16 @@ impl SmShared {
 
     /// Builds a snapshot of the current state (see [`SnapshotStore::finish_build`]).
     pub fn build_snapshot(&self) -> io::Result<SnapshotDir> {
+        self.build(false)
+    }
+
+    /// Builds a fresh snapshot in place of the current one, which failed verification (a
+    /// snapshot at the same index is replaced, not reused).
+    pub fn rebuild_snapshot(&self) -> io::Result<SnapshotDir> {
+        self.build(true)
+    }
+
+    fn build(&self, replace: bool) -> io::Result<SnapshotDir> {
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
             let store = self.kv.store().map_err(other)?;
@@ -153,7 +163,12 @@ impl SmShared {
             (tmp, info)
         };
         let started = std::time::Instant::now();
-        let snap = self.snapshots.finish_build(&tmp, info).map_err(other)?;
+        let snap = if replace {
+            self.snapshots.finish_build_replacing(&tmp, info)
+        } else {
+            self.snapshots.finish_build(&tmp, info)
+        }
+        .map_err(other)?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,

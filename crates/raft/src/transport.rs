@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use brisk_proto::raft_transport_server::RaftTransport;
 use brisk_proto::{
@@ -26,21 +27,43 @@ pub struct RaftTransportService {
     max_snapshot_bytes: u64,
     /// While set (fail-closed recovery, I5) this node grants no votes.
     recovering: Arc<AtomicBool>,
+    /// Until then this node grants no votes (see [`RaftTransportService::new`]).
+    votes_refused_until: Instant,
+    /// Snapshot receptions in progress are bounded: each spools up to
+    /// `max_snapshot_bytes` to disk.
+    receptions: Arc<tokio::sync::Semaphore>,
 }
 
+/// Snapshot receptions a node accepts at once by default; one more is refused with
+/// `RESOURCE_EXHAUSTED`.
+pub const DEFAULT_MAX_SNAPSHOT_RECEPTIONS: usize = 2;
+
 impl RaftTransportService {
+    /// `vote_grace`: how long after this start the node grants no vote. Lease reads need it:
+    /// a follower promises, by acknowledging a leader, not to vote for a rival until the
+    /// leader's lease (one election timeout) has passed; a restarted follower has forgotten
+    /// that promise, so it keeps it blindly for one lease after every start.
     pub fn new(
         raft: BriskRaft,
         snapshots: SnapshotStore,
         max_snapshot_bytes: u64,
         recovering: Arc<AtomicBool>,
+        vote_grace: Duration,
     ) -> Self {
         RaftTransportService {
             raft,
             snapshots,
             max_snapshot_bytes,
             recovering,
+            votes_refused_until: Instant::now() + vote_grace,
+            receptions: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_SNAPSHOT_RECEPTIONS)),
         }
+    }
+
+    /// At most `n` snapshot receptions at once (default [`DEFAULT_MAX_SNAPSHOT_RECEPTIONS`]).
+    pub fn with_max_snapshot_receptions(mut self, n: usize) -> Self {
+        self.receptions = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     fn refuse_votes_while_recovering(&self) -> Result<(), Status> {
@@ -49,7 +72,29 @@ impl RaftTransportService {
                 "recovering from a failed snapshot verification; not voting",
             ));
         }
+        if Instant::now() < self.votes_refused_until {
+            return Err(Status::unavailable(
+                "started less than a leader lease ago; not voting yet",
+            ));
+        }
         Ok(())
+    }
+}
+
+/// A snapshot reception in progress: holds its place and shows in
+/// `brisk_snapshot_receptions_in_progress` until dropped.
+struct Reception(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Reception {
+    fn start(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("brisk_snapshot_receptions_in_progress").increment(1.0);
+        Reception(permit)
+    }
+}
+
+impl Drop for Reception {
+    fn drop(&mut self) {
+        metrics::gauge!("brisk_snapshot_receptions_in_progress").decrement(1.0);
     }
 }
 
@@ -129,6 +174,12 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let Ok(permit) = self.receptions.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(
+                "too many snapshot receptions in progress on this node",
+            ));
+        };
+        let _reception = Reception::start(permit);
         let dir = self
             .snapshots
             .incoming_dir()

@@ -83,9 +83,20 @@ pub struct ServeArgs {
     /// Largest value accepted, bytes (default 8 MiB).
     #[arg(long, env = "BRISK_MAX_VALUE_BYTES")]
     pub max_value_bytes: Option<usize>,
+    /// Largest Raft log entry a request may produce, bytes (default 16 MiB): bounds what one
+    /// apply holds in memory on every replica.
+    #[arg(long, env = "BRISK_MAX_ENTRY_BYTES")]
+    pub max_entry_bytes: Option<usize>,
     /// Largest snapshot accepted from a leader, bytes (default 64 GiB).
     #[arg(long, env = "BRISK_MAX_SNAPSHOT_BYTES")]
     pub max_snapshot_bytes: Option<u64>,
+    /// Snapshot receptions accepted at once (default 2); more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BRISK_MAX_SNAPSHOT_RECEPTIONS")]
+    pub max_snapshot_receptions: Option<usize>,
+    /// `/readyz` turns 200 once the applied index is within this many entries of the
+    /// cluster's commit index as the leader reported it after start (default 0).
+    #[arg(long, env = "BRISK_READY_LAG")]
+    pub ready_lag: Option<u64>,
     /// Cold-start policy: auto (default) or always-restore.
     #[arg(long, env = "BRISK_COLD_START", value_enum)]
     pub cold_start: Option<ColdStart>,
@@ -127,7 +138,10 @@ pub struct ServeConfig {
     pub hlc_window_ms: u64,
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
+    pub max_entry_bytes: usize,
     pub max_snapshot_bytes: u64,
+    pub max_snapshot_receptions: usize,
+    pub ready_lag: u64,
     pub cold_start: ColdStartMode,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
@@ -191,7 +205,10 @@ impl ServeArgs {
             hlc_window_ms,
             max_key_bytes,
             max_value_bytes,
+            max_entry_bytes,
             max_snapshot_bytes,
+            max_snapshot_receptions,
+            ready_lag,
             cold_start,
             heartbeat_ms,
             election_timeout_ms,
@@ -237,6 +254,17 @@ impl ServeArgs {
             bail!("--snapshot-every must be positive");
         }
         let election_timeout_ms = a.election_timeout_ms.unwrap_or(500);
+        let max_value_bytes = a.max_value_bytes.unwrap_or(8 << 20);
+        let max_entry_bytes = a.max_entry_bytes.unwrap_or(16 << 20);
+        if max_entry_bytes > brisk_raft::codec::MAX_DECODE_BYTES / 2 {
+            bail!(
+                "--max-entry-bytes must be at most {} bytes",
+                brisk_raft::codec::MAX_DECODE_BYTES / 2
+            );
+        }
+        if max_value_bytes + a.max_key_bytes.unwrap_or(4 << 10) > max_entry_bytes {
+            bail!("--max-entry-bytes must hold the largest key plus the largest value");
+        }
         let heartbeat_ms = a.heartbeat_ms.unwrap_or(100);
         if heartbeat_ms == 0 || heartbeat_ms * 2 > election_timeout_ms {
             bail!("--heartbeat-ms must be positive and at most half of --election-timeout-ms");
@@ -255,8 +283,14 @@ impl ServeArgs {
             logs_to_keep: a.logs_to_keep.unwrap_or(1_000),
             hlc_window_ms: a.hlc_window_ms.unwrap_or(10_000).max(1_000),
             max_key_bytes: a.max_key_bytes.unwrap_or(4 << 10),
-            max_value_bytes: a.max_value_bytes.unwrap_or(8 << 20),
+            max_value_bytes,
+            max_entry_bytes,
             max_snapshot_bytes: a.max_snapshot_bytes.unwrap_or(64 << 30),
+            max_snapshot_receptions: a
+                .max_snapshot_receptions
+                .unwrap_or(brisk_raft::transport::DEFAULT_MAX_SNAPSHOT_RECEPTIONS)
+                .max(1),
+            ready_lag: a.ready_lag.unwrap_or(0),
             cold_start: match a.cold_start.unwrap_or(ColdStart::Auto) {
                 ColdStart::Auto => ColdStartMode::Auto,
                 ColdStart::AlwaysRestore => ColdStartMode::AlwaysRestore,

@@ -40,7 +40,7 @@ pub async fn serve(
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
     let m = s.node.metrics();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-    if s.node.is_ready() {
+    if s.node.is_ready_at(&m) {
         (
             StatusCode::OK,
             format!("ready: leader {:?}, applied {applied}\n", m.current_leader),
@@ -50,7 +50,11 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "not ready: leader {:?}, applied {applied}, waiting for {}\n",
-                m.current_leader, s.node.start_commit_index
+                m.current_leader,
+                match s.node.ready_target(&m) {
+                    Some(t) => t.to_string(),
+                    None => "the leader's commit index".into(),
+                }
             ),
         )
     }

@@ -89,6 +89,14 @@ fn node_config(c: &ServeConfig) -> NodeConfig {
         ReadPolicyArg::ReadIndex => openraft::ReadPolicy::ReadIndex,
         ReadPolicyArg::Lease => openraft::ReadPolicy::LeaseRead,
     };
+    n.ready_lag = c.ready_lag;
+    n.peers = c
+        .bootstrap
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != c.id)
+        .map(|(_, addr)| addr.clone())
+        .collect();
     n
 }
 
@@ -132,30 +140,35 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let node = RaftNode::start(node_config(&cfg), process_started)
+    let starting = || format!("starting node {} in {}", cfg.id, cfg.data_dir.display());
+    let gated = RaftNode::pass_gate(node_config(&cfg), process_started)
         .await
-        .with_context(|| format!("starting node {} in {}", cfg.id, cfg.data_dir.display()))?;
-
-    // I8: client ports bind right after the gate.
+        .with_context(starting)?;
+    // I8: the ports bind right after the gate, before Raft re-applies the log tail: a node
+    // answers (not ready yet) as soon as it knows it will serve from its store.
     let grpc_listener = TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("binding gRPC address {}", cfg.listen))?;
     let http_listener = TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding HTTP address {}", cfg.http))?;
+    let node = gated.start_raft().await.with_context(starting)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router = Router::new(node.clone());
     let limits = Limits {
         max_key_bytes: cfg.max_key_bytes,
         max_value_bytes: cfg.max_value_bytes,
+        max_entry_bytes: cfg.max_entry_bytes,
     };
     let transport = RaftTransportService::new(
         node.raft.clone(),
         node.sm.snapshots.clone(),
         cfg.max_snapshot_bytes,
         node.recovering.clone(),
-    );
+        node.vote_grace(),
+    )
+    .with_max_snapshot_receptions(cfg.max_snapshot_receptions);
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -179,9 +192,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(RaftAdminServer::new(AdminService {
-            router: router.clone(),
-        }));
+        .add_service(RaftAdminServer::new(AdminService::new(router.clone())));
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
         tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),

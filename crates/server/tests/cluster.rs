@@ -440,3 +440,270 @@ async fn a_lagging_follower_receives_a_snapshot() {
         digest(&c, leader).await.unwrap().0
     );
 }
+
+/// GetTimestamp asked of node `id` itself (the forwarded header keeps it from routing).
+async fn timestamp_from(c: &Cluster, id: u64) -> Result<u64, tonic::Status> {
+    let mut req = tonic::Request::new(brisk_proto::GetTimestampRequest {});
+    req.metadata_mut().insert(
+        "x-brisk-forwarded",
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    req.set_timeout(Duration::from_secs(3));
+    c.raw(id)
+        .await
+        .get_timestamp(req)
+        .await
+        .map(|r| r.into_inner().ts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_cut_off_from_its_peers_hands_out_no_stale_timestamp() {
+    let c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let old = c.leader().await;
+    let others: Vec<u64> = c.running_ids().into_iter().filter(|&i| i != old).collect();
+    // The leader freezes; the other two elect a successor, which issues a timestamp (above
+    // the old leader's whole lease).
+    c.signal(old, "STOP");
+    let new = wait_for("a new leader", Duration::from_secs(30), async || {
+        for &o in &others {
+            if let Some(s) = c.status(o).await {
+                if s.role == "leader" {
+                    return Some(o);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    let issued = wait_for(
+        "a timestamp from the new leader",
+        Duration::from_secs(30),
+        async || timestamp_from(&c, new).await.ok(),
+    )
+    .await;
+    // The old leader wakes up cut off from its peers: it still believes it leads.
+    for &o in &others {
+        c.signal(o, "STOP");
+    }
+    c.signal(old, "CONT");
+    let answer = timestamp_from(&c, old).await;
+    for &o in &others {
+        c.signal(o, "CONT");
+    }
+    if let Ok(ts) = answer {
+        assert!(
+            ts > issued,
+            "the deposed leader handed out {ts} after its successor issued {issued}"
+        );
+    }
+}
+
+/// Starts a snapshot reception on `addr` that sends nothing until `tx` is dropped.
+async fn open_reception(
+    addr: &str,
+) -> (
+    tokio::sync::mpsc::Sender<brisk_proto::SnapshotChunk>,
+    tokio::task::JoinHandle<Result<(), tonic::Status>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut client =
+        brisk_proto::raft_transport_client::RaftTransportClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+    let call = tokio::spawn(async move {
+        client
+            .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map(|_| ())
+    });
+    (tx, call)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_receptions_beyond_the_limit_are_refused() {
+    let c = Cluster::start(1, &["--max-snapshot-receptions", "2"]);
+    c.wait_all_ready().await;
+    let addr = c.node(1).grpc.clone();
+    let held = [open_reception(&addr).await, open_reception(&addr).await];
+    wait_for(
+        "two receptions in progress",
+        Duration::from_secs(20),
+        async || {
+            c.metrics(1)
+                .lines()
+                .any(|l| l == "brisk_snapshot_receptions_in_progress 2")
+                .then_some(())
+        },
+    )
+    .await;
+    // Both are in progress: a third is refused at once.
+    let refused = wait_for("a refused reception", Duration::from_secs(20), async || {
+        let (tx, call) = open_reception(&addr).await;
+        let r = tokio::time::timeout(Duration::from_millis(500), call).await;
+        drop(tx);
+        match r {
+            Ok(Ok(Err(s))) if s.code() == tonic::Code::ResourceExhausted => Some(s),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        refused.message().contains("snapshot receptions"),
+        "{refused:?}"
+    );
+    // Ending the held streams frees their places: a new reception gets past the limit (and
+    // fails on its empty stream instead).
+    for (tx, call) in held {
+        drop(tx);
+        let r = call.await.unwrap();
+        assert!(r.is_err(), "an empty snapshot stream was accepted");
+    }
+    let again = wait_for(
+        "a reception past the limit",
+        Duration::from_secs(20),
+        async || {
+            let (tx, call) = open_reception(&addr).await;
+            drop(tx);
+            match call.await.unwrap() {
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => None,
+                other => Some(other),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        again.unwrap_err().code(),
+        tonic::Code::InvalidArgument,
+        "an empty stream is refused as malformed once there is room"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_snapshots_are_rate_limited() {
+    let c = Cluster::start(1, &[]);
+    c.wait_all_ready().await;
+    let mut raw = c.raw(1).await;
+    put(&mut raw, "k", "v").await.expect("acknowledged");
+    let mut admin = c.admin(1).await.expect("admin client");
+    admin
+        .snapshot(brisk_proto::SnapshotRequest {})
+        .await
+        .expect("the first snapshot");
+    let second = admin.snapshot(brisk_proto::SnapshotRequest {}).await;
+    assert_eq!(
+        second.expect_err("a second snapshot at once").code(),
+        tonic::Code::ResourceExhausted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_is_not_ready_until_it_holds_what_the_cluster_had_committed() {
+    // An operator replaced a node's disk and restarted it with its usual flags. A rolling
+    // restart gated on /readyz must not go on while it is still empty.
+    let mut c = Cluster::start(3, &["--snapshot-every", "200", "--logs-to-keep", "10"]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let mut raw = c.raw(leader).await;
+    let value = "x".repeat(4096);
+    for i in 0..600 {
+        put(&mut raw, &format!("w/{i:04}"), &value)
+            .await
+            .expect("acknowledged");
+    }
+    c.kill9(f);
+    std::fs::remove_dir_all(c.data_dir(f)).unwrap();
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.spawn(f);
+    // Every /readyz answer computes readiness and reports the applied index from one view.
+    let applied_when_ready = wait_for(
+        "the wiped node ready",
+        Duration::from_secs(60),
+        async || {
+            let (code, body) = http_get(&c.node(f).http, "/readyz")?;
+            if code != 200 {
+                return None;
+            }
+            let applied: u64 = body
+                .split("applied ")
+                .nth(1)?
+                .split(|ch: char| !ch.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()?;
+            Some(applied)
+        },
+    )
+    .await;
+    assert!(
+        applied_when_ready >= commit,
+        "ready at applied index {applied_when_ready}; the cluster had committed {commit} before the restart"
+    );
+    let mut client = c.raw(f).await;
+    assert_eq!(
+        get(&mut client, "w/0000", true).await.unwrap().as_deref(),
+        Some(value.as_str()),
+        "a ready node served a stale read that missed an old write"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_follower() {
+    let mut c = Cluster::start(3, &["--snapshot-every", "20", "--logs-to-keep", "5"]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let lagging = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    c.kill9(lagging);
+    let mut client = c.raw(leader).await;
+    for i in 0..80 {
+        put(&mut client, &format!("s{i:03}"), &format!("v{i}"))
+            .await
+            .expect("ack");
+    }
+    wait_for(
+        "leader log compaction",
+        Duration::from_secs(20),
+        async || {
+            let s = c.status(leader).await?;
+            (s.purged_index > 20).then_some(())
+        },
+    )
+    .await;
+    // A byte of the leader's current snapshot rots on disk. SST files are hard links shared
+    // with the live store: the rotten copy gets its own inode so only the snapshot is hit.
+    let snaps = c.data_dir(leader).join("snapshots");
+    let pointed = std::fs::read_to_string(snaps.join("CURRENT")).unwrap();
+    let dir = snaps.join(pointed.lines().next().unwrap());
+    let sst = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("an sst file in the leader's snapshot");
+    let mut bytes = std::fs::read(&sst).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::remove_file(&sst).unwrap();
+    std::fs::write(&sst, bytes).unwrap();
+
+    c.spawn(lagging);
+    c.wait_ready(&[lagging]).await;
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.wait_applied(lagging, commit).await;
+    let mut raw = c.raw(lagging).await;
+    for i in 0..80 {
+        assert_eq!(
+            get(&mut raw, &format!("s{i:03}"), true).await.unwrap(),
+            Some(format!("v{i}")),
+            "s{i:03} on the node that got the snapshot"
+        );
+    }
+    assert!(c
+        .log_text(leader)
+        .contains("failed verification while being sent"));
+    assert!(
+        c.metrics(leader).contains("brisk_snapshots_repaired_total"),
+        "the leader did not rebuild its snapshot"
+    );
+}

@@ -348,11 +348,8 @@ async fn store_without_applied_meta_is_restored_from_snapshot() {
     check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_leader() {
-    // The store needs a restore (no applied meta) and the snapshot it would restore from is
-    // corrupt.
-    let (mut c, leader, f, load) = follower_without_applied_meta("verify").await;
+/// Flips a byte in an SST file of the snapshot node `f` holds (it is stopped).
+fn corrupt_snapshot(c: &Cluster, f: u64) {
     let snaps = c.data_dir(f).join("snapshots");
     let snap_dir = std::fs::read_dir(&snaps)
         .unwrap()
@@ -369,7 +366,14 @@ async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_l
     let mut bytes = std::fs::read(&sst).unwrap();
     bytes[0] ^= 0xff;
     std::fs::write(&sst, bytes).unwrap();
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_leader() {
+    // The store needs a restore (no applied meta) and the snapshot it would restore from is
+    // corrupt.
+    let (mut c, leader, f, load) = follower_without_applied_meta("verify").await;
+    corrupt_snapshot(&c, f);
     load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
         .await;
     check_recovery(&mut c, f, leader, load, 0, &[("restore", "verify_failed")]).await;
@@ -379,4 +383,97 @@ async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_l
         "{m}"
     );
     assert!(c.log_text(f).contains("snapshot failed verification"));
+}
+
+/// A vote request for node `f` from a candidate with a higher term and a longer log than
+/// anything in the cluster: a node that may vote grants it.
+async fn ask_vote(c: &Cluster, f: u64) -> Result<(), tonic::Status> {
+    use brisk_raft::types::{log_id, TypeConfig, Vote};
+    let req = openraft::raft::VoteRequest::<TypeConfig>::new(
+        Vote::new(1_000, 99),
+        Some(log_id(999, 99, 1_000_000)),
+    );
+    let mut client = brisk_proto::raft_transport_client::RaftTransportClient::connect(format!(
+        "http://{}",
+        c.node(f).grpc
+    ))
+    .await
+    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    client
+        .vote(brisk_proto::RaftMessage {
+            payload: brisk_raft::codec::encode(&req).unwrap(),
+        })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until_caught_up() {
+    // Recovery wiped the log (its target recorded in the same fsynced batch) and quarantined
+    // the store, then the node crashed. Restarted while no leader can reach it, it must
+    // neither vote (its log is empty: its vote could elect a leader lacking entries it helped
+    // commit) nor serve reads, until it has caught up.
+    let (mut c, leader, f, load) = follower_without_applied_meta("recover").await;
+    corrupt_snapshot(&c, f);
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", "recovery_before_catch_up")]);
+    let status = c.wait_exit(f, Duration::from_secs(60)).await;
+    assert!(!status.success(), "node {f} exited cleanly: {status}");
+    assert!(c
+        .log_text(f)
+        .contains("crash point recovery_before_catch_up"));
+    let marker = brisk_raft::log_store::LogSummary::read_only(&c.data_dir(f).join("raft-log"))
+        .unwrap()
+        .recover_until
+        .expect("the wiped log records the recovery target");
+    assert!(marker > 0);
+
+    // Freeze the other two: the restarted node cannot catch up.
+    let others: Vec<u64> = c.running_ids();
+    load.wait_acked(load.acked.load(Ordering::SeqCst) + 10)
+        .await;
+    for &o in &others {
+        c.signal(o, "STOP");
+    }
+    c.spawn(f);
+    wait_for(
+        "the restarted node to answer",
+        Duration::from_secs(30),
+        async || c.status(f).await,
+    )
+    .await;
+    assert!(c.log_text(f).contains("resuming an unfinished recovery"));
+    let refused = ask_vote(&c, f).await.expect_err("a recovering node voted");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("not voting"), "{refused:?}");
+    let mut client = c.raw(f).await;
+    let read = get(&mut client, "recover/000000", true).await;
+    assert!(
+        matches!(&read, Err(s) if s.code() == tonic::Code::Unavailable),
+        "a recovering node served a stale read: {read:?}"
+    );
+    assert!(!c.ready(f), "a recovering node reported ready");
+
+    // Let the cluster go on: the node catches up, ends its recovery and serves again.
+    for &o in &others {
+        c.signal(o, "CONT");
+    }
+    c.wait_ready(&[f]).await;
+    assert!(
+        brisk_raft::log_store::LogSummary::read_only(&c.data_dir(f).join("raft-log"))
+            .unwrap()
+            .recover_until
+            .is_none(),
+        "the recovery marker outlived the recovery"
+    );
+    let acked = load.finish().await;
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.wait_applied(f, commit).await;
+    let mut client = c.raw(f).await;
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&mut client, k, true).await.unwrap().as_ref(),
+            Some(v),
+            "acknowledged {k} missing on node {f}"
+        );
+    }
 }

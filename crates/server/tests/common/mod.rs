@@ -222,6 +222,23 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to node `id` with kill(1).
+    pub fn signal(&self, id: u64, signal: &str) {
+        let pid = self
+            .node(id)
+            .child
+            .as_ref()
+            .expect("node is running")
+            .id()
+            .to_string();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Waits for node `id` to exit by itself (a crash point) and returns its exit status.
     pub async fn wait_exit(&mut self, id: u64, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
