@@ -53,15 +53,18 @@ impl Router {
     }
 
     /// Makes sure this replica has applied every commit at or below `ts` before a read at
-    /// `ts`: locally true once it has applied a commit at or above it (commit timestamps
-    /// increase in log order), so any replica serves such a read; otherwise the leader serves
-    /// it after a barrier. Reads above the last commit get no repeatability guarantee.
-    pub async fn covered(&self, ts: u64) -> Result<(), ProposeError> {
+    /// `ts`, and returns the timestamp to read at. Locally true once it has applied a commit
+    /// at or above `ts` (commit timestamps increase in log order), so any replica serves such
+    /// a read; otherwise the leader serves it after a barrier, at `ts` capped to its last
+    /// applied commit: every commit acknowledged before the barrier is at or below that cap,
+    /// and writes being applied in pieces (a DeletePrefix spilling chunks) sit above it.
+    pub async fn covered(&self, ts: u64) -> Result<u64, ProposeError> {
         self.node.check_local_reads()?;
         if self.node.sm.kv.last_commit_ts() >= ts {
-            return Ok(());
+            return Ok(ts);
         }
-        self.node.read_barrier().await
+        self.node.read_barrier().await?;
+        Ok(ts.min(self.node.sm.kv.last_commit_ts()))
     }
 
     /// The barrier for a raw read: `at_ts == 0` reads the latest commit (linearizable, or
@@ -72,8 +75,7 @@ impl Router {
     /// [`covered`]: Self::covered
     pub async fn raw_read_ts(&self, at_ts: u64, stale: bool) -> Result<u64, ProposeError> {
         if at_ts != 0 {
-            self.covered(at_ts).await?;
-            return Ok(at_ts);
+            return self.covered(at_ts).await;
         }
         self.barrier_unless_stale(stale).await?;
         Ok(self.node.sm.kv.last_commit_ts())

@@ -46,12 +46,12 @@ impl TransactionalKv for TxnService {
         let r = req.into_inner();
         self.limits.key("key", &r.key)?;
         let local = match self.router.covered(r.start_ts).await {
-            Ok(()) => self
+            Ok(read_ts) => self
                 .router
                 .node
                 .sm
                 .kv
-                .get(&r.key, r.start_ts)
+                .get(&r.key, read_ts)
                 .map_err(unavailable)
                 .map(|v| match v {
                     Some(brisk_storage::Version {
@@ -78,7 +78,7 @@ impl TransactionalKv for TxnService {
         self.limits.range(&r.start, &r.end, &r.prefix)?;
         let limit = self.limits.scan_limit(r.limit)?;
         let local = match self.router.covered(r.start_ts).await {
-            Ok(()) => {
+            Ok(read_ts) => {
                 let end = (!r.end.is_empty()).then_some(r.end.as_slice());
                 let prefix = (!r.prefix.is_empty()).then_some(r.prefix.as_slice());
                 self.router
@@ -91,7 +91,7 @@ impl TransactionalKv for TxnService {
                         prefix,
                         limit,
                         crate::SCAN_BYTE_BUDGET,
-                        r.start_ts,
+                        read_ts,
                     )
                     .map_err(unavailable)
                     .map(|found| TxnScanResponse {

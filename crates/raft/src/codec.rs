@@ -3,11 +3,13 @@
 //! Every decode is bounded. The bytes come from peers (Raft RPCs, snapshot headers) and from
 //! disk, and bincode allocates a string or byte buffer of the length its prefix announces
 //! before reading it: without a limit, a 20-byte frame announcing 2^62 bytes aborts the
-//! process. Decoding therefore runs under a bincode limit that scales with the input: every
-//! input byte accounts for at most 16 bytes of bincode's claims (a one-byte varint decodes
-//! to a u64 or u128), so a legitimate value never exceeds `16 × input`, while a hostile
-//! length prefix can make the decoder allocate at most that much. Inputs above
-//! [`MAX_DECODE_BYTES`] are refused before decoding.
+//! process. Decoding therefore runs under a bincode limit that scales with the input. What
+//! bincode counts against the limit (string and byte-buffer lengths, and fixed-size
+//! primitives at their in-memory size) is at most 16 bytes per input byte for a legitimate
+//! value (a one-byte varint can decode to a u128), so the limit never refuses one, while a
+//! hostile length prefix can make the decoder allocate at most that much. Other containers
+//! are preallocated cautiously by serde (at most 1 MiB) and grow as elements actually
+//! decode. Inputs above [`MAX_DECODE_BYTES`] are refused before decoding.
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -34,6 +36,14 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(bincode::serde::encode_to_vec(value, config())?)
 }
 
+/// The limit for the largest inputs: 16 × [`MAX_DECODE_BYTES`], or what the address space
+/// allows.
+const LARGEST_LIMIT: usize = if usize::BITS > 32 {
+    (4u64 << 30) as usize
+} else {
+    usize::MAX
+};
+
 /// Decodes one value that must span all of `bytes`, with allocations bounded by a limit
 /// proportional to `bytes.len()` (see the module docs).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
@@ -42,7 +52,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         0..=0xFFFF => decode_within::<T, { 1 << 20 }>(bytes)?,
         0x1_0000..=0xF_FFFF => decode_within::<T, { 16 << 20 }>(bytes)?,
         0x10_0000..=0xFF_FFFF => decode_within::<T, { 256 << 20 }>(bytes)?,
-        _ if len <= MAX_DECODE_BYTES => decode_within::<T, { 4 << 30 }>(bytes)?,
+        _ if len <= MAX_DECODE_BYTES => decode_within::<T, { LARGEST_LIMIT }>(bytes)?,
         _ => {
             return Err(CodecError::TooLarge {
                 len,

@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -38,6 +39,9 @@ const KEY_RECOVER_UNTIL: &[u8] = b"recover_until";
 pub struct LogStore {
     db: Arc<DB>,
     flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+    /// WAL fsyncs completed (group-commit flushes and synced meta writes); durability tests
+    /// check that acknowledged appends waited for one.
+    wal_syncs: Arc<AtomicU64>,
 }
 
 fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -59,10 +63,16 @@ impl LogStore {
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let flush_db = db.clone();
+        let wal_syncs = Arc::new(AtomicU64::new(0));
+        let flush_syncs = wal_syncs.clone();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || run_flusher(flush_db, rx))?;
-        Ok(LogStore { db, flusher: tx })
+            .spawn(move || run_flusher(flush_db, rx, flush_syncs))?;
+        Ok(LogStore {
+            db,
+            flusher: tx,
+            wal_syncs,
+        })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -84,7 +94,16 @@ impl LogStore {
         wo.set_sync(sync);
         self.db
             .put_cf_opt(self.cf(CF_META), key, raw, &wo)
-            .map_err(io_err)
+            .map_err(io_err)?;
+        if sync {
+            self.wal_syncs.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// WAL fsyncs completed so far (see the field).
+    pub fn wal_syncs(&self) -> u64 {
+        self.wal_syncs.load(Ordering::SeqCst)
     }
 
     fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
@@ -129,7 +148,9 @@ impl LogStore {
         );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(io_err)
+        self.db.write_opt(batch, &wo).map_err(io_err)?;
+        self.wal_syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The index an unfinished recovery must reach before the node votes again (see
@@ -144,7 +165,17 @@ impl LogStore {
         wo.set_sync(true);
         self.db
             .delete_cf_opt(self.cf(CF_META), KEY_RECOVER_UNTIL, &wo)
-            .map_err(io_err)
+            .map_err(io_err)?;
+        self.wal_syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether this log holds nothing at all: no vote, no entry (nor purged ones), no
+    /// recovery marker. A node with such a log never took part in a cluster.
+    pub fn is_pristine(&self) -> io::Result<bool> {
+        Ok(self.get_meta::<Vote>(KEY_VOTE)?.is_none()
+            && self.last_log_id()?.is_none()
+            && self.recover_until()?.is_none())
     }
 
     pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
@@ -201,7 +232,7 @@ impl LogSummary {
 }
 
 /// Fsyncs the WAL once for every batch of queued callbacks (group commit).
-fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, syncs: Arc<AtomicU64>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -209,6 +240,10 @@ fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
         }
         let started = std::time::Instant::now();
         let result = db.flush_wal(true);
+        if result.is_ok() {
+            // Counted before any callback runs: an append is acknowledged only after this.
+            syncs.fetch_add(1, Ordering::SeqCst);
+        }
         metrics::histogram!("brisk_raft_log_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("brisk_raft_log_group_commit_size").record(pending.len() as f64);
         for cb in pending {
@@ -242,13 +277,20 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
 impl LogStore {
     /// Entries with `start <= index < end` (`end == None`: to the last), stopping before the
     /// encoded bytes would exceed `byte_budget` (at least one entry is always returned).
+    ///
+    /// The entries returned are contiguous (a hole in the log is an error). Entries purged
+    /// meanwhile may be missing at the beginning; with `from_start`, the result then is empty
+    /// rather than starting later than `start`: a replication read must begin exactly where
+    /// it asked, or the leader would send entries that do not follow their `prev_log_id`, and
+    /// an empty read makes it re-plan (the follower then needs a snapshot).
     fn read_entries(
         &self,
         start: u64,
         end: Option<u64>,
         byte_budget: usize,
+        from_start: bool,
     ) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
+        let mut out: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
         let it = self.db.iterator_cf(
             self.cf(CF_LOGS),
@@ -264,8 +306,32 @@ impl LogStore {
             {
                 break;
             }
+            match out.last() {
+                None if from_start && idx != start => {
+                    tracing::debug!(
+                        start,
+                        first = idx,
+                        "log entries purged under a replication read"
+                    );
+                    return Ok(Vec::new());
+                }
+                Some(prev) if prev.log_id.index + 1 != idx => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("hole in the raft log after index {}", prev.log_id.index),
+                    ));
+                }
+                _ => {}
+            }
             bytes = bytes.saturating_add(v.len());
-            out.push(codec::decode(&v)?);
+            let entry: Entry = codec::decode(&v)?;
+            if entry.log_id.index != idx {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("raft log key {idx} holds entry {}", entry.log_id.index),
+                ));
+            }
+            out.push(entry);
         }
         Ok(out)
     }
@@ -277,7 +343,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = bounds(&range);
-        self.read_entries(start, end, usize::MAX)
+        self.read_entries(start, end, usize::MAX, false)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -292,7 +358,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry>, io::Error> {
-        self.read_entries(start, Some(end), REPLICATION_BATCH_BYTES)
+        self.read_entries(start, Some(end), REPLICATION_BATCH_BYTES, true)
     }
 }
 
@@ -372,5 +438,80 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1))
             .map_err(io_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::type_config::TypeConfigExt;
+
+    use super::*;
+    use crate::types::log_id;
+
+    /// Appends are acknowledged (their IOFlushed callback fires) only after a WAL fsync:
+    /// removing the flusher's fsync fails this test.
+    #[tokio::test]
+    async fn an_append_is_acknowledged_only_after_a_wal_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        for round in 1..=3u64 {
+            let before = log.wal_syncs();
+            let (tx, rx) = TypeConfig::oneshot();
+            log.append(
+                [Entry::new_blank(log_id(1, 1, round))],
+                IOFlushed::signal(tx),
+            )
+            .await
+            .unwrap();
+            rx.await.unwrap().unwrap();
+            assert!(
+                log.wal_syncs() > before,
+                "append {round} acknowledged without a WAL fsync"
+            );
+        }
+    }
+
+    /// A replication read never starts past where it asked (entries purged under it): it
+    /// comes back empty, and a full read returns what is left.
+    #[tokio::test]
+    async fn a_replication_read_over_purged_entries_comes_back_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(
+            (1..=10).map(|i| Entry::new_blank(log_id(1, 1, i))),
+            IOFlushed::signal(tx),
+        )
+        .await
+        .unwrap();
+        rx.await.unwrap().unwrap();
+        log.purge(log_id(1, 1, 6)).await.unwrap();
+        assert!(log.limited_get_log_entries(3, 10).await.unwrap().is_empty());
+        let rest = log.limited_get_log_entries(7, 11).await.unwrap();
+        assert_eq!(rest.first().map(|e| e.log_id.index), Some(7));
+        assert_eq!(rest.len(), 4);
+        let all = log.try_get_log_entries(0..11).await.unwrap();
+        assert_eq!(all.first().map(|e| e.log_id.index), Some(7));
+    }
+
+    /// A vote is durable before it is acted on; the recovery marker too.
+    #[tokio::test]
+    async fn votes_and_the_recovery_marker_are_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let before = log.wal_syncs();
+        log.save_vote(&Vote::new(3, 1)).await.unwrap();
+        assert_eq!(log.wal_syncs(), before + 1, "save_vote without an fsync");
+        log.reset_for_recovery(42).unwrap();
+        assert_eq!(
+            log.wal_syncs(),
+            before + 2,
+            "recovery marker without an fsync"
+        );
+        assert_eq!(log.recover_until().unwrap(), Some(42));
+        log.finish_recovery().unwrap();
+        assert_eq!(log.wal_syncs(), before + 3);
+        assert_eq!(log.recover_until().unwrap(), None);
     }
 }

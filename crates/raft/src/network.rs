@@ -35,10 +35,16 @@ pub struct SnapshotHeader {
     pub manifest: Vec<u8>,
 }
 
-/// Snapshots found corrupt while being sent (or refused by a receiver with `DATA_LOSS`)
-/// go here, to be replaced by a fresh build (I5: a leader never keeps streaming a snapshot
-/// that cannot pass verification).
-pub type SnapshotRepairs = tokio::sync::mpsc::UnboundedSender<SnapshotDir>;
+/// A snapshot found corrupt while being sent (`file` names the file), or refused by a
+/// receiver with `DATA_LOSS` (`file` is None: the sender checks its copy again). The node
+/// replaces it with a fresh build (I5: a leader never keeps streaming a snapshot that cannot
+/// pass verification).
+pub struct SnapshotRepair {
+    pub dir: SnapshotDir,
+    pub file: Option<String>,
+}
+
+pub type SnapshotRepairs = tokio::sync::mpsc::UnboundedSender<SnapshotRepair>;
 
 #[derive(Clone)]
 pub struct NetworkFactory {
@@ -282,9 +288,15 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         match reader.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    tracing::error!(error = %e, path = %dir.path.display(), "snapshot failed verification while being sent; building a fresh one");
-                    let _ = self.repairs.send(dir);
+                if let Some(corrupt) = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<CorruptSnapshot>())
+                {
+                    tracing::error!(error = %e, path = %dir.path.display(), "snapshot failed verification while being sent");
+                    let _ = self.repairs.send(SnapshotRepair {
+                        file: Some(corrupt.file.clone()),
+                        dir,
+                    });
                 }
                 return Err(streaming_err(network_err(format!("reading snapshot: {e}"))));
             }
@@ -292,8 +304,11 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         }
         let resp = result.map_err(|s| {
             if s.code() == tonic::Code::DataLoss {
-                tracing::error!(target_node = self.target, error = %s.message(), path = %dir.path.display(), "the receiver could not verify the snapshot; building a fresh one");
-                let _ = self.repairs.send(dir.clone());
+                tracing::error!(target_node = self.target, error = %s.message(), path = %dir.path.display(), "the receiver could not verify the snapshot");
+                let _ = self.repairs.send(SnapshotRepair {
+                    dir: dir.clone(),
+                    file: None,
+                });
             }
             streaming_err(status_err(s))
         })?;

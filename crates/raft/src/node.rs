@@ -162,10 +162,11 @@ impl RaftNode {
             path: log_path.clone(),
             detail,
         };
-        // A data directory without a Raft log is new: a brand-new member, or a member whose
-        // disk was replaced or wiped (see the rejoin below).
-        let fresh = !log_path.exists();
         let log = LogStore::open(&log_path).map_err(|e| log_err(e.to_string()))?;
+        // A Raft log with no vote, no entry and no recovery marker is new: a brand-new member,
+        // or a member whose disk was replaced or wiped (see the rejoin below). Judged by
+        // content, not by the directory's existence, so a crash during the rejoin repeats it.
+        let fresh = log.is_pristine().map_err(|e| log_err(e.to_string()))?;
         let log_compacted = log
             .last_purged()
             .map_err(|e| log_err(e.to_string()))?
@@ -215,17 +216,13 @@ impl RaftNode {
                     .flatten()
                     .map(|(_, t)| t.index)
                     .unwrap_or(0);
-                // The node may have acknowledged (voted for, helped commit) anything up to its
-                // own last log index; it votes again only past that and the leader's.
-                let own_last = log
-                    .last_log_id()
-                    .map_err(|e| log_err(e.to_string()))?
-                    .map(|l| l.index)
-                    .unwrap_or(0);
+                // Every entry this node helped commit is in the current leader's log (leader
+                // completeness), so the leader's last index covers whatever its vote could
+                // otherwise betray; its own uncommitted tail is not waited for (it may never
+                // commit).
                 let target = [
                     x,
                     start_commit_index,
-                    own_last,
                     leader_last,
                     unfinished_recovery.unwrap_or(0),
                 ]
@@ -256,21 +253,18 @@ impl RaftNode {
         };
         let mut recover_to = recover_to.or(unfinished_recovery);
         if fresh && recover_to.is_none() && !config.peers.is_empty() {
-            // A new data directory in a cluster whose leader already counts this node as a
-            // member: its disk was replaced. It may have acknowledged entries before; with an
-            // empty log it must neither vote nor serve until it holds them again, exactly
-            // like the fail-closed recovery (I5). One quick pass over the peers: a cluster
-            // being bootstrapped has no leader yet, and then this is a new member.
-            if let Some(leader_last) =
-                recovery::prepare_rejoin(&config.peers, config.id, Duration::ZERO).await
-            {
+            // A new data directory for a member of a running cluster: its disk was replaced.
+            // It may have acknowledged entries before; with an empty log it must neither vote
+            // nor serve until it holds them again, exactly like the fail-closed recovery
+            // (I5). A cluster being bootstrapped reports no log yet: then this is a new member.
+            if let Some(target) = recovery::replaced_member_target(&config.peers, config.id).await {
                 tracing::warn!(
-                    leader_last,
-                    "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until caught up"
+                    target,
+                    "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until index {target} is applied"
                 );
-                log.reset_for_recovery(leader_last)
+                log.reset_for_recovery(target)
                     .map_err(|e| log_err(e.to_string()))?;
-                recover_to = Some(leader_last);
+                recover_to = Some(target);
             }
         }
         if let Some(target) = unfinished_recovery {
@@ -577,8 +571,16 @@ impl RaftNode {
         }
     }
 
-    /// The readiness target, once learned (see the field's docs).
-    pub fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<u64> {
+    /// The readiness target if already learned (learning it is [`is_ready`]'s business).
+    ///
+    /// [`is_ready`]: Self::is_ready
+    pub fn learned_ready_target(&self) -> Option<u64> {
+        self.ready_target.get().copied()
+    }
+
+    /// The readiness target, learned now if a leader has reported the cluster's commit index
+    /// (see the field's docs). Called only with a leader known.
+    fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<u64> {
         if let Some(t) = self.ready_target.get() {
             return Some(*t);
         }
@@ -670,36 +672,93 @@ impl RaftNode {
     }
 
     /// Replaces a snapshot found corrupt while being sent (or refused by a receiver as
-    /// unverifiable) with a fresh build, so lagging followers are not sent the same bad bytes
-    /// forever (I5).
+    /// unverifiable) with a fresh one, so lagging followers are not sent the same bad bytes
+    /// forever (I5). The fresh snapshot is an ordinary build, by openraft's own builder, at a
+    /// higher index (lease renewals keep the applied index moving), in a directory of its
+    /// own: the pointer moves atomically to it and nothing the pointer names is ever replaced
+    /// in place. A corrupt file that is a hard link shared with the live store is not
+    /// rebuilt from: the live store holds the same rotten bytes, and a new CRC over them would
+    /// only bless them.
     fn spawn_snapshot_repair(
         self: &Arc<Self>,
-        mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::snapshot::SnapshotDir>,
+        mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::network::SnapshotRepair>,
     ) {
         let node = self.clone();
         tokio::spawn(async move {
-            while let Some(bad) = requests.recv().await {
-                // Several transfers may report the same snapshot: only the one the pointer
-                // still names needs replacing.
-                let current = node.sm.snapshots.current().ok().flatten();
-                if current.map(|c| c.token()) != Some(bad.token()) {
+            // Each snapshot (by token) is examined once.
+            let mut examined = std::collections::HashSet::new();
+            while let Some(req) = requests.recv().await {
+                let token = req.dir.token();
+                if !examined.insert(token.to_hex()) {
                     continue;
                 }
-                let sm = node.sm.clone();
-                match tokio::task::spawn_blocking(move || sm.rebuild_snapshot()).await {
-                    Ok(Ok(snap)) => {
+                if node
+                    .sm
+                    .snapshots
+                    .current()
+                    .ok()
+                    .flatten()
+                    .map(|c| c.token())
+                    != Some(token)
+                {
+                    continue;
+                }
+                let bad = match req.file {
+                    Some(name) => req.dir.path.join(name),
+                    None => {
+                        // A receiver refused it: check this copy before rebuilding anything.
+                        let dir = req.dir.clone();
+                        match tokio::task::spawn_blocking(move || dir.verify()).await {
+                            Ok(Ok(())) => {
+                                tracing::warn!(path = %req.dir.path.display(), "the snapshot verifies here; the receiver's copy was damaged");
+                                continue;
+                            }
+                            Ok(Err(e)) if e.is_integrity_failure() => match e.file() {
+                                Some(f) => f.to_path_buf(),
+                                None => req.dir.path.clone(),
+                            },
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "could not check a refused snapshot");
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not check a refused snapshot");
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if shared_with_live_store(&bad) {
+                    metrics::counter!("brisk_snapshot_corruption_in_live_store_total").increment(1);
+                    tracing::error!(
+                        file = %bad.display(),
+                        "a corrupt snapshot file is shared with the live store: not building a snapshot over it; the store itself is damaged"
+                    );
+                    continue;
+                }
+                let index = req.dir.manifest.index;
+                if !node
+                    .sm
+                    .wait_applied(index + 1, Duration::from_secs(30))
+                    .await
+                {
+                    tracing::warn!(
+                        index,
+                        "no entry applied past the corrupt snapshot; not rebuilding yet"
+                    );
+                    examined.remove(&token.to_hex());
+                    continue;
+                }
+                match node.raft.trigger().snapshot().await {
+                    Ok(()) => {
                         metrics::counter!("brisk_snapshots_repaired_total").increment(1);
                         tracing::warn!(
-                            index = snap.manifest.index,
-                            term = snap.manifest.term,
-                            replaced = %bad.path.display(),
-                            "fresh snapshot built in place of one that failed verification"
+                            corrupt = %req.dir.path.display(),
+                            file = %bad.display(),
+                            "building a fresh snapshot in place of one that failed verification"
                         );
                     }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "could not rebuild a corrupt snapshot")
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not rebuild a corrupt snapshot"),
+                    Err(e) => tracing::error!(error = %e, "could not trigger a fresh snapshot"),
                 }
             }
         });
@@ -722,4 +781,11 @@ impl RaftNode {
             tracing::warn!(error = %e, "raft shutdown");
         }
     }
+}
+
+/// Whether `file` is a hard link also present in the live store (RocksDB checkpoints link
+/// SST files): a corruption found in it is in the live store too.
+fn shared_with_live_store(file: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).is_ok_and(|m| m.nlink() > 1)
 }

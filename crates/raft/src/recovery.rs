@@ -93,6 +93,35 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
     }
 }
 
+/// For a node whose data directory is new: whether its peers already run a cluster that
+/// counts it as a member (its disk was replaced or wiped), and if so the index it must apply
+/// before it votes or serves again. One pass over the peers, no waiting: the highest last
+/// log index any member reports (and the leader's, which is then also asked to accept this
+/// node's log going backwards). Every entry this node may have helped commit is in the log of
+/// any node that can become leader without it, at or below that index. None when no peer
+/// reports such a cluster (a cluster being bootstrapped, or no peer reachable).
+pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Option<u64> {
+    let mut target = None;
+    for addr in peers {
+        let Some(ch) = channel(addr).await else {
+            continue;
+        };
+        let mut req = tonic::Request::new(StatusRequest {});
+        req.set_timeout(Duration::from_secs(1));
+        let Ok(s) = RaftAdminClient::new(ch).status(req).await else {
+            continue;
+        };
+        let s = s.into_inner();
+        if s.last_log_index > 0 && s.members.iter().any(|m| m.id == me) {
+            target = Some(target.unwrap_or(0).max(s.last_log_index));
+        }
+    }
+    let target = target?;
+    // A leader (if there is one) must accept that this node's log went backwards.
+    let leader_last = prepare_rejoin(peers, me, Duration::ZERO).await.unwrap_or(0);
+    Some(target.max(leader_last))
+}
+
 async fn channel(addr: &str) -> Option<tonic::transport::Channel> {
     let ep = Endpoint::from_shared(format!("http://{addr}")).ok()?;
     ep.connect_timeout(Duration::from_millis(500))

@@ -132,16 +132,6 @@ impl SmShared {
 
     /// Builds a snapshot of the current state (see [`SnapshotStore::finish_build`]).
     pub fn build_snapshot(&self) -> io::Result<SnapshotDir> {
-        self.build(false)
-    }
-
-    /// Builds a fresh snapshot in place of the current one, which failed verification (a
-    /// snapshot at the same index is replaced, not reused).
-    pub fn rebuild_snapshot(&self) -> io::Result<SnapshotDir> {
-        self.build(true)
-    }
-
-    fn build(&self, replace: bool) -> io::Result<SnapshotDir> {
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
             let store = self.kv.store().map_err(other)?;
@@ -163,12 +153,7 @@ impl SmShared {
             (tmp, info)
         };
         let started = std::time::Instant::now();
-        let snap = if replace {
-            self.snapshots.finish_build_replacing(&tmp, info)
-        } else {
-            self.snapshots.finish_build(&tmp, info)
-        }
-        .map_err(other)?;
+        let snap = self.snapshots.finish_build(&tmp, info).map_err(other)?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,
@@ -324,6 +309,78 @@ mod tests {
     use super::*;
     use crate::layout::DataLayout;
     use crate::types::{log_id, Membership};
+
+    fn shared(dir: &std::path::Path, sync: bool) -> Arc<SmShared> {
+        let layout = DataLayout::new(dir);
+        let kv = KvStateMachine::new(
+            Store::open(&layout.state_machine()).unwrap(),
+            Arc::new(Hlc::new()),
+        )
+        .unwrap();
+        SmShared::new(kv, SnapshotStore::new(layout, 2), sync).unwrap()
+    }
+
+    fn puts(from: u64, n: u64) -> Vec<(LogId, Option<Request>, Option<StoredMembership>)> {
+        (from..from + n)
+            .map(|i| {
+                let req = Request {
+                    ts: 10 * i,
+                    command: Command::Put {
+                        key: format!("k{i}").into_bytes(),
+                        value: b"v".to_vec(),
+                    },
+                };
+                (log_id(1, 1, i), Some(req), None)
+            })
+            .collect()
+    }
+
+    /// I7: in sync mode a run of applies is acknowledged (its responses returned) only after
+    /// one WAL fsync covering the whole run; removing that fsync fails this test. In nosync
+    /// mode there is none (the Raft log is the durable copy).
+    #[test]
+    fn an_apply_run_is_acknowledged_only_after_one_wal_fsync_in_sync_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = shared(dir.path(), true);
+        let store = sm.kv.store().unwrap();
+        let before = store.wal_syncs();
+        let responses = sm.apply_run(&puts(1, 5)).unwrap();
+        assert_eq!(responses.len(), 5);
+        assert_eq!(store.wal_syncs(), before + 1, "one fsync for the run");
+
+        let dir = tempfile::tempdir().unwrap();
+        let sm = shared(dir.path(), false);
+        let store = sm.kv.store().unwrap();
+        let before = store.wal_syncs();
+        sm.apply_run(&puts(1, 5)).unwrap();
+        assert_eq!(store.wal_syncs(), before, "nosync mode fsyncs nothing");
+    }
+
+    /// I2: a snapshot is taken only after the WAL is fsynced, and its files, manifest and
+    /// pointer are fsynced before the pointer names it.
+    #[test]
+    fn a_snapshot_is_built_on_a_synced_wal_with_synced_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = shared(dir.path(), false);
+        sm.apply_run(&puts(1, 20)).unwrap();
+        let store = sm.kv.store().unwrap();
+        let wal_before = store.wal_syncs();
+        let files_before = crate::snapshot::store::file_syncs();
+        let snap = sm.build_snapshot().unwrap();
+        assert!(
+            store.wal_syncs() > wal_before,
+            "checkpoint without a WAL fsync"
+        );
+        // Every file, the manifest (file + its directory), the snapshots directory after the
+        // rename, and the pointer (file + directory).
+        let expected = snap.manifest.files.len() as u64 + 5;
+        assert!(
+            crate::snapshot::store::file_syncs() - files_before >= expected,
+            "{} fsyncs for a snapshot of {} files",
+            crate::snapshot::store::file_syncs() - files_before,
+            snap.manifest.files.len()
+        );
+    }
 
     /// I1 at the Raft layer: every entry type, membership changes included, leaves the
     /// store's applied log id equal to its own and the membership in force in the same batch.

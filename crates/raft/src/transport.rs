@@ -17,7 +17,7 @@ use crate::codec;
 use crate::fault;
 use crate::network::SnapshotHeader;
 use crate::snapshot::manifest::MANIFEST_FILE;
-use crate::snapshot::{SnapshotDir, SnapshotManifest, SnapshotStore};
+use crate::snapshot::{SnapshotDir, SnapshotError, SnapshotManifest, SnapshotStore};
 use crate::state_machine::Snapshot;
 use crate::types::BriskRaft;
 
@@ -95,6 +95,31 @@ impl Reception {
 impl Drop for Reception {
     fn drop(&mut self) {
         metrics::gauge!("brisk_snapshot_receptions_in_progress").decrement(1.0);
+    }
+}
+
+/// How long a snapshot reception waits for its next chunk before giving up its place.
+pub const RECEIVE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn next_chunk(
+    stream: &mut Streaming<SnapshotChunk>,
+) -> Result<Option<SnapshotChunk>, Status> {
+    match tokio::time::timeout(RECEIVE_IDLE_TIMEOUT, stream.message()).await {
+        Ok(r) => r,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "no snapshot data for {} s",
+            RECEIVE_IDLE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// A received snapshot that fails an integrity check is `DATA_LOSS` (the sender checks its
+/// copy and rebuilds if it is the bad one); an I/O error here is this node's problem.
+fn received_check(e: SnapshotError) -> Status {
+    if e.is_integrity_failure() {
+        Status::data_loss(format!("received snapshot failed verification: {e}"))
+    } else {
+        Status::internal(format!("checking the received snapshot: {e}"))
     }
 }
 
@@ -213,8 +238,7 @@ impl RaftTransportService {
         mut stream: Streaming<SnapshotChunk>,
         dir: &Path,
     ) -> Result<(SnapshotHeader, SnapshotDir), Status> {
-        let first = stream
-            .message()
+        let first = next_chunk(&mut stream)
             .await?
             .ok_or_else(|| bad("empty snapshot stream"))?;
         let Some(snapshot_chunk::Chunk::Header(raw)) = first.chunk else {
@@ -261,7 +285,7 @@ impl RaftTransportService {
         let mut open: Option<(String, std::fs::File)> = None;
         let mut total = 0u64;
         let mut chunks = 0u64;
-        while let Some(msg) = stream.message().await? {
+        while let Some(msg) = next_chunk(&mut stream).await? {
             let Some(snapshot_chunk::Chunk::File(fc)) = msg.chunk else {
                 return Err(bad("unexpected second header in snapshot stream"));
             };
@@ -309,14 +333,12 @@ impl RaftTransportService {
         }
         crate::snapshot::store::write_atomic(&dir.join(MANIFEST_FILE), &header.manifest)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let snap = SnapshotDir::open(dir).map_err(|e| Status::data_loss(e.to_string()))?;
+        let snap = SnapshotDir::open(dir).map_err(received_check)?;
         let verify_dir = snap.clone();
         tokio::task::spawn_blocking(move || verify_dir.verify())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| {
-                Status::data_loss(format!("received snapshot failed verification: {e}"))
-            })?;
+            .map_err(received_check)?;
         tracing::info!(
             index = manifest.index,
             term = manifest.term,

@@ -51,7 +51,7 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
             format!(
                 "not ready: leader {:?}, applied {applied}, waiting for {}\n",
                 m.current_leader,
-                match s.node.ready_target(&m) {
+                match s.node.learned_ready_target() {
                     Some(t) => t.to_string(),
                     None => "the leader's commit index".into(),
                 }

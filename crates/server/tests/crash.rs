@@ -105,9 +105,23 @@ async fn check_recovery(
         expect.iter().any(|(o, r)| *o == outcome && *r == reason),
         "gate decided {outcome}/{reason}, expected one of {expect:?}"
     );
+    // A store kept by the gate never lost an applied entry; a restored one may start below
+    // (from its snapshot), but the node serves nothing older than it had applied: it turns
+    // ready only past the cluster's commit index.
     assert!(
-        max_applied == 0 || gate_applied >= max_applied as i64,
-        "applied index went backwards: {max_applied} before the crash, {gate_applied} after"
+        max_applied > 0,
+        "the test observed no applied index before the crash"
+    );
+    if outcome == "skip" {
+        assert!(
+            gate_applied >= max_applied as i64,
+            "applied index went backwards: {max_applied} before the crash, {gate_applied} after"
+        );
+    }
+    let applied_when_ready = c.status(id).await.expect("status").applied_index;
+    assert!(
+        applied_when_ready >= max_applied,
+        "ready at applied index {applied_when_ready}, below the {max_applied} applied before the crash"
     );
     let acked = load.finish().await;
     assert!(!acked.is_empty());
@@ -147,14 +161,9 @@ async fn check_recovery(
         leftovers.is_empty(),
         "interrupted work left behind: {leftovers:?}"
     );
+    // Every version, tombstone and meta key, replica against replica, at one applied index.
+    assert_identical_replicas(c, &c.running_ids()).await;
     let mine = digest(c, id).await.unwrap();
-    for peer in c.running_ids() {
-        let theirs = digest(c, peer).await.unwrap();
-        assert_eq!(
-            mine.0, theirs.0,
-            "node {id} and node {peer} differ at index {commit}"
-        );
-    }
     assert!(mine.1.len() >= acked.len());
 }
 
@@ -244,18 +253,27 @@ async fn leader_crash_after_apply_before_ack() {
 async fn crash_during_startup_restore_before_swap() {
     // The gate's own restore (at start, not a transfer) dies before the swap: the next start
     // restores again from the untouched store.
-    let (mut c, leader, f, load) = follower_without_applied_meta("start-swap").await;
+    let (mut c, leader, f, load, applied) = follower_without_applied_meta("start-swap", &[]).await;
     c.spawn_with_env(f, &[("BRISK_CRASH_AT", "restore_before_swap")]);
     let status = c.wait_exit(f, Duration::from_secs(30)).await;
     assert!(!status.success());
-    check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
+    check_recovery(
+        &mut c,
+        f,
+        leader,
+        load,
+        applied,
+        &[("restore", "missing_meta")],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_during_startup_restore_after_swap() {
     // The gate's restore swapped the store in and died before removing the old one: the
     // next start finds A = X and skips.
-    let (mut c, leader, f, load) = follower_without_applied_meta("start-cleanup").await;
+    let (mut c, leader, f, load, applied) =
+        follower_without_applied_meta("start-cleanup", &[]).await;
     c.spawn_with_env(f, &[("BRISK_CRASH_AT", "restore_before_cleanup")]);
     let status = c.wait_exit(f, Duration::from_secs(30)).await;
     assert!(!status.success());
@@ -263,7 +281,20 @@ async fn crash_during_startup_restore_after_swap() {
         c.data_dir(f).join("sm.old").exists(),
         "the crash left the old store behind"
     );
-    check_recovery(&mut c, f, leader, load, 0, &[("skip", "none")]).await;
+    // The crashed start had swapped in its snapshot: that is the store's applied index now.
+    let swapped_in = brisk_storage::Store::open_read_only(&c.data_dir(f).join("sm"))
+        .unwrap()
+        .meta()
+        .unwrap()
+        .applied
+        .unwrap()
+        .index;
+    check_recovery(&mut c, f, leader, load, swapped_in, &[("skip", "none")]).await;
+    let now = c.status(f).await.unwrap().applied_index;
+    assert!(
+        now >= applied,
+        "applied {now}, below the {applied} before the kill"
+    );
     assert!(
         !c.data_dir(f).join("sm.old").exists(),
         "leftover removed at start"
@@ -321,8 +352,11 @@ async fn crash_after_swap_before_cleanup() {
 
 /// A cluster under load whose follower took a snapshot, was killed, and lost the applied-index
 /// meta key of its store (so its next start must restore).
-async fn follower_without_applied_meta(tag: &str) -> (Cluster, u64, u64, Load) {
-    let mut c = Cluster::start(3, &[]);
+async fn follower_without_applied_meta(
+    tag: &str,
+    flags: &[&str],
+) -> (Cluster, u64, u64, Load, u64) {
+    let mut c = Cluster::start(3, flags);
     c.wait_all_ready().await;
     let leader = c.leader().await;
     let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
@@ -331,33 +365,39 @@ async fn follower_without_applied_meta(tag: &str) -> (Cluster, u64, u64, Load) {
     let f_addr = c.node(f).grpc.clone();
     let o = c.cli(&["snapshot", "--endpoints", &f_addr]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let applied = c.status(f).await.expect("status").applied_index;
     c.kill9(f);
     let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
     store.remove_applied_for_test().unwrap();
     assert!(store.meta().unwrap().applied.is_none());
     drop(store);
-    (c, leader, f, load)
+    (c, leader, f, load, applied)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_without_applied_meta_is_restored_from_snapshot() {
     // The upgrade case: a store written by a version without the applied-index meta key.
-    let (mut c, leader, f, load) = follower_without_applied_meta("upgrade").await;
+    let (mut c, leader, f, load, applied) = follower_without_applied_meta("upgrade", &[]).await;
     load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
         .await;
-    check_recovery(&mut c, f, leader, load, 0, &[("restore", "missing_meta")]).await;
+    check_recovery(
+        &mut c,
+        f,
+        leader,
+        load,
+        applied,
+        &[("restore", "missing_meta")],
+    )
+    .await;
 }
 
-/// Flips a byte in an SST file of the snapshot node `f` holds (it is stopped).
+/// Flips a byte in an SST file of the snapshot node `f`'s pointer names (the node is
+/// stopped). SST files are hard links shared with the live store and other snapshots: the
+/// rotten copy gets its own inode, so only that snapshot is damaged.
 fn corrupt_snapshot(c: &Cluster, f: u64) {
     let snaps = c.data_dir(f).join("snapshots");
-    let snap_dir = std::fs::read_dir(&snaps)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            brisk_raft::layout::is_snapshot_dir_name(&p.file_name().unwrap().to_string_lossy())
-        })
-        .expect("the follower has a snapshot");
+    let pointer = std::fs::read_to_string(snaps.join("CURRENT")).expect("a snapshot pointer");
+    let snap_dir = snaps.join(pointer.lines().next().expect("pointer names a directory"));
     let sst = std::fs::read_dir(&snap_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -365,6 +405,7 @@ fn corrupt_snapshot(c: &Cluster, f: u64) {
         .expect("an sst file");
     let mut bytes = std::fs::read(&sst).unwrap();
     bytes[0] ^= 0xff;
+    std::fs::remove_file(&sst).unwrap();
     std::fs::write(&sst, bytes).unwrap();
 }
 
@@ -372,17 +413,52 @@ fn corrupt_snapshot(c: &Cluster, f: u64) {
 async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_leader() {
     // The store needs a restore (no applied meta) and the snapshot it would restore from is
     // corrupt.
-    let (mut c, leader, f, load) = follower_without_applied_meta("verify").await;
+    let (mut c, leader, f, load, applied) = follower_without_applied_meta("verify", FLAGS).await;
     corrupt_snapshot(&c, f);
+    // The leader compacted its log: the node can only catch up from a snapshot.
+    wait_for(
+        "leader log compaction",
+        Duration::from_secs(60),
+        async || {
+            let s = c.status(leader).await?;
+            (s.purged_index > 0).then_some(())
+        },
+    )
+    .await;
+    // First start: the node quarantines its state and waits for the leader's snapshot, which
+    // this start cannot accept (a 1-byte snapshot cap): it stays in recovery, where it must
+    // neither vote nor serve reads.
+    c.spawn_with_args(f, &["--max-snapshot-bytes", "1"]);
+    wait_for("recovery under way", Duration::from_secs(30), async || {
+        let m = c.metrics(f);
+        m.contains(r#"brisk_cold_start_verify_failed_total{check="file_crc"} 1"#)
+            .then_some(())
+    })
+    .await;
+    assert!(c.log_text(f).contains("snapshot failed verification"));
+    let refused = ask_vote(&c, f).await.expect_err("a recovering node voted");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let mut client = c.raw(f).await;
+    let read = get(&mut client, "verify/000000", true).await;
+    assert!(
+        matches!(&read, Err(s) if s.code() == tonic::Code::Unavailable),
+        "a recovering node served a stale read: {read:?}"
+    );
+    assert!(!c.ready(f), "a recovering node reported ready");
+    // Restarted with its usual flags, it resumes the recovery and catches up.
+    c.kill9(f);
     load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
         .await;
-    check_recovery(&mut c, f, leader, load, 0, &[("restore", "verify_failed")]).await;
-    let m = c.metrics(f);
-    assert!(
-        m.contains(r#"brisk_cold_start_verify_failed_total{check="file_crc"} 1"#),
-        "{m}"
-    );
-    assert!(c.log_text(f).contains("snapshot failed verification"));
+    check_recovery(
+        &mut c,
+        f,
+        leader,
+        load,
+        applied,
+        &[("restore", "missing_meta")],
+    )
+    .await;
+    assert!(c.log_text(f).contains("resuming an unfinished recovery"));
 }
 
 /// A vote request for node `f` from a candidate with a higher term and a longer log than
@@ -413,7 +489,7 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
     // the store, then the node crashed. Restarted while no leader can reach it, it must
     // neither vote (its log is empty: its vote could elect a leader lacking entries it helped
     // commit) nor serve reads, until it has caught up.
-    let (mut c, leader, f, load) = follower_without_applied_meta("recover").await;
+    let (mut c, leader, f, load, _) = follower_without_applied_meta("recover", &[]).await;
     corrupt_snapshot(&c, f);
     c.spawn_with_env(f, &[("BRISK_CRASH_AT", "recovery_before_catch_up")]);
     let status = c.wait_exit(f, Duration::from_secs(60)).await;

@@ -47,11 +47,6 @@ impl<'a> ApplyBatch<'a> {
         );
     }
 
-    /// Bytes of data and meta operations buffered so far.
-    pub fn buffered_bytes(&self) -> usize {
-        self.batch.size_in_bytes()
-    }
-
     /// Writes the buffered data now, without the meta keys, and keeps building the batch.
     ///
     /// The one exception to "every write carries the applied index" (I1), for entries whose

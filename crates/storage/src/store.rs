@@ -32,6 +32,9 @@ pub struct VersionedPair {
 pub struct Store {
     db: DB,
     path: PathBuf,
+    /// WAL fsyncs issued through this handle (durability tests check that acknowledged
+    /// work waited for one).
+    wal_syncs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +109,7 @@ impl Store {
         Ok(Store {
             db,
             path: path.to_path_buf(),
+            wal_syncs: Default::default(),
         })
     }
 
@@ -114,6 +118,7 @@ impl Store {
         Ok(Store {
             db,
             path: path.to_path_buf(),
+            wal_syncs: Default::default(),
         })
     }
 
@@ -137,7 +142,22 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db.write_opt(batch, &opts)?;
+        if sync {
+            self.count_wal_sync();
+        }
         Ok(())
+    }
+
+    fn count_wal_sync(&self) {
+        self.wal_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many WAL fsyncs this handle has completed (synced writes and [`sync_wal`]).
+    ///
+    /// [`sync_wal`]: Self::sync_wal
+    pub fn wal_syncs(&self) -> u64 {
+        self.wal_syncs.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Starts the one batch through which an entry's effects reach the store (I1).
@@ -340,6 +360,7 @@ impl Store {
     /// Fsyncs the WAL: every batch committed so far is durable when this returns (I2).
     pub fn sync_wal(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true)?;
+        self.count_wal_sync();
         Ok(())
     }
 

@@ -67,6 +67,17 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
+    /// The snapshot file a failed check names, if any.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            SnapshotError::FileMissing { file }
+            | SnapshotError::FileSize { file, .. }
+            | SnapshotError::FileCrc { file, .. }
+            | SnapshotError::ExtraFile { file } => Some(file),
+            _ => None,
+        }
+    }
+
     /// Whether this is a failed integrity check (CRC, size, magic, version, token, a missing
     /// or extra file), which proves the snapshot unusable (I5). An I/O error (EACCES, EIO,
     /// EMFILE, ...) proves nothing about the bytes: the node must refuse to start and leave
@@ -255,16 +266,32 @@ pub fn file_crc32c(path: &Path) -> Result<u32, SnapshotError> {
     }
 }
 
+thread_local! {
+    /// fsyncs of snapshot files and directories done by this thread (durability tests).
+    static FILE_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many snapshot files and directories this thread has fsynced.
+pub fn file_syncs() -> u64 {
+    FILE_SYNCS.with(|c| c.get())
+}
+
+fn synced(f: &fs::File) -> io::Result<()> {
+    f.sync_all()?;
+    FILE_SYNCS.with(|c| c.set(c.get() + 1));
+    Ok(())
+}
+
+/// Fsyncs a file (or a directory: see [`fsync_dir`]).
 pub fn fsync_file(path: &Path) -> Result<(), SnapshotError> {
     fs::File::open(path)
-        .and_then(|f| f.sync_all())
+        .and_then(|f| synced(&f))
         .map_err(io_at(path))
 }
 
+/// Fsyncs a directory, making the renames and creates in it durable.
 pub fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
-    fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io_at(path))
+    fsync_file(path)
 }
 
 /// Name prefix of a snapshot directory set aside while another takes its name.
@@ -285,7 +312,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
     {
         let mut f = fs::File::create(&tmp).map_err(io_at(&tmp))?;
         f.write_all(bytes).map_err(io_at(&tmp))?;
-        f.sync_all().map_err(io_at(&tmp))?;
+        synced(&f).map_err(io_at(&tmp))?;
     }
     fs::rename(&tmp, path).map_err(io_at(path))?;
     fsync_dir(dir)
@@ -437,17 +464,7 @@ impl SnapshotStore {
             self.write_pointer(&snap)?;
             return Ok(snap);
         }
-        self.finish_build_replacing(tmp, info)
-    }
 
-    /// Like [`finish_build`](Self::finish_build), but a directory already at this (index,
-    /// term) is replaced (crash-safely), not reused: the repair of a snapshot that failed
-    /// verification.
-    pub fn finish_build_replacing(
-        &self,
-        tmp: &Path,
-        info: CheckpointInfo,
-    ) -> Result<SnapshotDir, SnapshotError> {
         let mut files = Vec::new();
         let mut names: Vec<_> = fs::read_dir(tmp)
             .map_err(io_at(tmp))?
@@ -529,6 +546,16 @@ impl SnapshotStore {
         if to.exists() {
             let aside = replaced_path(to);
             if aside.exists() {
+                // Left by a replacement that failed before the pointer moved: if the pointer
+                // still names that copy, it is the restart point and must stay.
+                if self.pointer_names(to, &aside) != Some(false) {
+                    return Err(SnapshotError::Io {
+                        path: aside,
+                        source: io::Error::other(
+                            "an interrupted snapshot replacement is pending (settled at the next start)",
+                        ),
+                    });
+                }
                 fs::remove_dir_all(&aside).map_err(io_at(&aside))?;
             }
             fs::rename(to, &aside).map_err(io_at(&aside))?;
@@ -550,15 +577,30 @@ impl SnapshotStore {
         }
     }
 
-    /// Undoes a replacement interrupted by a crash: when the pointer's token is the one of
-    /// the directory set aside, that directory goes back to its name (the new one, never
-    /// pointed to, is dropped); otherwise the replacement had completed and the aside copy is
-    /// garbage.
+    /// Whether the pointer names directory `name_of` with the token of the snapshot in
+    /// `copy`; None when that cannot be told (pointer or copy unreadable).
+    fn pointer_names(&self, name_of: &Path, copy: &Path) -> Option<bool> {
+        let (dir, token) = match self.read_pointer().ok()? {
+            Some(p) => p,
+            None => return Some(false),
+        };
+        let name = name_of.file_name()?.to_string_lossy();
+        if dir != name {
+            return Some(false);
+        }
+        Some(SnapshotDir::open(copy).ok()?.token() == token)
+    }
+
+    /// Settles a replacement interrupted by a crash. When the pointer names the directory
+    /// with the token of the copy set aside, the replacement never completed: the copy goes
+    /// back to its name (the new one, never pointed to, is dropped). When the pointer names
+    /// the directory in place with its own token, the replacement completed and the copy is
+    /// garbage. Anything that cannot be told for sure (an unreadable pointer or manifest) is
+    /// left as it is: garbage costs disk, deleting the restart point costs data.
     fn roll_back_replacements(&self) {
         let Ok(entries) = fs::read_dir(self.layout.snapshots()) else {
             return;
         };
-        let pointer = self.read_pointer().ok().flatten();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             let Some(original) = name.strip_prefix(REPLACED_PREFIX) else {
@@ -566,23 +608,28 @@ impl SnapshotStore {
             };
             let aside = e.path();
             let target = self.layout.snapshots().join(original);
-            let pointed_to_aside = pointer.as_ref().is_some_and(|(dir, token)| {
-                dir == original && SnapshotDir::open(&aside).is_ok_and(|s| s.token() == *token)
-            });
-            let result = if pointed_to_aside {
-                tracing::warn!(
-                    dir = original,
-                    "rolling back an interrupted snapshot replacement"
-                );
-                (if target.exists() {
-                    fs::remove_dir_all(&target)
-                } else {
+            let result = match (
+                self.pointer_names(&target, &aside),
+                self.pointer_names(&target, &target),
+            ) {
+                (Some(true), _) => {
+                    tracing::warn!(
+                        dir = original,
+                        "rolling back an interrupted snapshot replacement"
+                    );
+                    (if target.exists() {
+                        fs::remove_dir_all(&target)
+                    } else {
+                        Ok(())
+                    })
+                    .and_then(|()| fs::rename(&aside, &target))
+                    .and_then(|()| fs::File::open(self.layout.snapshots())?.sync_all())
+                }
+                (Some(false), Some(_)) => fs::remove_dir_all(&aside),
+                _ => {
+                    tracing::warn!(path = %aside.display(), "leaving a replaced snapshot in place: cannot tell whether the pointer needs it");
                     Ok(())
-                })
-                .and_then(|()| fs::rename(&aside, &target))
-                .and_then(|()| fs::File::open(self.layout.snapshots())?.sync_all())
-            } else {
-                fs::remove_dir_all(&aside)
+                }
             };
             if let Err(e) = result {
                 tracing::warn!(path = %aside.display(), error = %e, "could not settle a replaced snapshot");

@@ -163,6 +163,16 @@ impl Cluster {
         n.child = Some(cmd.spawn().expect("spawn brisk serve"));
     }
 
+    /// Restarts node `id` with extra flags for this start only.
+    pub fn spawn_with_args(&mut self, id: u64, extra: &[&str]) {
+        let saved = self.node(id).args.clone();
+        self.node_mut(id)
+            .args
+            .extend(extra.iter().map(|s| s.to_string()));
+        self.spawn(id);
+        self.node_mut(id).args = saved;
+    }
+
     /// Restarts node `id` with extra environment variables (e.g. an armed crash point).
     pub fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
         self.node_mut(id).env = env
@@ -280,12 +290,18 @@ impl Cluster {
 
     pub async fn wait_ready(&self, ids: &[u64]) {
         for &id in ids {
-            wait_for(
-                &format!("node {id} /readyz"),
-                Duration::from_secs(30),
-                async || self.ready(id).then_some(()),
-            )
-            .await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let answer = http_get(&self.node(id).http, "/readyz");
+                if matches!(answer, Some((200, _))) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {id} not ready after 30 s; last /readyz answer: {answer:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
@@ -391,6 +407,12 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for n in &self.nodes {
                 let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                for (i, l) in log.lines().enumerate() {
+                    if l.contains("panicked at") {
+                        let next: Vec<&str> = log.lines().skip(i + 1).take(2).collect();
+                        eprintln!("---- node {} panicked: {l} {next:?}", n.id);
+                    }
+                }
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!("---- node {} log (last 40 lines) ----", n.id);
                 for l in tail.iter().rev() {
@@ -470,4 +492,49 @@ pub async fn digest(cluster: &Cluster, id: u64) -> Option<(u64, Vec<(String, Str
         }
     }
     Some((h, pairs))
+}
+
+/// Node `id`'s state machine as stored: its applied index and a hash of every version,
+/// tombstone and meta key, read from disk with a read-only open (also while it runs).
+pub fn raw_state(c: &Cluster, id: u64) -> Option<(u64, u64)> {
+    let store = brisk_storage::Store::open_read_only(&c.data_dir(id).join("sm")).ok()?;
+    let applied = store.meta().ok()?.applied?.index;
+    let mut h: u64 = 1469598103934665603;
+    store
+        .for_each_raw(|cf, k, v| {
+            for part in [cf.as_bytes(), k, v] {
+                for &b in part.iter().chain(&[0xff]) {
+                    h ^= b as u64;
+                    h = h.wrapping_mul(1099511628211);
+                }
+            }
+        })
+        .ok()?;
+    Some((applied, h))
+}
+
+/// Waits until nodes `ids` stand at one applied index (lease renewals move it every second)
+/// and checks that their stores then hold exactly the same versions, tombstones and meta
+/// keys. Returns that index.
+pub async fn assert_identical_replicas(c: &Cluster, ids: &[u64]) -> u64 {
+    wait_for(
+        "replicas at one applied index",
+        Duration::from_secs(30),
+        async || {
+            let states: Vec<(u64, u64)> = ids
+                .iter()
+                .map(|&id| raw_state(c, id))
+                .collect::<Option<_>>()?;
+            let index = states[0].0;
+            if states.iter().any(|s| s.0 != index) {
+                return None;
+            }
+            assert!(
+                states.iter().all(|s| s.1 == states[0].1),
+                "replicas {ids:?} differ at applied index {index}: {states:?}"
+            );
+            Some(index)
+        },
+    )
+    .await
 }
