@@ -1,4 +1,4 @@
-//! Named crash points (design/cold-start.md, "Crash points every release must survive").
+//! Named crash points (docs/design/cold-start.md, "Crash points").
 //!
 //! Compiled in only with the `crash-points` cargo feature (the test suite enables it; release
 //! builds do not have it). A test sets `BRISK_CRASH_AT=<name>` (optionally

@@ -1,4 +1,4 @@
-//! The cold-start gate (design/cold-start.md I4, I5).
+//! The cold-start gate (docs/design/cold-start.md I4, I5).
 //!
 //! Runs before Raft: decides from the store's applied index A and the snapshot pointer X
 //! whether the store can be used as it is (skip, O(1) in data size) or must be restored from

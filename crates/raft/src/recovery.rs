@@ -1,4 +1,4 @@
-//! Fail-closed recovery (design/cold-start.md I5): a node whose snapshot fails verification
+//! Fail-closed recovery (docs/design/cold-start.md I5): a node whose snapshot fails verification
 //! never serves from it. If the cluster has a leader, the node quarantines its state machine,
 //! starts from an empty one with an empty log (its vote kept), refuses to vote or campaign,
 //! and catches up by receiving a fresh snapshot from the leader. If no leader answers, it

@@ -225,7 +225,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let snap = tokio::task::spawn_blocking(move || shared.build_snapshot())
             .await
             .map_err(other)??;
-        // Crash point 4: the pointer moved; openraft purges the log after we return.
+        // Crash point pointer_before_purge: the pointer moved; openraft purges the log after we return.
         fault::crash_point(fault::POINTER_BEFORE_PURGE);
         Ok(to_snapshot(snap))
     }
@@ -261,7 +261,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let responses = tokio::task::spawn_blocking(move || shared.apply_run(&run))
             .await
             .map_err(other)??;
-        // Crash point 1: the batch is durable (sync mode), the client not yet acknowledged.
+        // Crash point apply_before_ack: the batch is durable (sync mode), the client not yet
+        // acknowledged.
         fault::crash_point(fault::APPLY_BEFORE_ACK);
         for (resp, responder) in responses.into_iter().zip(responders) {
             if let Some(r) = responder {

@@ -214,7 +214,8 @@ impl RaftTransport for RaftTransportService {
             let _ = std::fs::remove_dir_all(&dir);
         }
         let (header, snap) = result?;
-        // Crash point 6b: the snapshot is on disk and verified, not yet installed.
+        // Crash point receive_before_install: the snapshot is on disk and verified, not yet
+        // installed.
         fault::crash_point(fault::RECEIVE_BEFORE_INSTALL);
         let snapshot = Snapshot {
             meta: header.meta,
@@ -324,7 +325,7 @@ impl RaftTransportService {
             *done += fc.data.len() as u64;
             chunks += 1;
             if chunks == 1 {
-                // Crash point 6a: part of the snapshot is spooled.
+                // Crash point receive_mid_transfer: part of the snapshot is spooled.
                 fault::crash_point(fault::RECEIVE_MID_TRANSFER);
             }
         }

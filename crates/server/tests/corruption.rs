@@ -1,4 +1,4 @@
-//! Corrupt or truncated snapshots fail closed (design/cold-start.md I5): a typed error naming
+//! Corrupt or truncated snapshots fail closed (docs/design/cold-start.md I5): a typed error naming
 //! the check (and the file), nothing mutated, and `brisk inspect --verify` reports it. Also:
 //! the gate's skip path reads no snapshot byte, and its restore path swaps a verified
 //! snapshot in.

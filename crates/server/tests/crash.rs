@@ -1,4 +1,4 @@
-//! The crash-point matrix (design/cold-start.md, "Crash points every release must survive").
+//! The crash-point matrix (docs/design/cold-start.md, "Crash points").
 //!
 //! Each test runs a real 3-node cluster under write load, arms one named crash point in a
 //! follower (`BRISK_CRASH_AT`, which aborts the process like `kill -9`), waits for the node to

@@ -6,7 +6,7 @@ use crate::{mvcc_key, StorageError, Store};
 
 /// The only way to write to the store.
 ///
-/// I1 (design/cold-start.md, "Atomic apply"): a batch is created from the [`AppliedState`] of
+/// I1 (docs/design/cold-start.md, "I1 — Atomic apply"): a batch is created from the [`AppliedState`] of
 /// the entry being applied and [`commit`](Self::commit) writes that state with the data in one
 /// RocksDB write batch. There is no constructor without it, so no entry type (lease renewals,
 /// no-ops and membership changes included) can change the store without moving the applied

@@ -5,7 +5,7 @@
 //!
 //! Durability contract: every mutation reaches RocksDB through an [`ApplyBatch`], which can
 //! only be built from an [`AppliedState`] and writes it in the same atomic batch as the data
-//! (design/cold-start.md I1). When [`ApplyBatch::commit`] returns with `sync = true` the batch
+//! (docs/design/cold-start.md I1). When [`ApplyBatch::commit`] returns with `sync = true` the batch
 //! is fsynced; with `sync = false` it is visible but may be lost on a crash, and the Raft log is
 //! the backstop (I7).
 

@@ -1,4 +1,4 @@
-//! Snapshots as RocksDB checkpoints plus a CRC-checked manifest (design/cold-start.md I3,
+//! Snapshots as RocksDB checkpoints plus a CRC-checked manifest (docs/design/cold-start.md I3,
 //! "Snapshot files").
 //!
 //! A snapshot lives in `snapshots/<index>-<term>/` (zero-padded): the checkpoint's files and

@@ -642,7 +642,7 @@ impl SnapshotStore {
     /// with the snapshot is safe); the small mutable files (MANIFEST, CURRENT, OPTIONS, WAL)
     /// are copied so the opened store never changes the snapshot's bytes.
     ///
-    /// Crash safety (crash points 5): before the swap the old `sm` is intact; between the two
+    /// Crash safety (crash points restore_before_swap, restore_before_cleanup): before the swap the old `sm` is intact; between the two
     /// renames `sm` is missing and the gate restores again (`store_missing`); after the swap
     /// the leftover `sm.old` is removed at the next start.
     /// `link == false` copies every file instead (the `always-restore` baseline: O(data)).
