@@ -83,14 +83,32 @@ async fn three_nodes_bootstrap_and_serve_writes_through_a_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_nothing_is_written() {
-    let c = Cluster::start(3, &["--max-key-bytes", "64", "--max-value-bytes", "1024"]);
+    let c = Cluster::start(
+        3,
+        &[
+            "--max-key-bytes",
+            "64",
+            "--max-value-bytes",
+            "1024",
+            "--max-entry-bytes",
+            "4096",
+        ],
+    );
     c.wait_all_ready().await;
     c.leader().await;
     let before = c.status(c.leader().await).await.unwrap();
 
     let long_key = "k".repeat(65);
     let big_value = "v".repeat(1025);
+    // Five values within the value limit, together above the entry limit.
+    let parts: Vec<String> = (0..5)
+        .map(|i| format!("t{i}={}", "v".repeat(1000)))
+        .collect();
+    let oversized_txn: Vec<&str> = std::iter::once("txn")
+        .chain(parts.iter().flat_map(|p| ["--put", p.as_str()]))
+        .collect();
     for args in [
+        oversized_txn,
         vec!["put", "", "x"],
         vec!["put", long_key.as_str(), "x"],
         vec!["put", "k", big_value.as_str()],
@@ -394,8 +412,10 @@ async fn a_locked_data_dir_is_refused() {
     assert!(c.ready(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_follower_receives_a_snapshot() {
+/// A cluster whose follower was down while 80 keys were written and the leader compacted
+/// its log past what the follower holds: it can only catch up from a snapshot. Returns the
+/// cluster, the leader and the stopped follower.
+async fn follower_behind_compaction() -> (Cluster, u64, u64) {
     let mut c = Cluster::start(3, &["--snapshot-every", "20", "--logs-to-keep", "5"]);
     c.wait_all_ready().await;
     let leader = c.leader().await;
@@ -407,7 +427,6 @@ async fn a_lagging_follower_receives_a_snapshot() {
             .await
             .expect("ack");
     }
-    // The leader has compacted past what the lagging node has.
     wait_for(
         "leader log compaction",
         Duration::from_secs(20),
@@ -417,12 +436,12 @@ async fn a_lagging_follower_receives_a_snapshot() {
         },
     )
     .await;
+    (c, leader, lagging)
+}
 
-    c.spawn(lagging);
-    c.wait_ready(&[lagging]).await;
-    let commit = c.status(leader).await.unwrap().commit_index;
-    c.wait_applied(lagging, commit).await;
-    let mut raw = c.raw(lagging).await;
+/// Node `id` holds the 80 keys `follower_behind_compaction` wrote.
+async fn holds_the_snapshotted_keys(c: &Cluster, id: u64) {
+    let mut raw = c.raw(id).await;
     for i in 0..80 {
         assert_eq!(
             get(&mut raw, &format!("s{i:03}"), true).await.unwrap(),
@@ -430,6 +449,16 @@ async fn a_lagging_follower_receives_a_snapshot() {
             "s{i:03} on the node that got the snapshot"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_receives_a_snapshot() {
+    let (mut c, leader, lagging) = follower_behind_compaction().await;
+    c.spawn(lagging);
+    c.wait_ready(&[lagging]).await;
+    let commit = c.status(leader).await.unwrap().commit_index;
+    c.wait_applied(lagging, commit).await;
+    holds_the_snapshotted_keys(&c, lagging).await;
     let m = c.metrics(lagging);
     assert!(
         m.contains("brisk_snapshots_installed_total"),
@@ -650,26 +679,7 @@ async fn a_wiped_node_is_not_ready_until_it_holds_what_the_cluster_had_committed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_follower() {
-    let mut c = Cluster::start(3, &["--snapshot-every", "20", "--logs-to-keep", "5"]);
-    c.wait_all_ready().await;
-    let leader = c.leader().await;
-    let lagging = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
-    c.kill9(lagging);
-    let mut client = c.raw(leader).await;
-    for i in 0..80 {
-        put(&mut client, &format!("s{i:03}"), &format!("v{i}"))
-            .await
-            .expect("ack");
-    }
-    wait_for(
-        "leader log compaction",
-        Duration::from_secs(20),
-        async || {
-            let s = c.status(leader).await?;
-            (s.purged_index > 20).then_some(())
-        },
-    )
-    .await;
+    let (mut c, leader, lagging) = follower_behind_compaction().await;
     // A byte of the leader's current snapshot rots on disk. SST files are hard links shared
     // with the live store: the rotten copy gets its own inode so only the snapshot is hit.
     let snaps = c.data_dir(leader).join("snapshots");
@@ -691,14 +701,7 @@ async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_followe
     c.wait_ready(&[lagging]).await;
     let commit = c.status(leader).await.unwrap().commit_index;
     c.wait_applied(lagging, commit).await;
-    let mut raw = c.raw(lagging).await;
-    for i in 0..80 {
-        assert_eq!(
-            get(&mut raw, &format!("s{i:03}"), true).await.unwrap(),
-            Some(format!("v{i}")),
-            "s{i:03} on the node that got the snapshot"
-        );
-    }
+    holds_the_snapshotted_keys(&c, lagging).await;
     assert!(c
         .log_text(leader)
         .contains("failed verification while being sent"));
@@ -706,4 +709,32 @@ async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_followe
         c.metrics(leader).contains("brisk_snapshots_repaired_total"),
         "the leader did not rebuild its snapshot"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_lease_read_policy_a_restarted_node_grants_no_vote_for_one_lease() {
+    // A follower that acknowledged a leader promised not to vote for a rival while that
+    // leader's lease runs; restarted, it has forgotten the promise, so it keeps it blindly.
+    let mut c = Cluster::start(
+        3,
+        &[
+            "--read-policy",
+            "lease",
+            "--election-timeout-ms",
+            "2000",
+            "--heartbeat-ms",
+            "200",
+        ],
+    );
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    c.kill9(f);
+    c.spawn(f);
+    c.wait_answering(f).await;
+    let refused = ask_vote(&c, f)
+        .await
+        .expect_err("a node within a lease of its start voted");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("not voting yet"), "{refused:?}");
 }

@@ -142,6 +142,17 @@ fn rewrite_manifest(snap: &Path, f: impl FnOnce(&mut SnapshotManifest)) -> u32 {
     crc
 }
 
+/// Makes the pointer's token name a manifest rewritten with CRC `crc` (a self-consistent
+/// but lying snapshot).
+fn point_at_manifest_crc(pointer: &Path, crc: u32) {
+    let text = std::fs::read_to_string(pointer).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut token = brisk_raft::snapshot::SnapshotToken::from_hex(&lines[1]).unwrap();
+    token.manifest_crc = crc;
+    lines[1] = token.to_hex();
+    std::fs::write(pointer, lines.join("\n") + "\n").unwrap();
+}
+
 /// Applies `corrupt`, then checks the gate's typed error, that nothing changed, and that the
 /// inspector reports the same check.
 fn fails_closed(check: &str, names_file: bool, corrupt: impl FnOnce(&Path, &Path)) {
@@ -293,12 +304,7 @@ fn manifest_listing_a_wrong_size_fails_even_with_a_valid_crc() {
     // file: the per-file check catches it.
     fails_closed("file_size", true, |snap, pointer| {
         let crc = rewrite_manifest(snap, |m| m.files[0].size += 1);
-        let text = std::fs::read_to_string(pointer).unwrap();
-        let mut lines: Vec<String> = text.lines().map(String::from).collect();
-        let mut token = brisk_raft::snapshot::SnapshotToken::from_hex(&lines[1]).unwrap();
-        token.manifest_crc = crc;
-        lines[1] = token.to_hex();
-        std::fs::write(pointer, lines.join("\n") + "\n").unwrap();
+        point_at_manifest_crc(pointer, crc);
     });
 }
 
@@ -455,12 +461,7 @@ fn a_restore_whose_applied_id_differs_from_the_manifest_fails_closed() {
     // it before it replaces the live store.
     let err = gate_error_leaving_live_store(|snap, pointer| {
         let crc = rewrite_manifest(snap, |m| m.term = 2);
-        let text = std::fs::read_to_string(pointer).unwrap();
-        let mut lines: Vec<String> = text.lines().map(String::from).collect();
-        let mut token = brisk_raft::snapshot::SnapshotToken::from_hex(&lines[1]).unwrap();
-        token.manifest_crc = crc;
-        lines[1] = token.to_hex();
-        std::fs::write(pointer, lines.join("\n") + "\n").unwrap();
+        point_at_manifest_crc(pointer, crc);
     });
     match &err {
         GateError::Verification { check, .. } => assert_eq!(*check, "applied_id", "{err}"),

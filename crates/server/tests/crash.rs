@@ -461,28 +461,6 @@ async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_l
     assert!(c.log_text(f).contains("resuming an unfinished recovery"));
 }
 
-/// A vote request for node `f` from a candidate with a higher term and a longer log than
-/// anything in the cluster: a node that may vote grants it.
-async fn ask_vote(c: &Cluster, f: u64) -> Result<(), tonic::Status> {
-    use brisk_raft::types::{log_id, TypeConfig, Vote};
-    let req = openraft::raft::VoteRequest::<TypeConfig>::new(
-        Vote::new(1_000, 99),
-        Some(log_id(999, 99, 1_000_000)),
-    );
-    let mut client = brisk_proto::raft_transport_client::RaftTransportClient::connect(format!(
-        "http://{}",
-        c.node(f).grpc
-    ))
-    .await
-    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    client
-        .vote(brisk_proto::RaftMessage {
-            payload: brisk_raft::codec::encode(&req).unwrap(),
-        })
-        .await
-        .map(|_| ())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until_caught_up() {
     // Recovery wiped the log (its target recorded in the same fsynced batch) and quarantined
@@ -511,12 +489,7 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
         c.signal(o, "STOP");
     }
     c.spawn(f);
-    wait_for(
-        "the restarted node to answer",
-        Duration::from_secs(30),
-        async || c.status(f).await,
-    )
-    .await;
+    c.wait_answering(f).await;
     assert!(c.log_text(f).contains("resuming an unfinished recovery"));
     let refused = ask_vote(&c, f).await.expect_err("a recovering node voted");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");

@@ -305,6 +305,16 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `id` answers a status request (it serves, ready or not).
+    pub async fn wait_answering(&self, id: u64) {
+        wait_for(
+            &format!("node {id} to answer"),
+            Duration::from_secs(30),
+            async || self.status(id).await,
+        )
+        .await;
+    }
+
     pub async fn wait_all_ready(&self) {
         self.wait_ready(&self.running_ids()).await;
     }
@@ -537,4 +547,27 @@ pub async fn assert_identical_replicas(c: &Cluster, ids: &[u64]) -> u64 {
         },
     )
     .await
+}
+
+/// Asks node `id` for its vote on behalf of a candidate with a higher term and a longer log
+/// than anyone's: a node that may vote grants it (and adopts that term), so only call it on
+/// a node expected to refuse.
+pub async fn ask_vote(c: &Cluster, id: u64) -> Result<(), tonic::Status> {
+    use brisk_raft::types::{log_id, TypeConfig, Vote};
+    let req = openraft::raft::VoteRequest::<TypeConfig>::new(
+        Vote::new(1_000, 99),
+        Some(log_id(999, 99, 1_000_000)),
+    );
+    let mut client = brisk_proto::raft_transport_client::RaftTransportClient::connect(format!(
+        "http://{}",
+        c.node(id).grpc
+    ))
+    .await
+    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    client
+        .vote(brisk_proto::RaftMessage {
+            payload: brisk_raft::codec::encode(&req).expect("encode a vote request"),
+        })
+        .await
+        .map(|_| ())
 }
