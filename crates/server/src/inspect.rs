@@ -96,6 +96,7 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
                     "last_log_index": s.last_log_id.map(|l| l.index),
                     "last_purged_index": s.last_purged.map(|l| l.index),
                     "vote_term": s.vote.map(|v| v.leader_id.term),
+                    "recover_until": s.recover_until,
                 }),
             );
         }
@@ -231,6 +232,12 @@ fn print_human(r: &Value) {
             show(&log["last_log_index"]),
             show(&log["last_purged_index"])
         );
+        if !log["recover_until"].is_null() {
+            println!(
+                "recovering        until index {} is applied (no vote, no reads before)",
+                show(&log["recover_until"])
+            );
+        }
     }
     let snap = &r["snapshot"];
     if snap.is_null() {

@@ -480,6 +480,12 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
         .recover_until
         .expect("the wiped log records the recovery target");
     assert!(marker > 0);
+    let o = c.cli(&["inspect", &c.data_dir(f).display().to_string()]);
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        shown.contains(&format!("until index {marker} is applied")),
+        "inspect does not show the recovery: {shown}"
+    );
 
     // Freeze the other two: the restarted node cannot catch up.
     let others: Vec<u64> = c.running_ids();
