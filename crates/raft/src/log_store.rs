@@ -179,7 +179,7 @@ impl LogStore {
     }
 
     pub fn last_log_id(&self) -> io::Result<Option<LogId>> {
-        Ok(self.last_entry_log_id()?.or(self.last_purged()?))
+        Ok(newest(self.last_entry_log_id()?, self.last_purged()?))
     }
 }
 
@@ -224,7 +224,7 @@ impl LogSummary {
         Ok(LogSummary {
             vote,
             committed: committed.flatten(),
-            last_log_id: last_entry.or(last_purged),
+            last_log_id: newest(last_entry, last_purged),
             last_purged,
             recover_until,
         })
@@ -256,6 +256,16 @@ fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, syncs: Ar
     }
 }
 
+/// The later of the last entry and the purge marker. A purge past the last entry (a
+/// follower installing a snapshot ahead of its log) that crashed between its fsynced marker
+/// and the deletion leaves older entries behind: the log still ends at the marker.
+fn newest(last_entry: Option<LogId>, last_purged: Option<LogId>) -> Option<LogId> {
+    match (last_entry, last_purged) {
+        (Some(e), Some(p)) if p.index > e.index => Some(p),
+        (e, p) => e.or(p),
+    }
+}
+
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
@@ -279,10 +289,11 @@ impl LogStore {
     /// encoded bytes would exceed `byte_budget` (at least one entry is always returned).
     ///
     /// The entries returned are contiguous (a hole in the log is an error). Entries purged
-    /// meanwhile may be missing at the beginning; with `from_start`, the result then is empty
-    /// rather than starting later than `start`: a replication read must begin exactly where
-    /// it asked, or the leader would send entries that do not follow their `prev_log_id`, and
-    /// an empty read makes it re-plan (the follower then needs a snapshot).
+    /// meanwhile may be missing at the beginning (`purge` keeps the last ones readable for a
+    /// while, so this is rare); with `from_start`, the result then is empty rather than
+    /// starting later than `start`: a replication read must begin exactly where it asked, or
+    /// the leader would send entries that do not follow their `prev_log_id`. openraft treats
+    /// an empty read as a heartbeat and retries.
     fn read_entries(
         &self,
         start: u64,
@@ -362,6 +373,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
+/// Entries just below a purge point kept readable (see `purge`).
+const PURGE_RETAIN: u64 = 1024;
+
 /// Byte budget of one replication read (see `limited_get_log_entries`).
 pub const REPLICATION_BATCH_BYTES: usize = 64 << 20;
 
@@ -370,7 +384,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id = self.last_purged()?;
-        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
+        let last_log_id = newest(self.last_entry_log_id()?, last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -434,8 +448,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // between (the `mid_purge` crash point) leaves entries that are merely ignored.
         self.put_meta(KEY_PURGED, &log_id, true)?;
         fault::crash_point(fault::MID_PURGE);
+        // When the log runs past the purge point, the last PURGE_RETAIN entries up to it stay
+        // readable a little longer: openraft can plan a replication read just before it
+        // purges, and a read that finds its first entries gone cannot be served (the entries
+        // sent must follow their prev_log_id). They stay contiguous with the rest of the log;
+        // a later purge deletes them. A purge past the last entry deletes everything.
+        let keep_from = match self.last_entry_log_id()? {
+            Some(last) if last.index > log_id.index => {
+                (log_id.index + 1).saturating_sub(PURGE_RETAIN)
+            }
+            _ => log_id.index + 1,
+        };
         self.db
-            .delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(log_id.index + 1))
+            .delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(keep_from))
             .map_err(io_err)?;
         Ok(())
     }
@@ -486,13 +511,32 @@ mod tests {
         .await
         .unwrap();
         rx.await.unwrap().unwrap();
+        // Purged entries just below the purge point stay readable a while.
         log.purge(log_id(1, 1, 6)).await.unwrap();
+        let retained = log.limited_get_log_entries(3, 10).await.unwrap();
+        assert_eq!(retained.first().map(|e| e.log_id.index), Some(3));
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_purged_log_id,
+            Some(log_id(1, 1, 6))
+        );
+        // Entries really gone: a read that would start late comes back empty.
+        log.db
+            .delete_range_cf(log.cf(CF_LOGS), index_key(0), index_key(7))
+            .unwrap();
         assert!(log.limited_get_log_entries(3, 10).await.unwrap().is_empty());
         let rest = log.limited_get_log_entries(7, 11).await.unwrap();
         assert_eq!(rest.first().map(|e| e.log_id.index), Some(7));
         assert_eq!(rest.len(), 4);
         let all = log.try_get_log_entries(0..11).await.unwrap();
         assert_eq!(all.first().map(|e| e.log_id.index), Some(7));
+        // A purge past the last entry (a snapshot ahead of the log) deletes everything, and
+        // the log then ends at the purge point.
+        log.purge(log_id(2, 1, 50)).await.unwrap();
+        assert!(log.try_get_log_entries(0..100).await.unwrap().is_empty());
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(2, 1, 50))
+        );
     }
 
     /// A vote is durable before it is acted on; the recovery marker too.

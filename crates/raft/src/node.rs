@@ -83,6 +83,8 @@ pub enum NodeError {
     StateMachine(String),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("cannot rejoin the cluster with a new data directory: {0}")]
+    Rejoin(String),
     #[error("data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -257,7 +259,10 @@ impl RaftNode {
             // It may have acknowledged entries before; with an empty log it must neither vote
             // nor serve until it holds them again, exactly like the fail-closed recovery
             // (I5). A cluster being bootstrapped reports no log yet: then this is a new member.
-            if let Some(target) = recovery::replaced_member_target(&config.peers, config.id).await {
+            if let Some(target) = recovery::replaced_member_target(&config.peers, config.id)
+                .await
+                .map_err(NodeError::Rejoin)?
+            {
                 tracing::warn!(
                     target,
                     "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until index {target} is applied"
@@ -653,7 +658,14 @@ impl RaftNode {
                     return;
                 }
                 let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-                if applied >= target {
+                // Besides the recorded target, the cluster's commit index as a leader reported
+                // it after this start: the target may have been learned from peers that lag
+                // behind entries this node helped commit.
+                let caught_up = m.current_leader.is_some()
+                    && node
+                        .ready_target(&m)
+                        .is_some_and(|cluster| applied >= target.max(cluster));
+                if caught_up {
                     // The marker goes first (fsynced), then the node votes again; if removing
                     // it fails, the node keeps refusing and tries again.
                     if let Err(e) = node.log.finish_recovery() {
@@ -676,22 +688,21 @@ impl RaftNode {
     /// forever (I5). The fresh snapshot is an ordinary build, by openraft's own builder, at a
     /// higher index (lease renewals keep the applied index moving), in a directory of its
     /// own: the pointer moves atomically to it and nothing the pointer names is ever replaced
-    /// in place. A corrupt file that is a hard link shared with the live store is not
-    /// rebuilt from: the live store holds the same rotten bytes, and a new CRC over them would
-    /// only bless them.
+    /// in place. A corrupt file that is also a file of the live store (checkpoints hard-link
+    /// SST files) means the live store itself is damaged: no snapshot may be built from it
+    /// again (a new CRC over rotten bytes would bless them), so this node stops building
+    /// snapshots, which stops its Raft; an operator replaces its disk.
     fn spawn_snapshot_repair(
         self: &Arc<Self>,
         mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::network::SnapshotRepair>,
     ) {
         let node = self.clone();
         tokio::spawn(async move {
-            // Each snapshot (by token) is examined once.
-            let mut examined = std::collections::HashSet::new();
+            // When each snapshot (by token) was last examined: a receiver's repeated
+            // DATA_LOSS answers cost one verification a minute, not one each.
+            let mut examined: std::collections::HashMap<String, Instant> = Default::default();
             while let Some(req) = requests.recv().await {
                 let token = req.dir.token();
-                if !examined.insert(token.to_hex()) {
-                    continue;
-                }
                 if node
                     .sm
                     .snapshots
@@ -703,8 +714,17 @@ impl RaftNode {
                 {
                     continue;
                 }
+                let key = token.to_hex();
+                if req.file.is_none()
+                    && examined
+                        .get(&key)
+                        .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
+                {
+                    continue;
+                }
+                examined.insert(key, Instant::now());
                 let bad = match req.file {
-                    Some(name) => req.dir.path.join(name),
+                    Some(name) => Some(req.dir.path.join(name)),
                     None => {
                         // A receiver refused it: check this copy before rebuilding anything.
                         let dir = req.dir.clone();
@@ -713,10 +733,9 @@ impl RaftNode {
                                 tracing::warn!(path = %req.dir.path.display(), "the snapshot verifies here; the receiver's copy was damaged");
                                 continue;
                             }
-                            Ok(Err(e)) if e.is_integrity_failure() => match e.file() {
-                                Some(f) => f.to_path_buf(),
-                                None => req.dir.path.clone(),
-                            },
+                            Ok(Err(e)) if e.is_integrity_failure() => {
+                                e.file().map(|f| f.to_path_buf())
+                            }
                             Ok(Err(e)) => {
                                 tracing::warn!(error = %e, "could not check a refused snapshot");
                                 continue;
@@ -728,11 +747,13 @@ impl RaftNode {
                         }
                     }
                 };
-                if shared_with_live_store(&bad) {
+                let live = node.sm.snapshots.layout().state_machine();
+                if let Some(bad) = bad.as_deref().filter(|f| same_file_in(f, &live)) {
+                    node.sm.mark_live_store_damaged();
                     metrics::counter!("brisk_snapshot_corruption_in_live_store_total").increment(1);
                     tracing::error!(
                         file = %bad.display(),
-                        "a corrupt snapshot file is shared with the live store: not building a snapshot over it; the store itself is damaged"
+                        "a corrupt snapshot file is a file of the live store: the store is damaged; this node builds no more snapshots (replace its disk)"
                     );
                     continue;
                 }
@@ -746,19 +767,41 @@ impl RaftNode {
                         index,
                         "no entry applied past the corrupt snapshot; not rebuilding yet"
                     );
-                    examined.remove(&token.to_hex());
                     continue;
                 }
-                match node.raft.trigger().snapshot().await {
-                    Ok(()) => {
-                        metrics::counter!("brisk_snapshots_repaired_total").increment(1);
-                        tracing::warn!(
-                            corrupt = %req.dir.path.display(),
-                            file = %bad.display(),
-                            "building a fresh snapshot in place of one that failed verification"
-                        );
+                if let Err(e) = node.raft.trigger().snapshot().await {
+                    tracing::error!(error = %e, "could not trigger a fresh snapshot");
+                    continue;
+                }
+                // openraft drops the trigger while a build runs: count the repair only once
+                // the pointer has moved on.
+                let moved = async {
+                    loop {
+                        let now = node
+                            .sm
+                            .snapshots
+                            .current()
+                            .ok()
+                            .flatten()
+                            .map(|c| c.token());
+                        if now.is_some_and(|t| t != token) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    Err(e) => tracing::error!(error = %e, "could not trigger a fresh snapshot"),
+                };
+                if tokio::time::timeout(Duration::from_secs(60), moved)
+                    .await
+                    .is_ok()
+                {
+                    metrics::counter!("brisk_snapshots_repaired_total").increment(1);
+                    tracing::warn!(
+                        corrupt = %req.dir.path.display(),
+                        file = ?bad,
+                        "fresh snapshot built in place of one that failed verification"
+                    );
+                } else {
+                    tracing::warn!("the snapshot pointer did not move within 60 s of a repair");
                 }
             }
         });
@@ -783,9 +826,15 @@ impl RaftNode {
     }
 }
 
-/// Whether `file` is a hard link also present in the live store (RocksDB checkpoints link
-/// SST files): a corruption found in it is in the live store too.
-fn shared_with_live_store(file: &std::path::Path) -> bool {
+/// Whether `file` (in a snapshot directory) is the very file of the same name in the live
+/// store directory `live` (checkpoints hard-link SST files): same device and inode.
+fn same_file_in(file: &std::path::Path, live: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(file).is_ok_and(|m| m.nlink() > 1)
+    let Some(name) = file.file_name() else {
+        return false;
+    };
+    match (std::fs::metadata(file), std::fs::metadata(live.join(name))) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }

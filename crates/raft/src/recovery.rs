@@ -95,13 +95,18 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
 
 /// For a node whose data directory is new: whether its peers already run a cluster that
 /// counts it as a member (its disk was replaced or wiped), and if so the index it must apply
-/// before it votes or serves again. One pass over the peers, no waiting: the highest last
-/// log index any member reports (and the leader's, which is then also asked to accept this
-/// node's log going backwards). Every entry this node may have helped commit is in the log of
-/// any node that can become leader without it, at or below that index. None when no peer
-/// reports such a cluster (a cluster being bootstrapped, or no peer reachable).
-pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Option<u64> {
+/// before it votes or serves again. One pass over the peers: the highest commit index any
+/// member reports. When one of them knows a leader, that leader must accept this node's log
+/// going backwards (it is asked, with patience) and its last index joins the target; if it
+/// never accepts, the node must not start (Err). Ok(None) when no peer reports such a cluster
+/// (a cluster being bootstrapped, or no peer reachable).
+///
+/// The target is a floor: recovery also waits for the cluster's commit index as a leader
+/// reports it after the start (see `RaftNode`), so peers that lag behind entries this node
+/// helped commit cannot end it early.
+pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Result<Option<u64>, String> {
     let mut target = None;
+    let mut leader_known = false;
     for addr in peers {
         let Some(ch) = channel(addr).await else {
             continue;
@@ -113,13 +118,22 @@ pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Option<u64>
         };
         let s = s.into_inner();
         if s.last_log_index > 0 && s.members.iter().any(|m| m.id == me) {
-            target = Some(target.unwrap_or(0).max(s.last_log_index));
+            target = Some(target.unwrap_or(0).max(s.commit_index));
+            leader_known |= s.has_leader && s.leader_id != me;
         }
     }
-    let target = target?;
-    // A leader (if there is one) must accept that this node's log went backwards.
-    let leader_last = prepare_rejoin(peers, me, Duration::ZERO).await.unwrap_or(0);
-    Some(target.max(leader_last))
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    if !leader_known {
+        return Ok(Some(target));
+    }
+    match prepare_rejoin(peers, me, Duration::from_secs(10)).await {
+        Some(leader_last) => Ok(Some(target.max(leader_last))),
+        None => Err(
+            "the cluster has a leader, but it did not accept this node's empty log within 10 s; retry, or remove and re-add the node".into(),
+        ),
+    }
 }
 
 async fn channel(addr: &str) -> Option<tonic::transport::Channel> {

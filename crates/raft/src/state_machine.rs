@@ -30,6 +30,8 @@ pub struct SmShared {
     sync: bool,
     /// The last applied index, published after each applied run (read barriers wait on it).
     applied_index: tokio::sync::watch::Sender<u64>,
+    /// Set once a file of the live store was found corrupt: no snapshot is built from it.
+    live_store_damaged: std::sync::atomic::AtomicBool,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -49,6 +51,7 @@ impl SmShared {
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
             sync,
             applied_index: tokio::sync::watch::channel(0).0,
+            live_store_damaged: Default::default(),
         });
         shared.reload_membership()?;
         shared.publish_applied()?;
@@ -130,8 +133,23 @@ impl SmShared {
         Ok(out)
     }
 
+    /// Records that a file of the live store is corrupt: every later snapshot build fails
+    /// (openraft then stops this node's Raft) rather than checksum the rotten bytes anew.
+    pub fn mark_live_store_damaged(&self) {
+        self.live_store_damaged
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Builds a snapshot of the current state (see [`SnapshotStore::finish_build`]).
     pub fn build_snapshot(&self) -> io::Result<SnapshotDir> {
+        if self
+            .live_store_damaged
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(io::Error::other(
+                "the live store holds a corrupt file: no snapshot is built from it",
+            ));
+        }
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
             let store = self.kv.store().map_err(other)?;

@@ -562,7 +562,14 @@ impl SnapshotStore {
             fsync_dir(&self.layout.snapshots())?;
             fault::crash_point(fault::SNAPSHOT_REPLACE_ASIDE);
         }
-        fs::rename(from, to).map_err(io_at(to))?;
+        if let Err(e) = fs::rename(from, to) {
+            // Put the old one back: the pointer may name it.
+            let aside = replaced_path(to);
+            if aside.exists() && !to.exists() {
+                let _ = fs::rename(&aside, to);
+            }
+            return Err(io_at(to)(e));
+        }
         fsync_dir(&self.layout.snapshots())
     }
 
