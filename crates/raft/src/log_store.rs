@@ -62,7 +62,7 @@ impl LogStore {
         let cfs = [CF_LOGS, CF_META].map(|n| ColumnFamilyDescriptor::new(n, opts.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flush_db = db.clone();
+        let flush_db = Arc::downgrade(&db);
         let wal_syncs = Arc::new(AtomicU64::new(0));
         let flush_syncs = wal_syncs.clone();
         std::thread::Builder::new()
@@ -232,14 +232,30 @@ impl LogSummary {
 }
 
 /// Fsyncs the WAL once for every batch of queued callbacks (group commit).
-fn run_flusher(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, syncs: Arc<AtomicU64>) {
+///
+/// It holds the database weakly: the last `LogStore` handle dropped closes it at once, in the
+/// dropping thread, not later in this detached one (RocksDB must not close while the process
+/// exits).
+fn run_flusher(
+    db: std::sync::Weak<DB>,
+    rx: mpsc::Receiver<IOFlushed<TypeConfig>>,
+    syncs: Arc<AtomicU64>,
+) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         while let Ok(more) = rx.try_recv() {
             pending.push(more);
         }
         let started = std::time::Instant::now();
-        let result = db.flush_wal(true);
+        let result = match db.upgrade() {
+            Some(db) => db.flush_wal(true),
+            None => {
+                for cb in pending {
+                    cb.io_completed(Err(io::Error::other("the raft log store is closed")));
+                }
+                return;
+            }
+        };
         if result.is_ok() {
             // Counted before any callback runs: an append is acknowledged only after this.
             syncs.fetch_add(1, Ordering::SeqCst);

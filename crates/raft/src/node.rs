@@ -277,6 +277,18 @@ impl RaftNode {
                 target,
                 "resuming an unfinished recovery: not voting, campaigning or serving reads until index {target} is applied"
             );
+            // The leader (perhaps another one by now) must accept once more that this node's
+            // log went backwards; without a leader the node waits in recovery all the same.
+            let mut peers = recovery::peer_addrs(&layout, &snapshots, config.id);
+            peers.extend(config.peers.iter().cloned());
+            peers.sort();
+            peers.dedup();
+            if recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(5))
+                .await
+                .is_none()
+            {
+                tracing::warn!("no leader accepted the resumed recovery yet");
+            }
         }
 
         Ok(GatedNode {
