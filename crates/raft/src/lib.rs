@@ -5,7 +5,8 @@
 //! instance or openraft's storage traits.
 
 pub mod codec;
-pub mod fault;
+/// Named crash points: the mechanism lives in the lowest layer, `brisk-storage`.
+pub use brisk_storage::fault;
 pub mod gate;
 pub mod layout;
 pub mod log_store;

@@ -532,3 +532,80 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_in_the_middle_of_a_spilling_delete_prefix() {
+    // A DeletePrefix over more keys than one chunk spills its tombstones before the batch that
+    // carries the applied index; a follower dies after a spill. Replaying the entry at restart
+    // must reach exactly the state of the replicas that applied it whole.
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    // 2,500 keys (more than two chunks), written 500 to a transaction.
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", c.node(leader).grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut txn = brisk_proto::transactional_kv_client::TransactionalKvClient::new(channel);
+    for batch in 0..5 {
+        let start_ts = txn
+            .begin(brisk_proto::BeginRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .start_ts;
+        let mutations = (0..500)
+            .map(|i| brisk_proto::Mutation {
+                op: brisk_proto::mutation::Op::Put as i32,
+                key: format!("dp/{:05}", batch * 500 + i).into_bytes(),
+                value: b"v".to_vec(),
+            })
+            .collect();
+        let r = txn
+            .commit(brisk_proto::CommitRequest {
+                start_ts,
+                mutations,
+                read_set: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.committed);
+    }
+    let mut client = c.raw(leader).await;
+    c.kill9(f);
+    c.spawn_with_env(f, &[("BRISK_CRASH_AT", "delete_prefix_spilled")]);
+    c.wait_ready(&[f]).await;
+    let load = Load::start(&c, leader, "around-dp").await;
+    load.wait_acked(10).await;
+    let applied_before = c.status(f).await.expect("status").applied_index;
+    let deleted = client
+        .raw_delete_prefix(brisk_proto::RawDeletePrefixRequest {
+            prefix: b"dp/".to_vec(),
+        })
+        .await
+        .expect("the DeletePrefix is acknowledged by the other two");
+    assert!(deleted.into_inner().result.is_some());
+    let max_applied = wait_crash(&mut c, f, &load).await.max(applied_before);
+    load.wait_acked(load.acked.load(Ordering::SeqCst) + 20)
+        .await;
+    check_recovery(&mut c, f, leader, load, max_applied, SKIP_ANY).await;
+    let mut raw = c.raw(f).await;
+    let left = raw
+        .raw_scan(brisk_proto::RawScanRequest {
+            prefix: b"dp/".to_vec(),
+            stale: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        left.pairs.is_empty(),
+        "{} keys survived the DeletePrefix on node {f}",
+        left.pairs.len()
+    );
+}

@@ -58,7 +58,9 @@ impl<'a> ApplyBatch<'a> {
     /// commit, which reads never exceed.
     pub fn spill(&mut self) -> Result<(), StorageError> {
         let batch = std::mem::take(&mut self.batch);
-        self.store.write(batch, false)
+        self.store.write(batch, false)?;
+        crate::fault::crash_point(crate::fault::DELETE_PREFIX_SPILLED);
+        Ok(())
     }
 
     pub fn set_last_commit_ts(&mut self, ts: u64) {

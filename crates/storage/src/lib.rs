@@ -11,6 +11,7 @@
 
 mod batch;
 mod error;
+pub mod fault;
 mod meta;
 pub mod mvcc_key;
 mod store;

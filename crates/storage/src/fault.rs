@@ -21,6 +21,9 @@ pub const RECEIVE_BEFORE_INSTALL: &str = "receive_before_install";
 /// Fail-closed recovery: the log is wiped (with its recovery marker) and the unverifiable
 /// state machine quarantined; the node has not caught up from the leader yet.
 pub const RECOVERY_BEFORE_CATCH_UP: &str = "recovery_before_catch_up";
+/// A DeletePrefix wrote (spilled) a chunk of its tombstones; the entry's final batch, with
+/// the applied index, is not written yet.
+pub const DELETE_PREFIX_SPILLED: &str = "delete_prefix_spilled";
 
 #[cfg(feature = "crash-points")]
 struct Armed {
