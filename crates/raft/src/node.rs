@@ -253,6 +253,8 @@ impl RaftNode {
             }
             Err(e) => return Err(e.into()),
         };
+        // A recovery begun by this very start already asked the leader to accept the reset.
+        let resuming = recover_to.is_none() && unfinished_recovery.is_some();
         let mut recover_to = recover_to.or(unfinished_recovery);
         if fresh && recover_to.is_none() && !config.peers.is_empty() {
             // A new data directory for a member of a running cluster: its disk was replaced.
@@ -272,7 +274,7 @@ impl RaftNode {
                 recover_to = Some(target);
             }
         }
-        if let Some(target) = unfinished_recovery {
+        if let Some(target) = unfinished_recovery.filter(|_| resuming) {
             tracing::warn!(
                 target,
                 "resuming an unfinished recovery: not voting, campaigning or serving reads until index {target} is applied"
