@@ -669,6 +669,10 @@ async fn a_wiped_node_is_not_ready_until_it_holds_what_the_cluster_had_committed
         applied_when_ready >= commit,
         "ready at applied index {applied_when_ready}; the cluster had committed {commit} before the restart"
     );
+    // It knew itself for a replaced disk: no vote and no reads until caught up.
+    assert!(c
+        .log_text(f)
+        .contains("new data directory for a member of a running cluster"));
     let mut client = c.raw(f).await;
     assert_eq!(
         get(&mut client, "w/0000", true).await.unwrap().as_deref(),
