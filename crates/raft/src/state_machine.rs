@@ -184,16 +184,20 @@ impl SmShared {
         Ok(snap)
     }
 
-    /// Installs a verified snapshot: adopt it as the restart point, then swap the live store
-    /// for a restore of it.
+    /// Installs a verified snapshot: swap the live store for a restore of it, then adopt it as
+    /// the restart point.
     pub fn install(&self, incoming: &SnapshotDir) -> io::Result<()> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let snap = self.snapshots.adopt(incoming).map_err(other)?;
         let live = self.snapshots.layout().state_machine();
+        // Restore first, adopt second: the restore checks the copy's applied id against the
+        // manifest before anything changes (I5), so a snapshot that fails there never
+        // becomes the restart point. A crash before the adoption leaves the store at or past
+        // the old pointer (the gate skips) and the snapshot is received again.
         self.kv.swap_store(|| -> io::Result<Store> {
-            self.snapshots.restore(&snap, true).map_err(other)?;
+            self.snapshots.restore(incoming, true).map_err(other)?;
             Store::open_existing(&live).map_err(other)
         })?;
+        let snap = self.snapshots.adopt(incoming).map_err(other)?;
         self.reload_membership()?;
         self.publish_applied()?;
         // A store opened for a swap starts with compactions paused (fast open); this one is

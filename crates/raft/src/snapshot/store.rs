@@ -518,8 +518,8 @@ impl SnapshotStore {
         Ok(snap)
     }
 
-    /// Adopts a received, verified snapshot: moves it into place and points to it. From here
-    /// a crash leaves A < X, and the gate restores from it (I4).
+    /// Adopts a received, verified snapshot whose restore already replaced the live store:
+    /// moves it into place and points to it (A = X from here).
     pub fn adopt(&self, incoming: &SnapshotDir) -> Result<SnapshotDir, SnapshotError> {
         let m = &incoming.manifest;
         let final_dir = self.layout.snapshot_dir(m.index, m.term);
