@@ -149,18 +149,28 @@ async fn check_recovery(
         "inspect --verify after the crash: {}",
         String::from_utf8_lossy(&o.stdout)
     );
-    let leftovers: Vec<String> = std::fs::read_dir(c.data_dir(id).join("snapshots"))
-        .map(|it| {
-            it.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.starts_with("build-") || n.starts_with("incoming-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        leftovers.is_empty(),
-        "interrupted work left behind: {leftovers:?}"
-    );
+    // No interrupted build or transfer is left: the start removed them. The running node may
+    // be building a snapshot right now (lease renewals keep applying entries), so a directory
+    // of work in progress must be gone a moment later.
+    let work_dirs = || -> Vec<String> {
+        std::fs::read_dir(c.data_dir(id).join("snapshots"))
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("build-") || n.starts_with("incoming-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = work_dirs();
+    if !first.is_empty() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let still: Vec<String> = work_dirs()
+            .into_iter()
+            .filter(|n| first.contains(n))
+            .collect();
+        assert!(still.is_empty(), "interrupted work left behind: {still:?}");
+    }
     // Every version, tombstone and meta key, replica against replica, at one applied index.
     assert_identical_replicas(c, &c.running_ids()).await;
     let mine = digest(c, id).await.unwrap();
