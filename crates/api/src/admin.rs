@@ -16,7 +16,8 @@ use crate::routing::{is_forwarded, Router};
 
 pub struct AdminService {
     pub router: Router,
-    /// When the last on-demand snapshot started (one at a time, see [`SNAPSHOT_INTERVAL`]).
+    /// When the last on-demand snapshot finished; held while one runs (one at a time, see
+    /// [`SNAPSHOT_INTERVAL`]).
     last_snapshot: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 

@@ -42,16 +42,6 @@ impl Router {
         Ok(c)
     }
 
-    /// The read barrier for a linearizable read; nothing for a `stale` one (served from this
-    /// replica as it is).
-    pub async fn barrier_unless_stale(&self, stale: bool) -> Result<(), ProposeError> {
-        if stale {
-            self.node.check_local_reads()
-        } else {
-            self.node.read_barrier().await
-        }
-    }
-
     /// Makes sure this replica has applied every commit at or below `ts` before a read at
     /// `ts`, and returns the timestamp to read at. Locally true once it has applied a commit
     /// at or above `ts` (commit timestamps increase in log order), so any replica serves such
@@ -67,8 +57,9 @@ impl Router {
         Ok(ts.min(self.node.sm.kv.last_commit_ts()))
     }
 
-    /// The barrier for a raw read: `at_ts == 0` reads the latest commit (linearizable, or
-    /// from this replica as it is when `stale`); an explicit timestamp follows [`covered`].
+    /// The barrier for a raw read: `at_ts == 0` reads the latest commit (linearizable after
+    /// a read barrier, or from this replica as it is when `stale`); an explicit timestamp
+    /// follows [`covered`].
     /// Returns the timestamp to read at, taken after the barrier: the last applied commit
     /// timestamp, never above it (writes being applied in pieces sit above it).
     ///
@@ -77,7 +68,11 @@ impl Router {
         if at_ts != 0 {
             return self.covered(at_ts).await;
         }
-        self.barrier_unless_stale(stale).await?;
+        if stale {
+            self.node.check_local_reads()?;
+        } else {
+            self.node.read_barrier().await?;
+        }
         Ok(self.node.sm.kv.last_commit_ts())
     }
 

@@ -135,21 +135,11 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    /// Runs the cold-start gate, then starts Raft. `process_started` is when the process
-    /// began, for the phase durations.
-    pub async fn start(
-        config: NodeConfig,
-        process_started: Instant,
-    ) -> Result<Arc<Self>, NodeError> {
-        Self::pass_gate(config, process_started)
-            .await?
-            .start_raft()
-            .await
-    }
-
-    /// The first half of [`start`](Self::start): the cold-start gate (and, on a failed
-    /// verification, the fail-closed recovery's preparation). The caller may bind its
-    /// listeners between the halves, so they answer while Raft re-applies the log tail (I8).
+    /// Starts a node in two halves. This one runs the cold-start gate (and, on a failed
+    /// verification, the fail-closed recovery's preparation); [`GatedNode::start_raft`]
+    /// starts Raft. The caller binds its listeners in between, so they answer while Raft
+    /// re-applies the log tail (I8). `process_started` is when the process began, for the
+    /// phase durations.
     pub async fn pass_gate(
         config: NodeConfig,
         process_started: Instant,
@@ -320,7 +310,8 @@ pub struct GatedNode {
 }
 
 impl GatedNode {
-    /// The second half of [`RaftNode::start`]: opens the state machine and starts Raft.
+    /// The second half of a start (see [`RaftNode::pass_gate`]): opens the state machine
+    /// and starts Raft.
     pub async fn start_raft(self) -> Result<Arc<RaftNode>, NodeError> {
         let GatedNode {
             config,
@@ -381,7 +372,7 @@ impl GatedNode {
         if let Some(target) = recover_to {
             node.spawn_recovery_watch(target);
         }
-        node.spawn_snapshot_repair(repair_requests);
+        crate::snapshot::repair::spawn(node.clone(), repair_requests);
         Ok(node)
     }
 }
@@ -565,8 +556,7 @@ impl RaftNode {
     pub fn check_local_reads(&self) -> Result<(), ProposeError> {
         if self.recovering.load(Ordering::SeqCst) {
             return Err(ProposeError::Unavailable(
-                "this node is recovering from a failed snapshot verification and serves no reads"
-                    .into(),
+                "this node is rebuilding its state from the leader and serves no reads".into(),
             ));
         }
         Ok(())
@@ -697,130 +687,6 @@ impl RaftNode {
         });
     }
 
-    /// Replaces a snapshot found corrupt while being sent (or refused by a receiver as
-    /// unverifiable) with a fresh one, so lagging followers are not sent the same bad bytes
-    /// forever (I5). The fresh snapshot is an ordinary build, by openraft's own builder, at a
-    /// higher index (lease renewals keep the applied index moving), in a directory of its
-    /// own: the pointer moves atomically to it and nothing the pointer names is ever replaced
-    /// in place. A corrupt file that is also a file of the live store (checkpoints hard-link
-    /// SST files) means the live store itself is damaged: no snapshot may be built from it
-    /// again (a new CRC over rotten bytes would bless them), so this node stops building
-    /// snapshots, which stops its Raft; an operator replaces its disk.
-    fn spawn_snapshot_repair(
-        self: &Arc<Self>,
-        mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::network::SnapshotRepair>,
-    ) {
-        let node = self.clone();
-        tokio::spawn(async move {
-            // When each snapshot (by token) was last examined: a receiver's repeated
-            // DATA_LOSS answers cost one verification a minute, not one each.
-            let mut examined: std::collections::HashMap<String, Instant> = Default::default();
-            while let Some(req) = requests.recv().await {
-                let token = req.dir.token();
-                if node
-                    .sm
-                    .snapshots
-                    .current()
-                    .ok()
-                    .flatten()
-                    .map(|c| c.token())
-                    != Some(token)
-                {
-                    continue;
-                }
-                let key = token.to_hex();
-                if req.file.is_none()
-                    && examined
-                        .get(&key)
-                        .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
-                {
-                    continue;
-                }
-                examined.insert(key, Instant::now());
-                let bad = match req.file {
-                    Some(name) => Some(req.dir.path.join(name)),
-                    None => {
-                        // A receiver refused it: check this copy before rebuilding anything.
-                        let dir = req.dir.clone();
-                        match tokio::task::spawn_blocking(move || dir.verify()).await {
-                            Ok(Ok(())) => {
-                                tracing::warn!(path = %req.dir.path.display(), "the snapshot verifies here; the receiver's copy was damaged");
-                                continue;
-                            }
-                            Ok(Err(e)) if e.is_integrity_failure() => {
-                                e.file().map(|f| f.to_path_buf())
-                            }
-                            Ok(Err(e)) => {
-                                tracing::warn!(error = %e, "could not check a refused snapshot");
-                                continue;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not check a refused snapshot");
-                                continue;
-                            }
-                        }
-                    }
-                };
-                let live = node.sm.snapshots.layout().state_machine();
-                if let Some(bad) = bad.as_deref().filter(|f| same_file_in(f, &live)) {
-                    node.sm.mark_live_store_damaged();
-                    metrics::counter!("brisk_snapshot_corruption_in_live_store_total").increment(1);
-                    tracing::error!(
-                        file = %bad.display(),
-                        "a corrupt snapshot file is a file of the live store: the store is damaged; this node builds no more snapshots (replace its disk)"
-                    );
-                    continue;
-                }
-                let index = req.dir.manifest.index;
-                if !node
-                    .sm
-                    .wait_applied(index + 1, Duration::from_secs(30))
-                    .await
-                {
-                    tracing::warn!(
-                        index,
-                        "no entry applied past the corrupt snapshot; not rebuilding yet"
-                    );
-                    continue;
-                }
-                if let Err(e) = node.raft.trigger().snapshot().await {
-                    tracing::error!(error = %e, "could not trigger a fresh snapshot");
-                    continue;
-                }
-                // openraft drops the trigger while a build runs: count the repair only once
-                // the pointer has moved on.
-                let moved = async {
-                    loop {
-                        let now = node
-                            .sm
-                            .snapshots
-                            .current()
-                            .ok()
-                            .flatten()
-                            .map(|c| c.token());
-                        if now.is_some_and(|t| t != token) {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                };
-                if tokio::time::timeout(Duration::from_secs(60), moved)
-                    .await
-                    .is_ok()
-                {
-                    metrics::counter!("brisk_snapshots_repaired_total").increment(1);
-                    tracing::warn!(
-                        corrupt = %req.dir.path.display(),
-                        file = ?bad,
-                        "fresh snapshot built in place of one that failed verification"
-                    );
-                } else {
-                    tracing::warn!("the snapshot pointer did not move within 60 s of a repair");
-                }
-            }
-        });
-    }
-
     /// Resumes the background compactions paused for start-up (called once ready, I8).
     pub fn resume_compactions(&self) {
         if let Err(e) = self.log.resume_compactions() {
@@ -837,18 +703,5 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-    }
-}
-
-/// Whether `file` (in a snapshot directory) is the very file of the same name in the live
-/// store directory `live` (checkpoints hard-link SST files): same device and inode.
-fn same_file_in(file: &std::path::Path, live: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some(name) = file.file_name() else {
-        return false;
-    };
-    match (std::fs::metadata(file), std::fs::metadata(live.join(name))) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raft_transport_client::RaftTransportClient;
-use brisk_proto::{AllowLogResetRequest, StatusRequest};
+use brisk_proto::{AllowLogResetRequest, StatusRequest, StatusResponse};
 use brisk_storage::{StorageError, Store};
 use tonic::transport::Endpoint;
 
@@ -70,10 +70,8 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
                 Ok(_) => {
                     // Recovery must know how far the leader's log reaches: without that
                     // index the node could vote again too early, so no answer means retry.
-                    let mut req = tonic::Request::new(StatusRequest {});
-                    req.set_timeout(Duration::from_secs(1));
-                    match RaftAdminClient::new(ch).status(req).await {
-                        Ok(s) => return Some(s.into_inner().last_log_index),
+                    match status(ch).await {
+                        Ok(s) => return Some(s.last_log_index),
                         Err(s) => tracing::warn!(
                             leader = %leader_addr,
                             error = %s.message(),
@@ -111,12 +109,9 @@ pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Result<Opti
         let Some(ch) = channel(addr).await else {
             continue;
         };
-        let mut req = tonic::Request::new(StatusRequest {});
-        req.set_timeout(Duration::from_secs(1));
-        let Ok(s) = RaftAdminClient::new(ch).status(req).await else {
+        let Ok(s) = status(ch).await else {
             continue;
         };
-        let s = s.into_inner();
         if s.last_log_index > 0 && s.members.iter().any(|m| m.id == me) {
             target = Some(target.unwrap_or(0).max(s.commit_index));
             leader_known |= s.has_leader && s.leader_id != me;
@@ -144,16 +139,16 @@ async fn channel(addr: &str) -> Option<tonic::transport::Channel> {
         .ok()
 }
 
-/// The leader's address as `addr` reports it, if it knows a leader other than us.
-async fn leader_via(addr: &str, me: NodeId) -> Option<String> {
-    let ch = channel(addr).await?;
+/// A peer's status, answered within a second.
+async fn status(ch: tonic::transport::Channel) -> Result<StatusResponse, tonic::Status> {
     let mut req = tonic::Request::new(StatusRequest {});
     req.set_timeout(Duration::from_secs(1));
-    let s = RaftAdminClient::new(ch)
-        .status(req)
-        .await
-        .ok()?
-        .into_inner();
+    Ok(RaftAdminClient::new(ch).status(req).await?.into_inner())
+}
+
+/// The leader's address as `addr` reports it, if it knows a leader other than us.
+async fn leader_via(addr: &str, me: NodeId) -> Option<String> {
+    let s = status(channel(addr).await?).await.ok()?;
     (s.has_leader && s.leader_id != me && !s.leader_addr.is_empty()).then_some(s.leader_addr)
 }
 

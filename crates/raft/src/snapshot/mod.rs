@@ -7,6 +7,7 @@
 //! [`store`]; the file format in [`manifest`].
 
 pub mod manifest;
+pub mod repair;
 pub mod store;
 
 pub use manifest::{FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken};

@@ -566,7 +566,7 @@ impl SnapshotStore {
             // Put the old one back: the pointer may name it.
             let aside = replaced_path(to);
             if aside.exists() && !to.exists() {
-                let _ = fs::rename(&aside, to);
+                let _ = self.put_back(&aside, to);
             }
             return Err(io_at(to)(e));
         }
@@ -624,15 +624,9 @@ impl SnapshotStore {
                         dir = original,
                         "rolling back an interrupted snapshot replacement"
                     );
-                    (if target.exists() {
-                        fs::remove_dir_all(&target)
-                    } else {
-                        Ok(())
-                    })
-                    .and_then(|()| fs::rename(&aside, &target))
-                    .and_then(|()| fs::File::open(self.layout.snapshots())?.sync_all())
+                    self.put_back(&aside, &target)
                 }
-                (Some(false), Some(_)) => fs::remove_dir_all(&aside),
+                (Some(false), Some(_)) => fs::remove_dir_all(&aside).map_err(io_at(&aside)),
                 _ => {
                     tracing::warn!(path = %aside.display(), "leaving a replaced snapshot in place: cannot tell whether the pointer needs it");
                     Ok(())
@@ -642,6 +636,16 @@ impl SnapshotStore {
                 tracing::warn!(path = %aside.display(), error = %e, "could not settle a replaced snapshot");
             }
         }
+    }
+
+    /// Moves a snapshot set aside back to its name `target`, durably, dropping whatever took
+    /// the name meanwhile.
+    fn put_back(&self, aside: &Path, target: &Path) -> Result<(), SnapshotError> {
+        if target.exists() {
+            fs::remove_dir_all(target).map_err(io_at(target))?;
+        }
+        fs::rename(aside, target).map_err(io_at(target))?;
+        fsync_dir(&self.layout.snapshots())
     }
 
     /// Builds `sm.restore-tmp` from a verified snapshot and swaps it in as `sm`. The live
