@@ -7,8 +7,9 @@ use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raft_admin_server::RaftAdmin;
 use brisk_proto::*;
 use brisk_raft::node::ProposeError;
-use brisk_raft::types::BasicNode;
-use openraft::{ChangeMembers, ServerState};
+use brisk_raft::peer;
+use brisk_raft::types::BriskNode;
+use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
 
 use crate::on_leader;
@@ -35,32 +36,16 @@ impl AdminService {
     }
 }
 
-fn role(s: ServerState) -> &'static str {
-    match s {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    }
-}
-
 impl AdminService {
     fn members(&self) -> (Vec<Member>, u64) {
         let m = self.router.node.metrics();
-        let stored = m.membership_config.clone();
-        let voters: BTreeSet<u64> = stored.membership().voter_ids().collect();
-        let members = stored
-            .membership()
-            .nodes()
-            .map(|(id, n)| Member {
-                id: *id,
-                addr: n.addr.clone(),
-                voter: voters.contains(id),
-            })
-            .collect();
-        let index = stored.log_id().as_ref().map(|l| l.index).unwrap_or(0);
-        (members, index)
+        let index = m
+            .membership_config
+            .log_id()
+            .as_ref()
+            .map(|l| l.index)
+            .unwrap_or(0);
+        (peer::members(&m), index)
     }
 
     fn configuration(&self) -> ConfigurationResponse {
@@ -100,11 +85,15 @@ impl AdminService {
         }
     }
 
-    /// Adds `id` at `addr` as a learner and waits until it has caught up.
-    async fn add_learner_node(&self, id: u64, addr: &str) -> Result<(), ProposeError> {
-        let node = BasicNode {
-            addr: addr.to_string(),
-        };
+    /// Adds `id` (client address `addr`, peer address `peer_addr`) as a learner and waits
+    /// until it has caught up.
+    async fn add_learner_node(
+        &self,
+        id: u64,
+        addr: &str,
+        peer_addr: &str,
+    ) -> Result<(), ProposeError> {
+        let node = BriskNode::new(addr, peer_addr);
         self.router
             .node
             .raft
@@ -116,7 +105,7 @@ impl AdminService {
 
     async fn change(
         &self,
-        change: ChangeMembers<u64, BasicNode>,
+        change: ChangeMembers<u64, BriskNode>,
     ) -> Result<ConfigurationResponse, ProposeError> {
         self.router
             .node
@@ -126,6 +115,15 @@ impl AdminService {
             .map_err(|e| self.router.node.map_write_error(e))?;
         Ok(self.configuration())
     }
+}
+
+fn check_peer_addr(addr: &str) -> Result<(), Status> {
+    if addr.is_empty() {
+        return Err(Status::invalid_argument(
+            "peer_addr (the node's Raft transport address) is required",
+        ));
+    }
+    check_addr(addr)
 }
 
 fn check_addr(addr: &str) -> Result<(), Status> {
@@ -145,23 +143,7 @@ impl RaftAdmin for AdminService {
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let node = &self.router.node;
-        let m = node.metrics();
-        let (members, _) = self.members();
-        let (leader, leader_addr) = node.leader();
-        Ok(Response::new(StatusResponse {
-            id: node.id(),
-            role: role(m.state).to_string(),
-            leader_id: leader.unwrap_or(0),
-            has_leader: leader.is_some(),
-            term: m.current_term,
-            commit_index: m.local_committed.map(|l| l.index).unwrap_or(0),
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            members,
-            leader_addr: leader_addr.unwrap_or_default(),
-            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
-            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
-            last_log_index: m.last_log_index.unwrap_or(0),
-        }))
+        Ok(Response::new(peer::status(node.id(), &node.metrics())))
     }
 
     /// The leader's view when a leader is known (a removed or partitioned node's own view
@@ -199,9 +181,10 @@ impl RaftAdmin for AdminService {
             return Err(Status::invalid_argument("node id must be positive"));
         }
         check_addr(&r.addr)?;
+        check_peer_addr(&r.peer_addr)?;
         let local = match self.leader_check() {
             Ok(()) => self
-                .add_learner_node(r.id, &r.addr)
+                .add_learner_node(r.id, &r.addr, &r.peer_addr)
                 .await
                 .map(|_| self.configuration()),
             Err(e) => Err(e),
@@ -220,6 +203,7 @@ impl RaftAdmin for AdminService {
         }
         if !r.addr.is_empty() {
             check_addr(&r.addr)?;
+            check_peer_addr(&r.peer_addr)?;
         }
         let local = match self.leader_check() {
             Ok(()) => {
@@ -230,7 +214,7 @@ impl RaftAdmin for AdminService {
                             r.id
                         )));
                     }
-                    if let Err(e) = self.add_learner_node(r.id, &r.addr).await {
+                    if let Err(e) = self.add_learner_node(r.id, &r.addr, &r.peer_addr).await {
                         return Err(crate::status_of(e));
                     }
                 }
@@ -311,6 +295,41 @@ impl RaftAdmin for AdminService {
             Err(e) => Err(e),
         };
         on_leader!(self, fwd, r, RaftAdminClient, transfer_leadership, local)
+    }
+
+    /// Completes the membership of a cluster written by an older version: each member
+    /// records its own peer address once (then its peers stop sending Raft to its client
+    /// port). Refused for a member whose peer address is already recorded: moving a member
+    /// is remove-and-add.
+    async fn record_peer_address(
+        &self,
+        req: Request<RecordPeerAddressRequest>,
+    ) -> Result<Response<ConfigurationResponse>, Status> {
+        let fwd = is_forwarded(&req);
+        let r = req.into_inner();
+        check_peer_addr(&r.peer_addr)?;
+        let local = match self.leader_check() {
+            Ok(()) => {
+                let m = self.router.node.metrics();
+                let Some(node) = m.membership_config.membership().get_node(&r.id).cloned() else {
+                    return Err(Status::not_found(format!("node {} is not a member", r.id)));
+                };
+                if let Some(p) = &node.peer_addr {
+                    if *p == r.peer_addr {
+                        return Ok(Response::new(self.configuration()));
+                    }
+                    return Err(Status::failed_precondition(format!(
+                        "node {} already has the peer address {p}; remove and re-add it to move it",
+                        r.id
+                    )));
+                }
+                let updated = BriskNode::new(node.addr, r.peer_addr.clone());
+                self.change(ChangeMembers::SetNodes([(r.id, updated)].into()))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        on_leader!(self, fwd, r, RaftAdminClient, record_peer_address, local)
     }
 
     async fn snapshot(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use brisk_raft::node::ProposeError;
 use brisk_raft::RaftNode;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 
 use crate::errors::status_of;
@@ -18,6 +18,8 @@ pub const FORWARDED_HEADER: &str = "x-brisk-forwarded";
 pub struct Router {
     pub node: Arc<RaftNode>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// How to reach other members' client ports when they serve TLS (None: plaintext).
+    client_tls: Option<ClientTlsConfig>,
 }
 
 impl Router {
@@ -25,7 +27,14 @@ impl Router {
         Router {
             node,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            client_tls: None,
         }
+    }
+
+    /// Forwards to the leader's client port over TLS, trusting what `tls` trusts.
+    pub fn with_client_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+        self.client_tls = tls;
+        self
     }
 
     pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
@@ -33,11 +42,22 @@ impl Router {
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
-        let c = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Status::internal(format!("bad leader address {addr}: {e}")))?
+        let bad = |e: tonic::transport::Error| {
+            Status::internal(format!("bad leader address {addr}: {e}"))
+        };
+        let scheme = if self.client_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(bad)?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.client_tls {
+            ep = ep.tls_config(tls.clone()).map_err(bad)?;
+        }
+        let c = ep.connect_lazy();
         map.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -91,7 +91,7 @@ mod tests {
 
     use super::*;
     use crate::network::SnapshotHeader;
-    use crate::types::{log_id, BasicNode, Entry, LogId, Membership, StoredMembership, Vote};
+    use crate::types::{log_id, BriskNode, Entry, LogId, Membership, StoredMembership, Vote};
     use openraft::entry::RaftEntry;
     use openraft::raft::{
         AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
@@ -116,7 +116,7 @@ mod tests {
             + one::<Vote>(bytes)
             + one::<LogId>(bytes)
             + one::<StoredMembership>(bytes)
-            + one::<BasicNode>(bytes)
+            + one::<BriskNode>(bytes)
             + one::<String>(bytes)
             + one::<Vec<u8>>(bytes)
             + one::<Vec<String>>(bytes)
@@ -162,6 +162,62 @@ mod tests {
         }
     }
 
+    openraft::declare_raft_types!(
+        /// The type configuration of versions whose members had one address.
+        OneAddressTc:
+            D = brisk_kv::Request,
+            R = brisk_kv::Response,
+            NodeId = u64,
+            Node = openraft::impls::BasicNode,
+    );
+
+    /// Membership as older versions persisted it (one address per member, openraft's
+    /// `BasicNode`) decodes with no peer address; a member with both round-trips in the same
+    /// shape, so log entries, meta keys and manifests written before and after read alike.
+    #[test]
+    fn membership_written_with_one_address_per_member_still_decodes() {
+        let old_node = openraft::impls::BasicNode {
+            addr: "127.0.0.1:7001".into(),
+        };
+        let old = openraft::Membership::<u64, openraft::impls::BasicNode>::new(
+            vec![std::collections::BTreeSet::from([1, 2])],
+            std::collections::BTreeMap::from([(1, old_node.clone()), (2, old_node)]),
+        )
+        .unwrap();
+        let old_entry = openraft::type_config::alias::EntryOf::<OneAddressTc>::new_membership(
+            log_id(2, 1, 5),
+            old.clone(),
+        );
+        let entry: Entry = decode(&encode(&old_entry).unwrap()).unwrap();
+        let openraft::EntryPayload::Membership(m) = entry.payload else {
+            panic!("not a membership entry");
+        };
+        let n = m.get_node(&2).unwrap();
+        assert_eq!(n.addr, "127.0.0.1:7001");
+        assert_eq!(n.peer_addr, None);
+        assert_eq!(n.peer_target(), "127.0.0.1:7001");
+        let stored = openraft::type_config::alias::StoredMembershipOf::<OneAddressTc>::new(
+            Some(log_id(2, 1, 5)),
+            old,
+        );
+        let back: StoredMembership = decode(&encode(&stored).unwrap()).unwrap();
+        assert_eq!(back.membership().get_node(&1).unwrap().peer_addr, None);
+
+        let new = BriskNode::new("127.0.0.1:7001", "127.0.0.1:7101");
+        let as_old: openraft::impls::BasicNode = decode(&encode(&new).unwrap()).unwrap();
+        assert_eq!(as_old.addr, "127.0.0.1:7001 127.0.0.1:7101");
+        assert_eq!(decode::<BriskNode>(&encode(&new).unwrap()).unwrap(), new);
+        assert_eq!(
+            decode::<BriskNode>(&encode(&BriskNode::default()).unwrap()).unwrap(),
+            BriskNode::default(),
+            "openraft's default node (no address) round-trips"
+        );
+        for bad in ["a b c", "a "] {
+            let bytes = encode(&openraft::impls::BasicNode { addr: bad.into() }).unwrap();
+            assert!(decode::<BriskNode>(&bytes).is_err(), "{bad:?} decoded");
+        }
+    }
+
     #[test]
     fn oversized_input_is_refused_before_decoding() {
         let input = vec![0u8; MAX_DECODE_BYTES + 1];
@@ -173,9 +229,7 @@ mod tests {
 
     #[test]
     fn truncated_frames_are_errors() {
-        let node = BasicNode {
-            addr: "127.0.0.1:7001".into(),
-        };
+        let node = BriskNode::new("127.0.0.1:7001", "127.0.0.1:7101");
         let membership = Membership::new(
             vec![std::collections::BTreeSet::from([1, 2, 3])],
             std::collections::BTreeMap::from([(1, node.clone()), (2, node.clone()), (3, node)]),

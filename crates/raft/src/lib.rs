@@ -12,6 +12,7 @@ pub mod layout;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer;
 pub mod recovery;
 pub mod snapshot;
 pub mod state_machine;

@@ -1,7 +1,6 @@
 //! Client side of the node-to-node transport (gRPC service `RaftTransport`).
 
 use std::future::Future;
-use std::time::Duration;
 
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{snapshot_chunk, FileChunk, RaftMessage, SnapshotChunk};
@@ -14,12 +13,13 @@ use openraft::raft::{
 use openraft::OptionalSend;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::codec;
+use crate::peer::{PeerConnector, PeerDirectory};
 use crate::snapshot::manifest::MANIFEST_FILE;
 use crate::snapshot::SnapshotDir;
-use crate::types::{BasicNode, NodeId, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{BriskNode, NodeId, SnapshotMeta, TypeConfig, Vote};
 
 /// Bytes of file data per snapshot chunk message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -49,21 +49,33 @@ pub type SnapshotRepairs = tokio::sync::mpsc::UnboundedSender<SnapshotRepair>;
 #[derive(Clone)]
 pub struct NetworkFactory {
     repairs: SnapshotRepairs,
+    connector: PeerConnector,
+    directory: PeerDirectory,
 }
 
 impl NetworkFactory {
-    pub fn new(repairs: SnapshotRepairs) -> Self {
-        NetworkFactory { repairs }
+    pub fn new(
+        repairs: SnapshotRepairs,
+        connector: PeerConnector,
+        directory: PeerDirectory,
+    ) -> Self {
+        NetworkFactory {
+            repairs,
+            connector,
+            directory,
+        }
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = NetworkConnection;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: NodeId, node: &BriskNode) -> Self::Network {
         NetworkConnection {
             target,
-            addr: node.addr.clone(),
+            node: node.clone(),
+            connector: self.connector.clone(),
+            directory: self.directory.clone(),
             client: None,
             repairs: self.repairs.clone(),
         }
@@ -72,7 +84,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 pub struct NetworkConnection {
     target: NodeId,
-    addr: String,
+    node: BriskNode,
+    connector: PeerConnector,
+    directory: PeerDirectory,
     client: Option<RaftTransportClient<Channel>>,
     repairs: SnapshotRepairs,
 }
@@ -115,13 +129,19 @@ fn streaming_err(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
 
 impl NetworkConnection {
     fn client(&mut self) -> Result<RaftTransportClient<Channel>, RPCError<TypeConfig>> {
+        if let Some(current) = self.directory.get(self.target) {
+            if current != self.node {
+                self.node = current;
+                self.client = None;
+            }
+        }
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
-            .map_err(unreachable_err)?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
+        let endpoint = self
+            .connector
+            .endpoint(&self.node)
+            .map_err(unreachable_err)?;
         let client = RaftTransportClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);

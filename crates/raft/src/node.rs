@@ -17,17 +17,22 @@ use crate::gate::{self, ColdStartMode, GateError, GateReport};
 use crate::layout::DataLayout;
 use crate::log_store::LogStore;
 use crate::network::NetworkFactory;
+use crate::peer::{PeerConnector, PeerDirectory};
 use crate::recovery;
 use crate::snapshot::SnapshotStore;
 use crate::state_machine::{SmShared, StateMachineStore};
-use crate::types::{BasicNode, BriskRaft, NodeId, TypeConfig};
+use crate::types::{BriskNode, BriskRaft, NodeId, TypeConfig};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub id: NodeId,
     pub data_dir: PathBuf,
-    /// The gRPC address other nodes and clients use to reach this node.
+    /// The gRPC address clients use to reach this node.
     pub advertise_addr: String,
+    /// The Raft transport address peers use to reach this node.
+    pub peer_advertise_addr: String,
+    /// How this node reaches its peers (mutual TLS or plaintext).
+    pub connector: PeerConnector,
     pub fsm_sync: bool,
     pub snapshot_every: u64,
     pub snapshot_keep: usize,
@@ -44,17 +49,24 @@ pub struct NodeConfig {
     pub read_policy: ReadPolicy,
     /// Readiness tolerates this many entries between the applied index and its target.
     pub ready_lag: u64,
-    /// Client addresses of the other founding members (from the bootstrap list): where a
-    /// node with a new data directory looks for a leader that already counts it as a member.
-    pub peers: Vec<String>,
+    /// The other founding members (from the bootstrap list): where a node with a new data
+    /// directory looks for a leader that already counts it as a member.
+    pub peers: Vec<BriskNode>,
 }
 
 impl NodeConfig {
-    pub fn new(id: NodeId, data_dir: PathBuf, advertise_addr: String) -> Self {
+    pub fn new(
+        id: NodeId,
+        data_dir: PathBuf,
+        advertise_addr: String,
+        peer_advertise_addr: String,
+    ) -> Self {
         NodeConfig {
             id,
             data_dir,
             advertise_addr,
+            peer_advertise_addr,
+            connector: PeerConnector::plaintext(),
             fsm_sync: true,
             snapshot_every: 10_000,
             snapshot_keep: 2,
@@ -188,11 +200,17 @@ impl RaftNode {
                 // can send a fresh snapshot, else refuse to start.
                 metrics::counter!("brisk_cold_start_verify_failed_total", "check" => check)
                     .increment(1);
-                let peers = recovery::peer_addrs(&layout, &snapshots, config.id);
+                let peers = recovery::peers(&layout, &snapshots, config.id);
                 let leader_last = if peers.is_empty() {
                     None
                 } else {
-                    recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(10)).await
+                    recovery::prepare_rejoin(
+                        &config.connector,
+                        &peers,
+                        config.id,
+                        Duration::from_secs(10),
+                    )
+                    .await
                 };
                 let Some(leader_last) = leader_last else {
                     return Err(GateError::Verification { check, source }.into());
@@ -251,9 +269,10 @@ impl RaftNode {
             // It may have acknowledged entries before; with an empty log it must neither vote
             // nor serve until it holds them again, exactly like the fail-closed recovery
             // (I5). A cluster being bootstrapped reports no log yet: then this is a new member.
-            if let Some(target) = recovery::replaced_member_target(&config.peers, config.id)
-                .await
-                .map_err(NodeError::Rejoin)?
+            if let Some(target) =
+                recovery::replaced_member_target(&config.connector, &config.peers, config.id)
+                    .await
+                    .map_err(NodeError::Rejoin)?
             {
                 tracing::warn!(
                     target,
@@ -271,13 +290,18 @@ impl RaftNode {
             );
             // The leader (perhaps another one by now) must accept once more that this node's
             // log went backwards; without a leader the node waits in recovery all the same.
-            let mut peers = recovery::peer_addrs(&layout, &snapshots, config.id);
+            let mut peers = recovery::peers(&layout, &snapshots, config.id);
             peers.extend(config.peers.iter().cloned());
             peers.sort();
             peers.dedup();
-            if recovery::prepare_rejoin(&peers, config.id, Duration::from_secs(5))
-                .await
-                .is_none()
+            if recovery::prepare_rejoin(
+                &config.connector,
+                &peers,
+                config.id,
+                Duration::from_secs(5),
+            )
+            .await
+            .is_none()
             {
                 tracing::warn!("no leader accepted the resumed recovery yet");
             }
@@ -346,15 +370,17 @@ impl GatedNode {
 
         let raft_started = Instant::now();
         let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
+        let directory = PeerDirectory::default();
         let raft = openraft::Raft::new(
             config.id,
             Arc::new(raft_config),
-            NetworkFactory::new(repairs),
+            NetworkFactory::new(repairs, config.connector.clone(), directory.clone()),
             log.clone(),
             StateMachineStore { shared: sm.clone() },
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
+        directory.follow(&raft);
 
         let node = Arc::new(RaftNode {
             config,
@@ -408,7 +434,7 @@ impl RaftNode {
 
     /// Initializes the cluster with `members` unless this node already has Raft state
     /// (restarting with the same `--bootstrap` flags resumes the cluster).
-    pub async fn bootstrap(&self, members: BTreeMap<NodeId, BasicNode>) -> Result<(), NodeError> {
+    pub async fn bootstrap(&self, members: BTreeMap<NodeId, BriskNode>) -> Result<(), NodeError> {
         if self.recovering.load(Ordering::SeqCst) {
             // Rejoining an existing cluster: its leader sends the membership.
             return Ok(());

@@ -7,20 +7,19 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{AllowLogResetRequest, StatusRequest, StatusResponse};
 use brisk_storage::{StorageError, Store};
-use tonic::transport::Endpoint;
 
 use crate::codec;
 use crate::layout::DataLayout;
+use crate::peer::{self, PeerConnector};
 use crate::snapshot::{SnapshotDir, SnapshotStore};
-use crate::types::{NodeId, StoredMembership};
+use crate::types::{BriskNode, NodeId, StoredMembership};
 
-/// The other members' addresses, from whatever this node can still read: the store's
-/// membership meta key, else the snapshot's manifest. Only used to find a leader.
-pub fn peer_addrs(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) -> Vec<String> {
+/// The other members, from whatever this node can still read: the store's membership meta
+/// key, else the snapshot's manifest. Only used to find a leader.
+pub fn peers(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) -> Vec<BriskNode> {
     let mut membership: Option<StoredMembership> = Store::open_read_only(&layout.state_machine())
         .ok()
         .and_then(|s| s.meta().ok())
@@ -40,7 +39,7 @@ pub fn peer_addrs(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) ->
             m.membership()
                 .nodes()
                 .filter(|(id, _)| **id != me)
-                .map(|(_, n)| n.addr.clone())
+                .map(|(_, n)| n.clone())
                 .collect()
         })
         .unwrap_or_default()
@@ -51,14 +50,20 @@ pub fn peer_addrs(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) ->
 /// the leader's last log index once a leader agreed (None if none did within `patience`):
 /// the node may vote again only after applying that far, so it never votes with a log
 /// shorter than what it may have helped commit.
-pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) -> Option<u64> {
+pub async fn prepare_rejoin(
+    connector: &PeerConnector,
+    peers: &[BriskNode],
+    me: NodeId,
+    patience: Duration,
+) -> Option<u64> {
     let deadline = Instant::now() + patience;
     loop {
-        for addr in peers {
-            let Some(leader_addr) = leader_via(addr, me).await else {
+        for node in peers {
+            let Some(leader) = leader_via(connector, node, me).await else {
                 continue;
             };
-            let Some(ch) = channel(&leader_addr).await else {
+            let leader_addr = leader.peer_target().to_string();
+            let Some(ch) = connector.connect(&leader).await else {
                 continue;
             };
             let mut req = tonic::Request::new(AllowLogResetRequest { node_id: me });
@@ -102,11 +107,15 @@ pub async fn prepare_rejoin(peers: &[String], me: NodeId, patience: Duration) ->
 /// The target is a floor: recovery also waits for the cluster's commit index as a leader
 /// reports it after the start (see `RaftNode`), so peers that lag behind entries this node
 /// helped commit cannot end it early.
-pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Result<Option<u64>, String> {
+pub async fn replaced_member_target(
+    connector: &PeerConnector,
+    peers: &[BriskNode],
+    me: NodeId,
+) -> Result<Option<u64>, String> {
     let mut target = None;
     let mut leader_known = false;
-    for addr in peers {
-        let Some(ch) = channel(addr).await else {
+    for node in peers {
+        let Some(ch) = connector.connect(node).await else {
             continue;
         };
         let Ok(s) = status(ch).await else {
@@ -123,7 +132,7 @@ pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Result<Opti
     if !leader_known {
         return Ok(Some(target));
     }
-    match prepare_rejoin(peers, me, Duration::from_secs(10)).await {
+    match prepare_rejoin(connector, peers, me, Duration::from_secs(10)).await {
         Some(leader_last) => Ok(Some(target.max(leader_last))),
         None => Err(
             "the cluster has a leader, but it did not accept this node's empty log within 10 s; retry, or remove and re-add the node".into(),
@@ -131,25 +140,22 @@ pub async fn replaced_member_target(peers: &[String], me: NodeId) -> Result<Opti
     }
 }
 
-async fn channel(addr: &str) -> Option<tonic::transport::Channel> {
-    let ep = Endpoint::from_shared(format!("http://{addr}")).ok()?;
-    ep.connect_timeout(Duration::from_millis(500))
-        .connect()
-        .await
-        .ok()
-}
-
-/// A peer's status, answered within a second.
+/// A peer's status (over the peer transport), answered within a second.
 async fn status(ch: tonic::transport::Channel) -> Result<StatusResponse, tonic::Status> {
     let mut req = tonic::Request::new(StatusRequest {});
     req.set_timeout(Duration::from_secs(1));
-    Ok(RaftAdminClient::new(ch).status(req).await?.into_inner())
+    Ok(RaftTransportClient::new(ch)
+        .peer_status(req)
+        .await?
+        .into_inner())
 }
 
-/// The leader's address as `addr` reports it, if it knows a leader other than us.
-async fn leader_via(addr: &str, me: NodeId) -> Option<String> {
-    let s = status(channel(addr).await?).await.ok()?;
-    (s.has_leader && s.leader_id != me && !s.leader_addr.is_empty()).then_some(s.leader_addr)
+/// The leader as `node` reports it, if it knows a leader other than us.
+async fn leader_via(connector: &PeerConnector, node: &BriskNode, me: NodeId) -> Option<BriskNode> {
+    let s = status(connector.connect(node).await?).await.ok()?;
+    peer::reported_leader(&s)
+        .filter(|(id, _)| *id != me)
+        .map(|(_, n)| n)
 }
 
 /// Moves the unverifiable state machine and the snapshot pointer aside (kept for the

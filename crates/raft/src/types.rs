@@ -1,7 +1,7 @@
 //! The openraft type configuration of brisk.
 
 use brisk_kv::{Request, Response};
-pub use openraft::impls::BasicNode;
+use serde::{Deserialize, Serialize};
 
 pub type NodeId = u64;
 
@@ -11,8 +11,80 @@ openraft::declare_raft_types!(
         D = Request,
         R = Response,
         NodeId = NodeId,
-        Node = BasicNode,
+        Node = BriskNode,
 );
+
+/// A member's addresses: where clients reach it and where its peers send Raft messages.
+///
+/// Membership is persisted (log entries, the state machine's meta key, snapshot manifests)
+/// and sent to peers in one string, the shape older versions wrote for a member with a single
+/// address: `"CLIENT PEER"`, or just `"CLIENT"`. A member recorded by an older version has no
+/// peer address (`peer_addr` is None) and served Raft on its client address; see
+/// [`BriskNode::peer_target`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "StoredNode", into = "StoredNode")]
+pub struct BriskNode {
+    /// The client (gRPC API) address.
+    pub addr: String,
+    /// The peer (Raft transport) address; None for a member recorded by an older version.
+    pub peer_addr: Option<String>,
+}
+
+impl BriskNode {
+    pub fn new(addr: impl Into<String>, peer_addr: impl Into<String>) -> Self {
+        BriskNode {
+            addr: addr.into(),
+            peer_addr: Some(peer_addr.into()),
+        }
+    }
+
+    /// Where this member's Raft transport listens: its peer address, or for a member
+    /// recorded before members had one, its client address (where it served Raft then).
+    pub fn peer_target(&self) -> &str {
+        self.peer_addr.as_deref().unwrap_or(&self.addr)
+    }
+}
+
+impl std::fmt::Display for BriskNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.peer_addr {
+            Some(p) => write!(f, "{} (peer {p})", self.addr),
+            None => write!(f, "{} (peer address not recorded)", self.addr),
+        }
+    }
+}
+
+/// The persisted form of [`BriskNode`] (field name and layout as older versions wrote it).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename = "BasicNode")]
+struct StoredNode {
+    addr: String,
+}
+
+impl From<BriskNode> for StoredNode {
+    fn from(n: BriskNode) -> Self {
+        StoredNode {
+            addr: match n.peer_addr {
+                Some(p) => format!("{} {p}", n.addr),
+                None => n.addr,
+            },
+        }
+    }
+}
+
+impl TryFrom<StoredNode> for BriskNode {
+    type Error = String;
+
+    fn try_from(s: StoredNode) -> Result<Self, String> {
+        let mut parts = s.addr.split(' ');
+        let addr = parts.next().unwrap_or_default().to_string();
+        let peer_addr = parts.next().map(str::to_string);
+        if parts.next().is_some() || peer_addr.as_deref() == Some("") {
+            return Err(format!("member address {:?} is malformed", s.addr));
+        }
+        Ok(BriskNode { addr, peer_addr })
+    }
+}
 
 pub type BriskRaft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
 pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
@@ -20,7 +92,7 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type Membership = openraft::Membership<NodeId, BasicNode>;
+pub type Membership = openraft::Membership<NodeId, BriskNode>;
 pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, NodeId>;
 
 pub fn log_id(term: u64, leader_node: NodeId, index: u64) -> LogId {

@@ -77,6 +77,7 @@ struct Node {
     id: u64,
     grpc: String,
     http: String,
+    peer: String,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -85,6 +86,8 @@ struct BenchCluster {
     nodes: Vec<Node>,
     bootstrap: String,
     exe: PathBuf,
+    /// Throw-away certificates: the members talk mutual TLS, as deployed.
+    certs: PathBuf,
 }
 
 impl BenchCluster {
@@ -99,19 +102,23 @@ impl BenchCluster {
                 id,
                 grpc: format!("127.0.0.1:{}", free()?),
                 http: format!("127.0.0.1:{}", free()?),
+                peer: format!("127.0.0.1:{}", free()?),
                 dir: work.join(format!("node-{id}")),
                 child: None,
             });
         }
         let bootstrap = nodes
             .iter()
-            .map(|n| format!("{}={}", n.id, n.grpc))
+            .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
             .collect::<Vec<_>>()
             .join(",");
+        let certs = work.join("certs");
+        crate::tls::generate(&certs, &["node".into()], &crate::tls::default_hosts())?;
         Ok(BenchCluster {
             nodes,
             bootstrap,
             exe: std::env::current_exe()?,
+            certs,
         })
     }
 
@@ -133,7 +140,15 @@ impl BenchCluster {
                     &n.http,
                     "--bootstrap",
                     &self.bootstrap,
+                    "--peer-listen",
+                    &n.peer,
                 ])
+                .arg("--peer-tls-cert")
+                .arg(crate::tls::cert_path(&self.certs, "node"))
+                .arg("--peer-tls-key")
+                .arg(crate::tls::key_path(&self.certs, "node"))
+                .arg("--peer-tls-ca")
+                .arg(self.certs.join(crate::tls::CA_CERT))
                 .args(["--cold-start", mode, "--snapshot-every", "1000000"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)

@@ -13,7 +13,7 @@ use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::transactional_kv_client::TransactionalKvClient;
 use brisk_proto::*;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -25,6 +25,10 @@ pub struct ConnArgs {
     /// Give up after retrying unavailable nodes for this long, seconds.
     #[arg(long, default_value_t = 15.0)]
     pub timeout: f64,
+    /// PEM CA certificate to verify the nodes' client-port TLS certificates with; connects
+    /// over TLS when given.
+    #[arg(long, env = "BRISK_CACERT")]
+    pub cacert: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,9 +116,12 @@ pub struct AddNodeArgs {
     pub conn: ConnArgs,
     #[arg(long)]
     pub id: u64,
-    /// The new node's gRPC address.
+    /// The new node's client (gRPC API) address.
     #[arg(long)]
     pub addr: String,
+    /// The new node's peer (Raft transport) address.
+    #[arg(long)]
+    pub peer_addr: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -123,8 +130,12 @@ pub struct AddVoterArgs {
     pub conn: ConnArgs,
     #[arg(long)]
     pub id: u64,
-    #[arg(long)]
+    /// The node's client address, to add it as a learner first.
+    #[arg(long, requires = "peer_addr")]
     pub addr: Option<String>,
+    /// The node's peer address (with --addr).
+    #[arg(long, requires = "addr")]
+    pub peer_addr: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -180,13 +191,39 @@ impl ConnArgs {
     }
 }
 
+impl ConnArgs {
+    /// TLS settings from `--cacert` (None: plaintext).
+    pub fn tls(&self) -> Result<Option<ClientTlsConfig>> {
+        let Some(path) = &self.cacert else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading CA certificate {}", path.display()))?;
+        Ok(Some(
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+        ))
+    }
+}
+
+/// A plaintext connection to a node's client port.
 pub async fn connect(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Endpoint::from_shared(format!("http://{addr}"))?
+    connect_tls(addr, None).await
+}
+
+/// A connection to a node's client port, over TLS when `tls` is set.
+pub async fn connect_tls(
+    addr: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .connect()
-        .await
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        ep = ep.tls_config(tls.clone())?;
+    }
+    ep.connect().await
 }
 
 /// Calls `f` on the endpoints until one answers: unreachable nodes are skipped, redirects
@@ -197,6 +234,7 @@ where
     Fut: Future<Output = Result<T, Status>>,
 {
     let endpoints = conn.resolved_endpoints();
+    let tls = conn.tls()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(conn.timeout);
     let mut delay = Duration::from_millis(50);
     let mut last_err = anyhow!("no endpoints given");
@@ -208,7 +246,7 @@ where
             if tried > endpoints.len() + 3 {
                 break;
             }
-            let channel = match connect(&addr).await {
+            let channel = match connect_tls(&addr, tls.as_ref()).await {
                 Ok(c) => c,
                 Err(e) => {
                     last_err = anyhow!("cannot reach {addr}: {e}");
@@ -437,13 +475,14 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
         let members: Vec<_> = s
             .members
             .iter()
-            .map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
+            .map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "peer_addr": m.peer_addr, "voter": m.voter}))
             .collect();
         let v = serde_json::json!({
             "id": s.id,
             "role": s.role,
             "leader_id": if s.has_leader { serde_json::json!(s.leader_id) } else { serde_json::Value::Null },
             "leader_addr": s.leader_addr,
+            "leader_peer_addr": s.leader_peer_addr,
             "term": s.term,
             "commit_index": s.commit_index,
             "applied_index": s.applied_index,
@@ -485,12 +524,17 @@ fn fmt_members(m: &[Member]) -> String {
 }
 
 fn print_configuration(c: &ConfigurationResponse) {
-    println!("{:<6} {:<24} ROLE", "ID", "ADDR");
+    println!("{:<6} {:<24} {:<24} ROLE", "ID", "ADDR", "PEER_ADDR");
     for m in &c.members {
         println!(
-            "{:<6} {:<24} {}",
+            "{:<6} {:<24} {:<24} {}",
             m.id,
             m.addr,
+            if m.peer_addr.is_empty() {
+                "(not recorded)"
+            } else {
+                &m.peer_addr
+            },
             if m.voter { "voter" } else { "learner" }
         );
     }
@@ -512,6 +556,7 @@ pub async fn add_learner(a: AddNodeArgs) -> Result<ExitCode> {
     let req = AddLearnerRequest {
         id: a.id,
         addr: a.addr,
+        peer_addr: a.peer_addr,
     };
     let c = call(&a.conn, |ch| {
         let req = req.clone();
@@ -527,6 +572,7 @@ pub async fn add_voter(a: AddVoterArgs) -> Result<ExitCode> {
     let req = AddVoterRequest {
         id: a.id,
         addr: a.addr.unwrap_or_default(),
+        peer_addr: a.peer_addr.unwrap_or_default(),
     };
     let c = call(&a.conn, |ch| {
         let req = req.clone();
@@ -583,9 +629,10 @@ pub async fn snapshot(a: SnapshotArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = false;
+    let tls = a.conn.tls()?;
     for addr in targets {
         let result = async {
-            let ch = connect(&addr)
+            let ch = connect_tls(&addr, tls.as_ref())
                 .await
                 .with_context(|| format!("connecting to {addr}"))?;
             let r = RaftAdminClient::new(ch)

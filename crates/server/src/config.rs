@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use brisk_raft::gate::ColdStartMode;
+use brisk_raft::types::BriskNode;
 use serde::Deserialize;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -47,16 +48,46 @@ pub struct ServeArgs {
     /// Directory for the Raft log, the state machine and snapshots.
     #[arg(long, env = "BRISK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// gRPC address to bind (clients and peers).
+    /// Client gRPC address to bind.
     #[arg(long, env = "BRISK_LISTEN")]
     pub listen: Option<String>,
-    /// gRPC address peers and clients should use, if not --listen.
+    /// Client gRPC address clients (and members forwarding to a leader) use, if not --listen.
     #[arg(long, env = "BRISK_ADVERTISE")]
     pub advertise: Option<String>,
+    /// Peer (Raft transport) address to bind; only members talk to it.
+    #[arg(long, env = "BRISK_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+    /// Peer address the other members use, if not --peer-listen.
+    #[arg(long, env = "BRISK_PEER_ADVERTISE")]
+    pub peer_advertise: Option<String>,
+    /// PEM certificate this node presents to its peers (as server and as client).
+    #[arg(long, env = "BRISK_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// PEM private key of --peer-tls-cert.
+    #[arg(long, env = "BRISK_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// PEM CA certificate every peer's certificate must chain to (mutual TLS).
+    #[arg(long, env = "BRISK_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+    /// Run the peer transport without TLS: anyone who reaches the peer port can act as a
+    /// member. Only for networks where nothing else can reach that port.
+    #[arg(long, env = "BRISK_PEER_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub peer_insecure: Option<bool>,
+    /// PEM certificate for TLS on the client port (default: plaintext).
+    #[arg(long, env = "BRISK_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "BRISK_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that signed the members' client-port certificates, trusted when this node
+    /// forwards a request to the leader or joins through a member (default: --peer-tls-ca).
+    #[arg(long, env = "BRISK_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, env = "BRISK_HTTP")]
     pub http: Option<String>,
-    /// Initial members, ID=HOST:PORT,...; give every founding member the same list.
+    /// Initial members, ID=CLIENT_HOST:PORT/PEER_HOST:PORT,...; give every founding member
+    /// the same list.
     #[arg(long, env = "BRISK_BOOTSTRAP", conflicts_with = "join")]
     pub bootstrap: Option<String>,
     /// Address of a running member; this node asks to be added as a learner.
@@ -128,8 +159,12 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: String,
     pub advertise: String,
+    pub peer_listen: String,
+    pub peer_advertise: String,
+    pub peer_tls: Option<PeerTlsFiles>,
+    pub client_tls: Option<ClientTlsFiles>,
     pub http: String,
-    pub bootstrap: Option<BTreeMap<u64, String>>,
+    pub bootstrap: Option<BTreeMap<u64, BriskNode>>,
     pub join: Option<String>,
     pub fsm_sync: FsmSync,
     pub snapshot_every: u64,
@@ -149,12 +184,30 @@ pub struct ServeConfig {
     pub log: String,
 }
 
-pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>> {
+/// The peer certificate, its key and the CA peers' certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct PeerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// TLS on the client port, and the CA trusted when reaching other members' client ports.
+#[derive(Debug, Clone)]
+pub struct ClientTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// Parses `--bootstrap`. A member given without a peer address (`ID=HOST:PORT`) is the shape
+/// older versions recorded; it is accepted only by test builds, to recreate such a cluster.
+pub fn parse_members(s: &str, allow_without_peer: bool) -> Result<BTreeMap<u64, BriskNode>> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bootstrap member {part:?} is not ID=HOST:PORT"))?;
+        let (id, addrs) = part.split_once('=').ok_or_else(|| {
+            anyhow!("bootstrap member {part:?} is not ID=CLIENT_HOST:PORT/PEER_HOST:PORT")
+        })?;
         let id: u64 = id
             .trim()
             .parse()
@@ -162,9 +215,24 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>> {
         if id == 0 {
             bail!("bootstrap member ids must be positive");
         }
-        let addr = addr.trim().to_string();
-        check_addr("bootstrap member address", &addr)?;
-        if out.insert(id, addr).is_some() {
+        let node = match addrs.trim().split_once('/') {
+            Some((client, peer)) => {
+                check_addr("bootstrap member client address", client)?;
+                check_addr("bootstrap member peer address", peer)?;
+                BriskNode::new(client, peer)
+            }
+            None if allow_without_peer => {
+                check_addr("bootstrap member address", addrs.trim())?;
+                BriskNode {
+                    addr: addrs.trim().to_string(),
+                    peer_addr: None,
+                }
+            }
+            None => bail!(
+                "bootstrap member {part:?} has no peer address; give it as ID=CLIENT_HOST:PORT/PEER_HOST:PORT"
+            ),
+        };
+        if out.insert(id, node).is_some() {
             bail!("bootstrap member id {id} appears twice");
         }
     }
@@ -195,6 +263,15 @@ impl ServeArgs {
             data_dir,
             listen,
             advertise,
+            peer_listen,
+            peer_advertise,
+            peer_tls_cert,
+            peer_tls_key,
+            peer_tls_ca,
+            peer_insecure,
+            tls_cert,
+            tls_key,
+            tls_ca,
             http,
             bootstrap,
             join,
@@ -234,14 +311,58 @@ impl ServeArgs {
         check_addr("--listen", &listen)?;
         let advertise = a.advertise.unwrap_or_else(|| listen.clone());
         check_addr("--advertise", &advertise)?;
+        let peer_listen = a
+            .peer_listen
+            .ok_or_else(|| anyhow!("--peer-listen is required (the Raft transport's address)"))?;
+        check_addr("--peer-listen", &peer_listen)?;
+        let peer_advertise = a.peer_advertise.unwrap_or_else(|| peer_listen.clone());
+        check_addr("--peer-advertise", &peer_advertise)?;
+        if peer_listen == listen {
+            bail!("--peer-listen must differ from --listen: peers and clients use separate ports");
+        }
+        let peer_tls = match (a.peer_tls_cert, a.peer_tls_key, a.peer_tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(PeerTlsFiles { cert, key, ca }),
+            (None, None, None) => None,
+            _ => bail!("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together"),
+        };
+        let peer_insecure = a.peer_insecure.unwrap_or(false);
+        match (&peer_tls, peer_insecure) {
+            (None, false) => bail!(
+                "the peer transport needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca (mutual TLS), or --peer-insecure to run it in plaintext"
+            ),
+            (Some(_), true) => bail!("--peer-insecure contradicts the --peer-tls-* flags"),
+            _ => {}
+        }
+        let client_tls = match (a.tls_cert, a.tls_key) {
+            (Some(cert), Some(key)) => {
+                let ca = a
+                    .tls_ca
+                    .or_else(|| peer_tls.as_ref().map(|p| p.ca.clone()))
+                    .ok_or_else(|| {
+                        anyhow!("--tls-cert needs --tls-ca (the CA members trust when forwarding to each other)")
+                    })?;
+                Some(ClientTlsFiles { cert, key, ca })
+            }
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         let http = a.http.ok_or_else(|| anyhow!("--http is required"))?;
         check_addr("--http", &http)?;
-        let bootstrap = a.bootstrap.as_deref().map(parse_members).transpose()?;
+        // Test builds can recreate the membership older versions wrote (no peer addresses).
+        let allow_without_peer = cfg!(feature = "crash-points")
+            && std::env::var_os("BRISK_TEST_MEMBERS_WITHOUT_PEER").is_some();
+        let bootstrap = a
+            .bootstrap
+            .as_deref()
+            .map(|s| parse_members(s, allow_without_peer))
+            .transpose()?;
         if let Some(members) = &bootstrap {
             match members.get(&id) {
-                Some(addr) if *addr == advertise => {}
-                Some(addr) => bail!(
-                    "--bootstrap gives node {id} the address {addr}, but it advertises {advertise}"
+                Some(n)
+                    if n.addr == advertise
+                        && n.peer_addr.as_deref().unwrap_or(&peer_advertise) == peer_advertise => {}
+                Some(n) => bail!(
+                    "--bootstrap gives node {id} the addresses {n}, but it advertises {advertise} (peer {peer_advertise})"
                 ),
                 None => bail!("--bootstrap does not list this node (id {id})"),
             }
@@ -274,6 +395,10 @@ impl ServeArgs {
             data_dir,
             listen,
             advertise,
+            peer_listen,
+            peer_advertise,
+            peer_tls,
+            client_tls,
             http,
             bootstrap,
             join: a.join,
@@ -311,12 +436,25 @@ mod tests {
 
     #[test]
     fn members_parse_and_reject() {
-        let m = parse_members("1=127.0.0.1:1,2=127.0.0.1:2").unwrap();
+        let m = parse_members(
+            "1=127.0.0.1:1/127.0.0.1:11,2=127.0.0.1:2/127.0.0.1:12",
+            false,
+        )
+        .unwrap();
         assert_eq!(m.len(), 2);
-        assert!(parse_members("1=127.0.0.1:1,1=127.0.0.1:2").is_err());
-        assert!(parse_members("x=127.0.0.1:1").is_err());
-        assert!(parse_members("1=nothost").is_err());
-        assert!(parse_members("0=127.0.0.1:1").is_err());
+        assert_eq!(m[&2], BriskNode::new("127.0.0.1:2", "127.0.0.1:12"));
+        for bad in [
+            "1=127.0.0.1:1/127.0.0.1:11,1=127.0.0.1:2/127.0.0.1:12",
+            "x=127.0.0.1:1/127.0.0.1:11",
+            "1=nothost/127.0.0.1:11",
+            "1=127.0.0.1:1/nothost",
+            "0=127.0.0.1:1/127.0.0.1:11",
+            "1=127.0.0.1:1",
+        ] {
+            assert!(parse_members(bad, false).is_err(), "{bad}");
+        }
+        let old = parse_members("1=127.0.0.1:1", true).unwrap();
+        assert_eq!(old[&1].peer_addr, None, "the shape older versions recorded");
     }
 
     #[test]
@@ -325,7 +463,7 @@ mod tests {
         let p = dir.path().join("brisk.toml");
         std::fs::write(
             &p,
-            "id = 7\ndata-dir = \"/tmp/x\"\nlisten = \"127.0.0.1:5000\"\nhttp = \"127.0.0.1:5001\"\nfsm-sync = \"nosync\"\n",
+            "id = 7\ndata-dir = \"/tmp/x\"\nlisten = \"127.0.0.1:5000\"\npeer-listen = \"127.0.0.1:5002\"\npeer-insecure = true\nhttp = \"127.0.0.1:5001\"\nfsm-sync = \"nosync\"\n",
         )
         .unwrap();
         let args = ServeArgs {

@@ -18,12 +18,16 @@ pub struct DevArgs {
     /// Parent directory of the nodes' data directories; cluster.json is written here.
     #[arg(long, default_value = "./brisk-data")]
     pub data_dir: PathBuf,
-    /// First gRPC port (nodes use consecutive ports; HTTP ports start 1000 higher).
-    /// 0 picks free ports.
+    /// First gRPC port (nodes use consecutive ports; HTTP ports start 1000 higher, peer
+    /// ports 2000 higher). 0 picks free ports.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
     #[arg(long, value_enum)]
     pub fsm_sync: Option<FsmSync>,
+    /// Run the peer transport in plaintext instead of mutual TLS with throw-away
+    /// certificates.
+    #[arg(long)]
+    pub peer_insecure: bool,
     /// Extra flags for every `brisk serve`, after `--`.
     #[arg(last = true)]
     pub extra: Vec<String>,
@@ -35,6 +39,9 @@ pub struct DevNode {
     pub pid: u32,
     pub grpc: String,
     pub http: String,
+    /// Peer (Raft transport) address; empty in a cluster.json written by an older version.
+    #[serde(default)]
+    pub peer: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -49,17 +56,49 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// One node's addresses.
+struct Planned {
+    id: u64,
+    grpc: String,
+    http: String,
+    peer: String,
+}
+
+/// The peer port of a node whose cluster.json predates peer ports.
+fn peer_port_of(grpc: &str) -> Result<String> {
+    let (host, port) = grpc
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("bad address {grpc} in cluster.json"))?;
+    let port: u16 = port.parse()?;
+    let peer = port
+        .checked_add(2000)
+        .ok_or_else(|| anyhow::anyhow!("no peer port for {grpc}"))?;
+    Ok(format!("{host}:{peer}"))
+}
+
 /// Reuses the previous run's addresses (Raft membership stores them), or picks new ones.
-fn plan(args: &DevArgs) -> Result<Vec<(u64, String, String)>> {
+fn plan(args: &DevArgs) -> Result<Vec<Planned>> {
     let file = args.data_dir.join("cluster.json");
     if let Ok(text) = std::fs::read_to_string(&file) {
         if let Ok(prev) = serde_json::from_str::<ClusterFile>(&text) {
             if prev.nodes.len() as u64 == args.nodes {
-                return Ok(prev
+                return prev
                     .nodes
                     .into_iter()
-                    .map(|n| (n.id, n.grpc, n.http))
-                    .collect());
+                    .map(|n| {
+                        let peer = if n.peer.is_empty() {
+                            peer_port_of(&n.grpc)?
+                        } else {
+                            n.peer
+                        };
+                        Ok(Planned {
+                            id: n.id,
+                            grpc: n.grpc,
+                            http: n.http,
+                            peer,
+                        })
+                    })
+                    .collect();
             }
             bail!(
                 "{} describes a {}-node cluster; use --nodes {} or another --data-dir",
@@ -71,17 +110,22 @@ fn plan(args: &DevArgs) -> Result<Vec<(u64, String, String)>> {
     }
     let mut out = Vec::new();
     for i in 1..=args.nodes {
-        let (g, h) = if args.base_port == 0 {
-            (free_port()?, free_port()?)
+        let (g, h, p) = if args.base_port == 0 {
+            (free_port()?, free_port()?, free_port()?)
         } else {
             let g = args.base_port as u64 + i - 1;
-            let h = g + 1000;
-            if h > u16::MAX as u64 {
+            let p = g + 2000;
+            if p > u16::MAX as u64 {
                 bail!("--base-port too high");
             }
-            (g as u16, h as u16)
+            (g as u16, (g + 1000) as u16, p as u16)
         };
-        out.push((i, format!("127.0.0.1:{g}"), format!("127.0.0.1:{h}")));
+        out.push(Planned {
+            id: i,
+            grpc: format!("127.0.0.1:{g}"),
+            http: format!("127.0.0.1:{h}"),
+            peer: format!("127.0.0.1:{p}"),
+        });
     }
     Ok(out)
 }
@@ -124,13 +168,26 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
     let plan = plan(&args)?;
     let bootstrap = plan
         .iter()
-        .map(|(id, g, _)| format!("{id}={g}"))
+        .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
         .collect::<Vec<_>>()
         .join(",");
+    // Mutual TLS between the nodes, with a throw-away CA kept next to the data.
+    let certs = data_dir.join("certs");
+    if !args.peer_insecure && !certs.join(crate::tls::CA_CERT).exists() {
+        let names: Vec<String> = plan.iter().map(|n| format!("node-{}", n.id)).collect();
+        crate::tls::generate(&certs, &names, &crate::tls::default_hosts())
+            .context("generating the dev cluster's certificates")?;
+    }
     let exe = std::env::current_exe().context("locating the brisk binary")?;
     let mut children: Vec<Child> = Vec::new();
     let mut nodes = Vec::new();
-    for (id, grpc, http) in &plan {
+    for Planned {
+        id,
+        grpc,
+        http,
+        peer,
+    } in &plan
+    {
         let dir = data_dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&dir)?;
         let log = data_dir.join(format!("node-{id}.log"));
@@ -143,7 +200,19 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
             .arg(&dir)
-            .args(["--listen", grpc, "--http", http, "--bootstrap", &bootstrap]);
+            .args(["--listen", grpc, "--http", http, "--bootstrap", &bootstrap])
+            .args(["--peer-listen", peer]);
+        if args.peer_insecure {
+            cmd.arg("--peer-insecure");
+        } else {
+            let name = format!("node-{id}");
+            cmd.arg("--peer-tls-cert")
+                .arg(crate::tls::cert_path(&certs, &name))
+                .arg("--peer-tls-key")
+                .arg(crate::tls::key_path(&certs, &name))
+                .arg("--peer-tls-ca")
+                .arg(certs.join(crate::tls::CA_CERT));
+        }
         if let Some(s) = args.fsm_sync {
             cmd.args([
                 "--fsm-sync",
@@ -162,6 +231,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             pid,
             grpc: grpc.clone(),
             http: http.clone(),
+            peer: peer.clone(),
             data_dir: dir,
             log,
         });

@@ -30,7 +30,7 @@ fn members(m: &StoredMembership) -> Value {
     let nodes: Vec<Value> = m
         .membership()
         .nodes()
-        .map(|(id, n)| json!({"id": id, "addr": n.addr, "voter": voters.contains(id)}))
+        .map(|(id, n)| json!({"id": id, "addr": n.addr, "peer_addr": n.peer_addr, "voter": voters.contains(id)}))
         .collect();
     json!(nodes)
 }

@@ -8,6 +8,7 @@ mod dev;
 mod http;
 mod inspect;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ enum Cmd {
     Serve(Box<config::ServeArgs>),
     /// Run a local cluster on loopback with embedded defaults.
     Dev(dev::DevArgs),
+    /// Write a throw-away CA and certificates signed by it (for trying out TLS).
+    Certs(tls::CertsArgs),
     /// Write a key.
     Put(client::PutArgs),
     /// Read a key (exit code 1 and no output when absent).
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Cmd::Serve(args) => serve::run(*args, process_started).await,
             Cmd::Dev(args) => dev::run(args).await,
+            Cmd::Certs(a) => tls::run(a),
             Cmd::Put(a) => client::put(a).await,
             Cmd::Get(a) => client::get(a).await,
             Cmd::Delete(a) => client::delete(a).await,
@@ -96,6 +100,7 @@ fn main() -> std::process::ExitCode {
                     conn: a.conn,
                     id: a.id,
                     addr: None,
+                    peer_addr: None,
                 })
                 .await
             }

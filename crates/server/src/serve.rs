@@ -14,11 +14,12 @@ use brisk_proto::raft_transport_server::RaftTransportServer;
 use brisk_proto::raw_kv_server::RawKvServer;
 use brisk_proto::transactional_kv_server::TransactionalKvServer;
 use brisk_raft::node::NodeConfig;
+use brisk_raft::peer::PeerConnector;
 use brisk_raft::transport::RaftTransportService;
-use brisk_raft::types::BasicNode;
 use brisk_raft::RaftNode;
 use fs2::FileExt;
 use tokio::net::TcpListener;
+use tonic::transport::ClientTlsConfig;
 
 use crate::config::{FsmSync, ReadPolicyArg, ServeArgs, ServeConfig};
 
@@ -73,8 +74,14 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
     Ok(DataDirLock { _file: file })
 }
 
-fn node_config(c: &ServeConfig) -> NodeConfig {
-    let mut n = NodeConfig::new(c.id, c.data_dir.clone(), c.advertise.clone());
+fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig {
+    let mut n = NodeConfig::new(
+        c.id,
+        c.data_dir.clone(),
+        c.advertise.clone(),
+        c.peer_advertise.clone(),
+    );
+    n.connector = PeerConnector::new(peer_tls);
     n.fsm_sync = c.fsm_sync == FsmSync::Sync;
     n.snapshot_every = c.snapshot_every;
     n.snapshot_keep = c.snapshot_keep;
@@ -95,7 +102,7 @@ fn node_config(c: &ServeConfig) -> NodeConfig {
         .iter()
         .flatten()
         .filter(|(id, _)| **id != c.id)
-        .map(|(_, addr)| addr.clone())
+        .map(|(_, node)| node.clone())
         .collect();
     n
 }
@@ -140,8 +147,29 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .install_recorder()
         .context("installing the metrics recorder")?;
 
+    let (peer_server_tls, peer_client_tls) = match &cfg.peer_tls {
+        Some(files) => {
+            let (server, client) = crate::tls::peer(files)?;
+            (Some(server), Some(client))
+        }
+        None => {
+            tracing::warn!(
+                peer_listen = %cfg.peer_listen,
+                "--peer-insecure: the peer transport runs without TLS; anyone who reaches it can act as a member"
+            );
+            (None, None)
+        }
+    };
+    let (client_server_tls, forward_tls) = match &cfg.client_tls {
+        Some(files) => {
+            let (server, client) = crate::tls::client(files)?;
+            (Some(server), Some(client))
+        }
+        None => (None, None),
+    };
+
     let starting = || format!("starting node {} in {}", cfg.id, cfg.data_dir.display());
-    let gated = RaftNode::pass_gate(node_config(&cfg), process_started)
+    let gated = RaftNode::pass_gate(node_config(&cfg, peer_client_tls), process_started)
         .await
         .with_context(starting)?;
     // I8: the ports bind right after the gate, before Raft re-applies the log tail: a node
@@ -149,13 +177,16 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let grpc_listener = TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("binding gRPC address {}", cfg.listen))?;
+    let peer_listener = TcpListener::bind(&cfg.peer_listen)
+        .await
+        .with_context(|| format!("binding peer address {}", cfg.peer_listen))?;
     let http_listener = TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding HTTP address {}", cfg.http))?;
     let node = gated.start_raft().await.with_context(starting)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let router = Router::new(node.clone());
+    let router = Router::new(node.clone()).with_client_tls(forward_tls.clone());
     let limits = Limits {
         max_key_bytes: cfg.max_key_bytes,
         max_value_bytes: cfg.max_value_bytes,
@@ -169,10 +200,30 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         node.vote_grace(),
     )
     .with_max_snapshot_receptions(cfg.max_snapshot_receptions);
-    let grpc = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    // Raft is served on the peer listener only. The client port answers Raft RPCs solely
+    // for a member whose membership entry has no peer address (written by an older version,
+    // whose peers still send Raft there) until that address is recorded.
+    let client_port_transport = transport.for_client_port(cfg.id);
+    let mut peer_server = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = peer_server_tls {
+        peer_server = peer_server
+            .tls_config(tls)
+            .context("configuring the peer listener's TLS")?;
+    }
+    let peer_grpc = peer_server.add_service(
+        RaftTransportServer::new(transport)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
+    let mut client_server = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = client_server_tls {
+        client_server = client_server
+            .tls_config(tls)
+            .context("configuring the client port's TLS")?;
+    }
+    let grpc = client_server
         .add_service(
-            RaftTransportServer::new(transport)
+            RaftTransportServer::new(client_port_transport)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -200,6 +251,13 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             let _ = grpc_stop.changed().await;
         },
     ));
+    let mut peer_stop = stop_rx.clone();
+    let peer_task = tokio::spawn(peer_grpc.serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+        async move {
+            let _ = peer_stop.changed().await;
+        },
+    ));
     let http_task = tokio::spawn(crate::http::serve(
         http_listener,
         node.clone(),
@@ -210,6 +268,9 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     tracing::info!(
         id = cfg.id,
         grpc = %cfg.listen,
+        peer = %cfg.peer_listen,
+        peer_tls = cfg.peer_tls.is_some(),
+        client_tls = cfg.client_tls.is_some(),
         http = %cfg.http,
         data_dir = %cfg.data_dir.display(),
         fsm_sync = ?cfg.fsm_sync,
@@ -217,15 +278,12 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     );
 
     if let Some(members) = &cfg.bootstrap {
-        let members = members
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
-            .collect();
-        node.bootstrap(members).await?;
+        node.bootstrap(members.clone()).await?;
     }
     if let Some(join) = cfg.join.clone() {
-        tokio::spawn(join_cluster(node.clone(), join));
+        tokio::spawn(join_cluster(node.clone(), join, forward_tls.clone()));
     }
+    tokio::spawn(record_peer_address(router.clone()));
     node.spawn_lease_task();
     tokio::spawn(watch_ready(node.clone()));
     // Compactions were paused for the start (fast open); a node that takes long to turn ready
@@ -241,6 +299,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let _ = stop_tx.send(true);
     node.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), grpc_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), peer_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -278,9 +337,64 @@ async fn watch_ready(node: Arc<RaftNode>) {
     }
 }
 
+/// A channel to a member's client port `addr` (TLS when `tls` is set).
+async fn member_channel(
+    addr: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
+        .connect_timeout(Duration::from_secs(1));
+    if let Some(tls) = tls {
+        ep = ep.tls_config(tls.clone())?;
+    }
+    ep.connect().await
+}
+
+/// Completes a membership written by an older version: while this member's entry has no
+/// peer address, ask the leader (through the admin service, which forwards) to record it.
+async fn record_peer_address(router: Router) {
+    use brisk_proto::raft_admin_client::RaftAdminClient;
+    use brisk_raft::transport::needs_client_port_transport;
+    let node = router.node.clone();
+    let mut warned = false;
+    loop {
+        if needs_client_port_transport(&node.raft, node.id()) {
+            if !warned {
+                tracing::warn!(
+                    peer_addr = %node.config.peer_advertise_addr,
+                    "this member's peer address is not recorded (membership written by an older version): serving Raft on the client port too until it is"
+                );
+                warned = true;
+            }
+            let mut req = tonic::Request::new(brisk_proto::RecordPeerAddressRequest {
+                id: node.id(),
+                peer_addr: node.config.peer_advertise_addr.clone(),
+            });
+            req.set_timeout(Duration::from_secs(5));
+            let reached = match node.leader() {
+                (Some(_), Some(addr)) => router.channel(&addr).ok(),
+                _ => None,
+            };
+            if let Some(ch) = reached {
+                match RaftAdminClient::new(ch).record_peer_address(req).await {
+                    Ok(_) => tracing::info!("recorded this member's peer address"),
+                    Err(s) => {
+                        tracing::warn!(error = %s.message(), "recording the peer address failed; retrying")
+                    }
+                }
+            }
+        } else if warned {
+            tracing::info!("peer address recorded; Raft now travels on the peer listener only");
+            warned = false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// `--join`: ask the cluster (through any member) to add this node as a learner, until it
 /// succeeds or this node already is a member.
-async fn join_cluster(node: Arc<RaftNode>, via: String) {
+async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsConfig>) {
     use brisk_proto::raft_admin_client::RaftAdminClient;
     let mut delay = Duration::from_millis(200);
     loop {
@@ -296,9 +410,10 @@ async fn join_cluster(node: Arc<RaftNode>, via: String) {
         let req = brisk_proto::AddLearnerRequest {
             id: node.id(),
             addr: node.config.advertise_addr.clone(),
+            peer_addr: node.config.peer_advertise_addr.clone(),
         };
-        match RaftAdminClient::connect(format!("http://{via}")).await {
-            Ok(mut c) => match c.add_learner(req).await {
+        match member_channel(&via, tls.as_ref()).await {
+            Ok(ch) => match RaftAdminClient::new(ch).add_learner(req).await {
                 Ok(_) => {
                     tracing::info!(via = %via, "added as a learner");
                     return;

@@ -327,7 +327,16 @@ async fn add_learner_promote_and_remove() {
     // A fourth node, started empty, added as a learner through the CLI.
     let id = c.add_node(&[]);
     let addr = c.node(id).grpc.clone();
-    let o = c.cli(&["add-learner", "--id", &id.to_string(), "--addr", &addr]);
+    let peer = c.node(id).peer.clone();
+    let o = c.cli(&[
+        "add-learner",
+        "--id",
+        &id.to_string(),
+        "--addr",
+        &addr,
+        "--peer-addr",
+        &peer,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("learner"), "{}", stdout(&o));
     let o = c.cli(&["promote", "--id", &id.to_string()]);
@@ -402,6 +411,9 @@ async fn a_locked_data_dir_is_refused() {
             &format!("127.0.0.1:{}", free_port()),
             "--http",
             &format!("127.0.0.1:{}", free_port()),
+            "--peer-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--peer-insecure",
         ])
         .output()
         .unwrap();
@@ -528,18 +540,16 @@ async fn a_deposed_leader_cut_off_from_its_peers_hands_out_no_stale_timestamp() 
     }
 }
 
-/// Starts a snapshot reception on `addr` that sends nothing until `tx` is dropped.
+/// Starts a snapshot reception on node `id` that sends nothing until `tx` is dropped.
 async fn open_reception(
-    addr: &str,
+    c: &Cluster,
+    id: u64,
 ) -> (
     tokio::sync::mpsc::Sender<brisk_proto::SnapshotChunk>,
     tokio::task::JoinHandle<Result<(), tonic::Status>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let mut client =
-        brisk_proto::raft_transport_client::RaftTransportClient::connect(format!("http://{addr}"))
-            .await
-            .expect("connect");
+    let mut client = c.peer_client(id).await.expect("connect");
     let call = tokio::spawn(async move {
         client
             .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -553,8 +563,7 @@ async fn open_reception(
 async fn snapshot_receptions_beyond_the_limit_are_refused() {
     let c = Cluster::start(1, &["--max-snapshot-receptions", "2"]);
     c.wait_all_ready().await;
-    let addr = c.node(1).grpc.clone();
-    let held = [open_reception(&addr).await, open_reception(&addr).await];
+    let held = [open_reception(&c, 1).await, open_reception(&c, 1).await];
     wait_for(
         "two receptions in progress",
         Duration::from_secs(20),
@@ -568,7 +577,7 @@ async fn snapshot_receptions_beyond_the_limit_are_refused() {
     .await;
     // Both are in progress: a third is refused at once.
     let refused = wait_for("a refused reception", Duration::from_secs(20), async || {
-        let (tx, call) = open_reception(&addr).await;
+        let (tx, call) = open_reception(&c, 1).await;
         let r = tokio::time::timeout(Duration::from_millis(500), call).await;
         drop(tx);
         match r {
@@ -592,7 +601,7 @@ async fn snapshot_receptions_beyond_the_limit_are_refused() {
         "a reception past the limit",
         Duration::from_secs(20),
         async || {
-            let (tx, call) = open_reception(&addr).await;
+            let (tx, call) = open_reception(&c, 1).await;
             drop(tx);
             match call.await.unwrap() {
                 Err(s) if s.code() == tonic::Code::ResourceExhausted => None,

@@ -403,6 +403,9 @@ fn serve_refuses_to_start_from_a_corrupt_snapshot_and_names_it() {
             &format!("127.0.0.1:{}", common::free_port()),
             "--http",
             &format!("127.0.0.1:{}", common::free_port()),
+            "--peer-listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+            "--peer-insecure",
         ])
         .output()
         .unwrap();

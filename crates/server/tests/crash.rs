@@ -451,6 +451,7 @@ async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_l
     assert!(c.log_text(f).contains("snapshot failed verification"));
     let refused = ask_vote(&c, f).await.expect_err("a recovering node voted");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("not voting"), "{refused:?}");
     let mut client = c.raw(f).await;
     let read = get(&mut client, "verify/000000", true).await;
     assert!(
@@ -512,6 +513,7 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
     assert!(c.log_text(f).contains("resuming an unfinished recovery"));
     let refused = ask_vote(&c, f).await.expect_err("a recovering node voted");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("not voting"), "{refused:?}");
     assert!(refused.message().contains("not voting"), "{refused:?}");
     let mut client = c.raw(f).await;
     let read = get(&mut client, "recover/000000", true).await;

@@ -38,6 +38,8 @@ pub struct Node {
     pub id: u64,
     pub grpc: String,
     pub http: String,
+    /// Peer (Raft transport) address, served over mutual TLS with the cluster's certificates.
+    pub peer: String,
     pub dir: PathBuf,
     pub log: PathBuf,
     pub args: Vec<String>,
@@ -55,6 +57,57 @@ pub struct Cluster {
     pub tmp: tempfile::TempDir,
     pub nodes: Vec<Node>,
     pub bootstrap: String,
+    /// The cluster's CA (`ca.pem`) and one member certificate (`node.pem`, `node.key`),
+    /// written by `brisk certs`.
+    pub certs: PathBuf,
+}
+
+/// Writes a new CA and a member certificate `node` into `dir` with `brisk certs`.
+pub fn make_certs(dir: &Path) {
+    let o = Command::new(BIN)
+        .args(["certs", "--name", "node", "--dir"])
+        .arg(dir)
+        .output()
+        .expect("run brisk certs");
+    assert!(
+        o.status.success(),
+        "brisk certs: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// mTLS settings of a peer holding the certificate `name` from `dir`, trusting `dir`'s CA.
+pub fn peer_tls(dir: &Path, name: &str) -> tonic::transport::ClientTlsConfig {
+    let read = |f: String| std::fs::read(dir.join(f)).expect("read certificate file");
+    tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(
+            "ca.pem".into(),
+        )))
+        .identity(tonic::transport::Identity::from_pem(
+            read(format!("{name}.pem")),
+            read(format!("{name}.key")),
+        ))
+}
+
+/// A Raft transport client for `addr`, over TLS when `tls` is set.
+pub async fn transport_client(
+    addr: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<brisk_proto::raft_transport_client::RaftTransportClient<Channel>, tonic::Status> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+        .connect_timeout(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        ep = ep
+            .tls_config(tls)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    }
+    let ch = ep
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
+    Ok(brisk_proto::raft_transport_client::RaftTransportClient::new(ch))
 }
 
 /// GET `path` on `addr`; the HTTP status code, or None if unreachable.
@@ -91,13 +144,26 @@ pub async fn wait_for<T>(
 impl Cluster {
     /// Starts `n` nodes bootstrapped together; `extra` flags go to every node.
     pub fn start(n: u64, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::new(n, extra);
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    /// Plans `n` nodes bootstrapped together (addresses, certificates) without starting
+    /// them.
+    pub fn new(n: u64, extra: &[&str]) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
+        let certs = tmp.path().join("certs");
+        make_certs(&certs);
         let mut nodes = Vec::new();
         for id in 1..=n {
             nodes.push(Node {
                 id,
                 grpc: format!("127.0.0.1:{}", free_port()),
                 http: format!("127.0.0.1:{}", free_port()),
+                peer: format!("127.0.0.1:{}", free_port()),
                 dir: tmp.path().join(format!("node-{id}")),
                 log: tmp.path().join(format!("node-{id}.log")),
                 args: extra.iter().map(|s| s.to_string()).collect(),
@@ -107,18 +173,15 @@ impl Cluster {
         }
         let bootstrap = nodes
             .iter()
-            .map(|n| format!("{}={}", n.id, n.grpc))
+            .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = Cluster {
+        Cluster {
             tmp,
             nodes,
             bootstrap,
-        };
-        for id in 1..=n {
-            c.spawn(id);
+            certs,
         }
-        c
     }
 
     pub fn node(&self, id: u64) -> &Node {
@@ -138,6 +201,7 @@ impl Cluster {
     /// Starts (or restarts) node `id` with its original flags.
     pub fn spawn(&mut self, id: u64) {
         let bootstrap = self.bootstrap.clone();
+        let certs = self.certs.clone();
         let n = self.node_mut(id);
         assert!(n.child.is_none(), "node {id} is already running");
         let log = std::fs::OpenOptions::new()
@@ -150,9 +214,23 @@ impl Cluster {
             .args(["--id", &n.id.to_string()])
             .arg("--data-dir")
             .arg(&n.dir)
-            .args(["--listen", &n.grpc, "--http", &n.http]);
+            .args(["--listen", &n.grpc, "--http", &n.http])
+            .args(["--peer-listen", &n.peer]);
         if !n.args.iter().any(|a| a == "--join") && !bootstrap.is_empty() {
             cmd.args(["--bootstrap", &bootstrap]);
+        }
+        // Mutual TLS with the cluster's certificate unless the test brings its own.
+        if !n
+            .args
+            .iter()
+            .any(|a| a == "--peer-insecure" || a == "--peer-tls-cert")
+        {
+            cmd.arg("--peer-tls-cert")
+                .arg(certs.join("node.pem"))
+                .arg("--peer-tls-key")
+                .arg(certs.join("node.key"))
+                .arg("--peer-tls-ca")
+                .arg(certs.join("ca.pem"));
         }
         cmd.args(&n.args)
             .env("RUST_LOG", "info")
@@ -211,6 +289,7 @@ impl Cluster {
             id,
             grpc: format!("127.0.0.1:{}", free_port()),
             http: format!("127.0.0.1:{}", free_port()),
+            peer: format!("127.0.0.1:{}", free_port()),
             dir: self.tmp.path().join(format!("node-{id}")),
             log: self.tmp.path().join(format!("node-{id}.log")),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -221,6 +300,16 @@ impl Cluster {
         self.spawn(id);
         self.bootstrap = saved;
         id
+    }
+
+    /// A Raft transport client for node `id`'s peer listener, holding the cluster's member
+    /// certificate.
+    pub async fn peer_client(
+        &self,
+        id: u64,
+    ) -> Result<brisk_proto::raft_transport_client::RaftTransportClient<Channel>, tonic::Status>
+    {
+        transport_client(&self.node(id).peer, Some(peer_tls(&self.certs, "node"))).await
     }
 
     /// `kill -9`: no shutdown, no flush.
@@ -558,12 +647,7 @@ pub async fn ask_vote(c: &Cluster, id: u64) -> Result<(), tonic::Status> {
         Vote::new(1_000, 99),
         Some(log_id(999, 99, 1_000_000)),
     );
-    let mut client = brisk_proto::raft_transport_client::RaftTransportClient::connect(format!(
-        "http://{}",
-        c.node(id).grpc
-    ))
-    .await
-    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = c.peer_client(id).await?;
     client
         .vote(brisk_proto::RaftMessage {
             payload: brisk_raft::codec::encode(&req).expect("encode a vote request"),
