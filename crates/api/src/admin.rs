@@ -297,41 +297,6 @@ impl RaftAdmin for AdminService {
         on_leader!(self, fwd, r, RaftAdminClient, transfer_leadership, local)
     }
 
-    /// Completes the membership of a cluster written by an older version: each member
-    /// records its own peer address once (then its peers stop sending Raft to its client
-    /// port). Refused for a member whose peer address is already recorded: moving a member
-    /// is remove-and-add.
-    async fn record_peer_address(
-        &self,
-        req: Request<RecordPeerAddressRequest>,
-    ) -> Result<Response<ConfigurationResponse>, Status> {
-        let fwd = is_forwarded(&req);
-        let r = req.into_inner();
-        check_peer_addr(&r.peer_addr)?;
-        let local = match self.leader_check() {
-            Ok(()) => {
-                let m = self.router.node.metrics();
-                let Some(node) = m.membership_config.membership().get_node(&r.id).cloned() else {
-                    return Err(Status::not_found(format!("node {} is not a member", r.id)));
-                };
-                if let Some(p) = &node.peer_addr {
-                    if *p == r.peer_addr {
-                        return Ok(Response::new(self.configuration()));
-                    }
-                    return Err(Status::failed_precondition(format!(
-                        "node {} already has the peer address {p}; remove and re-add it to move it",
-                        r.id
-                    )));
-                }
-                let updated = BriskNode::new(node.addr, r.peer_addr.clone());
-                self.change(ChangeMembers::SetNodes([(r.id, updated)].into()))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        on_leader!(self, fwd, r, RaftAdminClient, record_peer_address, local)
-    }
-
     async fn snapshot(
         &self,
         _req: Request<SnapshotRequest>,

@@ -20,6 +20,8 @@ pub struct Router {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// How to reach other members' client ports when they serve TLS (None: plaintext).
     client_tls: Option<ClientTlsConfig>,
+    /// The address forwarded requests originate from (this node's client address).
+    local_ip: Option<std::net::IpAddr>,
 }
 
 impl Router {
@@ -28,7 +30,14 @@ impl Router {
             node,
             channels: Arc::new(Mutex::new(HashMap::new())),
             client_tls: None,
+            local_ip: None,
         }
+    }
+
+    /// Forwarded requests leave from `ip` (this node's own address).
+    pub fn with_local_ip(mut self, ip: Option<std::net::IpAddr>) -> Self {
+        self.local_ip = ip;
+        self
     }
 
     /// Forwards to the leader's client port over TLS, trusting what `tls` trusts.
@@ -53,7 +62,8 @@ impl Router {
         let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(bad)?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .local_address(self.local_ip);
         if let Some(tls) = &self.client_tls {
             ep = ep.tls_config(tls.clone()).map_err(bad)?;
         }
@@ -88,7 +98,7 @@ impl Router {
         if at_ts != 0 {
             return self.covered(at_ts).await;
         }
-        if stale {
+        if stale || brisk_raft::fault::broken(brisk_raft::fault::BROKEN_STALE_READS) {
             self.node.check_local_reads()?;
         } else {
             self.node.read_barrier().await?;

@@ -195,7 +195,6 @@ mod tests {
         let n = m.get_node(&2).unwrap();
         assert_eq!(n.addr, "127.0.0.1:7001");
         assert_eq!(n.peer_addr, None);
-        assert_eq!(n.peer_target(), "127.0.0.1:7001");
         let stored = openraft::type_config::alias::StoredMembershipOf::<OneAddressTc>::new(
             Some(log_id(2, 1, 5)),
             old,

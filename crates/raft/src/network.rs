@@ -73,7 +73,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &BriskNode) -> Self::Network {
         NetworkConnection {
             target,
-            node: node.clone(),
+            node: self.directory.resolve(target, node),
             connector: self.connector.clone(),
             directory: self.directory.clone(),
             client: None,

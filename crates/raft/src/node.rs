@@ -49,9 +49,10 @@ pub struct NodeConfig {
     pub read_policy: ReadPolicy,
     /// Readiness tolerates this many entries between the applied index and its target.
     pub ready_lag: u64,
-    /// The other founding members (from the bootstrap list): where a node with a new data
-    /// directory looks for a leader that already counts it as a member.
-    pub peers: Vec<BriskNode>,
+    /// The other members as configured (the bootstrap list): where a node with a new data
+    /// directory looks for a leader that already counts it as a member, and where the peer
+    /// address of a member recorded by an older version (none in its entry) comes from.
+    pub peers: BTreeMap<NodeId, BriskNode>,
 }
 
 impl NodeConfig {
@@ -80,7 +81,7 @@ impl NodeConfig {
             election_max_ms: 1_000,
             read_policy: ReadPolicy::ReadIndex,
             ready_lag: 0,
-            peers: Vec::new(),
+            peers: BTreeMap::new(),
         }
     }
 }
@@ -200,7 +201,7 @@ impl RaftNode {
                 // can send a fresh snapshot, else refuse to start.
                 metrics::counter!("brisk_cold_start_verify_failed_total", "check" => check)
                     .increment(1);
-                let peers = recovery::peers(&layout, &snapshots, config.id);
+                let peers = recovery::peers(&layout, &snapshots, config.id, &config.peers);
                 let leader_last = if peers.is_empty() {
                     None
                 } else {
@@ -269,8 +270,9 @@ impl RaftNode {
             // It may have acknowledged entries before; with an empty log it must neither vote
             // nor serve until it holds them again, exactly like the fail-closed recovery
             // (I5). A cluster being bootstrapped reports no log yet: then this is a new member.
+            let configured: Vec<BriskNode> = config.peers.values().cloned().collect();
             if let Some(target) =
-                recovery::replaced_member_target(&config.connector, &config.peers, config.id)
+                recovery::replaced_member_target(&config.connector, &configured, config.id)
                     .await
                     .map_err(NodeError::Rejoin)?
             {
@@ -290,10 +292,7 @@ impl RaftNode {
             );
             // The leader (perhaps another one by now) must accept once more that this node's
             // log went backwards; without a leader the node waits in recovery all the same.
-            let mut peers = recovery::peers(&layout, &snapshots, config.id);
-            peers.extend(config.peers.iter().cloned());
-            peers.sort();
-            peers.dedup();
+            let peers = recovery::peers(&layout, &snapshots, config.id, &config.peers);
             if recovery::prepare_rejoin(
                 &config.connector,
                 &peers,
@@ -370,7 +369,7 @@ impl GatedNode {
 
         let raft_started = Instant::now();
         let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
-        let directory = PeerDirectory::default();
+        let directory = PeerDirectory::new(config.peers.clone());
         let raft = openraft::Raft::new(
             config.id,
             Arc::new(raft_config),

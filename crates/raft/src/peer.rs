@@ -11,24 +11,37 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::types::{BriskNode, BriskRaft, NodeId, TypeConfig};
 
-/// The members' current addresses, as the effective membership has them. openraft keeps a
-/// connection per replication target for as long as this node leads and does not rebuild
-/// it when only a member's address changes (a peer address being recorded), so connections
-/// look their target up here before each use.
+/// The members' current addresses, as the effective membership has them, with the peer
+/// address of a member recorded by an older version (none in its entry) taken from this
+/// node's configured member list. openraft keeps a connection per replication target for as
+/// long as this node leads and does not rebuild it when only a member's address changes, so
+/// connections look their target up here before each use.
 #[derive(Clone, Debug, Default)]
-pub struct PeerDirectory(Arc<RwLock<BTreeMap<NodeId, BriskNode>>>);
+pub struct PeerDirectory {
+    members: Arc<RwLock<BTreeMap<NodeId, BriskNode>>>,
+    configured: Arc<BTreeMap<NodeId, BriskNode>>,
+}
 
 impl PeerDirectory {
+    pub fn new(configured: BTreeMap<NodeId, BriskNode>) -> Self {
+        PeerDirectory {
+            members: Arc::default(),
+            configured: Arc::new(configured),
+        }
+    }
+
+    /// `node` (member `id`) with its peer address completed from the configured list when
+    /// its membership entry has none.
+    pub fn resolve(&self, id: NodeId, node: &BriskNode) -> BriskNode {
+        complete(id, node, &self.configured)
+    }
+
     pub fn get(&self, id: NodeId) -> Option<BriskNode> {
-        self.0
+        self.members
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .cloned()
-    }
-
-    fn set(&self, members: BTreeMap<NodeId, BriskNode>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = members;
     }
 
     /// Follows the effective membership until the node shuts down.
@@ -43,14 +56,29 @@ impl PeerDirectory {
                     .membership_config
                     .membership()
                     .nodes()
-                    .map(|(id, n)| (*id, n.clone()))
+                    .map(|(id, n)| (*id, directory.resolve(*id, n)))
                     .collect();
-                directory.set(members);
+                *directory.members.write().unwrap_or_else(|e| e.into_inner()) = members;
                 if rx.changed().await.is_err() {
                     return;
                 }
             }
         });
+    }
+}
+
+/// Member `id` with its peer address taken from `configured` when `node` has none.
+pub fn complete(
+    id: NodeId,
+    node: &BriskNode,
+    configured: &BTreeMap<NodeId, BriskNode>,
+) -> BriskNode {
+    match (&node.peer_addr, configured.get(&id)) {
+        (None, Some(c)) => BriskNode {
+            addr: node.addr.clone(),
+            peer_addr: c.peer_addr.clone(),
+        },
+        _ => node.clone(),
     }
 }
 
@@ -60,37 +88,44 @@ pub struct PeerConnector {
     /// This node's client identity and the CA its peers' certificates must chain to; None
     /// runs the transport in plaintext.
     tls: Option<ClientTlsConfig>,
+    /// The address connections originate from (this node's peer address), so that a
+    /// firewall can tell members apart by address.
+    local_ip: Option<std::net::IpAddr>,
 }
 
 impl PeerConnector {
-    pub fn new(tls: Option<ClientTlsConfig>) -> Self {
-        PeerConnector { tls }
+    pub fn new(tls: Option<ClientTlsConfig>, local_ip: Option<std::net::IpAddr>) -> Self {
+        PeerConnector { tls, local_ip }
     }
 
     pub fn plaintext() -> Self {
-        PeerConnector { tls: None }
+        PeerConnector::default()
     }
 
-    /// An endpoint for `node`'s Raft transport. A member recorded without a peer address
-    /// (by an older version) serves Raft on its plaintext client address.
-    pub fn endpoint(&self, node: &BriskNode) -> Result<Endpoint, tonic::transport::Error> {
-        let tls = match node.peer_addr {
-            Some(_) => self.tls.clone(),
-            None => None,
+    /// An endpoint for `node`'s Raft transport (see [`PeerDirectory::resolve`] for members
+    /// recorded without a peer address).
+    pub fn endpoint(&self, node: &BriskNode) -> Result<Endpoint, String> {
+        let Some(peer_addr) = &node.peer_addr else {
+            return Err(format!(
+                "member at {} has no peer address: it was recorded by an older version; list it in --bootstrap as ID=CLIENT/PEER",
+                node.addr
+            ));
         };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let mut ep = Endpoint::from_shared(format!("{scheme}://{}", node.peer_target()))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut ep = Endpoint::from_shared(format!("{scheme}://{peer_addr}"))
+            .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
-        if let Some(tls) = tls {
-            ep = ep.tls_config(tls)?;
+            .tcp_nodelay(true)
+            .local_address(self.local_ip);
+        if let Some(tls) = &self.tls {
+            ep = ep.tls_config(tls.clone()).map_err(|e| e.to_string())?;
         }
         Ok(ep)
     }
 
     /// A connected channel to `node`'s Raft transport, or None if it cannot be reached
-    /// within a second (a peer that accepts TCP but is paused would hold the TLS handshake
-    /// forever).
+    /// within a second (`connect_timeout` covers TCP only: a peer that accepts TCP but is
+    /// paused would hold the TLS handshake forever).
     pub async fn connect(&self, node: &BriskNode) -> Option<Channel> {
         let endpoint = self.endpoint(node).ok()?;
         tokio::time::timeout(Duration::from_secs(1), endpoint.connect())

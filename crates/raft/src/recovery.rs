@@ -4,6 +4,7 @@
 //! and catches up by receiving a fresh snapshot from the leader. If no leader answers, it
 //! refuses to start with the verification error.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,15 @@ use crate::peer::{self, PeerConnector};
 use crate::snapshot::{SnapshotDir, SnapshotStore};
 use crate::types::{BriskNode, NodeId, StoredMembership};
 
-/// The other members, from whatever this node can still read: the store's membership meta
-/// key, else the snapshot's manifest. Only used to find a leader.
-pub fn peers(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) -> Vec<BriskNode> {
+/// The other members, from whatever this node can still read (the store's membership meta
+/// key, else the snapshot's manifest) and from its configured member list, which also
+/// supplies the peer address of a member recorded without one. Only used to find a leader.
+pub fn peers(
+    layout: &DataLayout,
+    snapshots: &SnapshotStore,
+    me: NodeId,
+    configured: &BTreeMap<NodeId, BriskNode>,
+) -> Vec<BriskNode> {
     let mut membership: Option<StoredMembership> = Store::open_read_only(&layout.state_machine())
         .ok()
         .and_then(|s| s.meta().ok())
@@ -34,15 +41,14 @@ pub fn peers(layout: &DataLayout, snapshots: &SnapshotStore, me: NodeId) -> Vec<
             .and_then(|(dir, _)| SnapshotDir::open(&layout.snapshots().join(dir)).ok())
             .map(|s| s.manifest.membership);
     }
-    membership
-        .map(|m| {
-            m.membership()
-                .nodes()
-                .filter(|(id, _)| **id != me)
-                .map(|(_, n)| n.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut found: BTreeMap<NodeId, BriskNode> = configured.clone();
+    if let Some(m) = membership {
+        for (id, n) in m.membership().nodes() {
+            found.insert(*id, peer::complete(*id, n, configured));
+        }
+    }
+    found.remove(&me);
+    found.into_values().collect()
 }
 
 /// Finds the leader through the peers and asks it to accept this node's log going
@@ -62,16 +68,18 @@ pub async fn prepare_rejoin(
             let Some(leader) = leader_via(connector, node, me).await else {
                 continue;
             };
-            let leader_addr = leader.peer_target().to_string();
+            let leader_addr = leader.peer_addr.clone().unwrap_or_default();
             let Some(ch) = connector.connect(&leader).await else {
                 continue;
             };
-            let mut req = tonic::Request::new(AllowLogResetRequest { node_id: me });
-            req.set_timeout(Duration::from_secs(2));
-            match RaftTransportClient::new(ch.clone())
-                .allow_log_reset(req)
-                .await
-            {
+            let mut client = RaftTransportClient::new(ch.clone());
+            let asked = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.allow_log_reset(AllowLogResetRequest { node_id: me }),
+            )
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 2 s")));
+            match asked {
                 Ok(_) => {
                     // Recovery must know how far the leader's log reaches: without that
                     // index the node could vote again too early, so no answer means retry.
@@ -142,12 +150,11 @@ pub async fn replaced_member_target(
 
 /// A peer's status (over the peer transport), answered within a second.
 async fn status(ch: tonic::transport::Channel) -> Result<StatusResponse, tonic::Status> {
-    let mut req = tonic::Request::new(StatusRequest {});
-    req.set_timeout(Duration::from_secs(1));
-    Ok(RaftTransportClient::new(ch)
-        .peer_status(req)
-        .await?
-        .into_inner())
+    let mut client = RaftTransportClient::new(ch);
+    match tokio::time::timeout(Duration::from_secs(1), client.peer_status(StatusRequest {})).await {
+        Ok(r) => Ok(r?.into_inner()),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no status within 1 s")),
+    }
 }
 
 /// The leader as `node` reports it, if it knows a leader other than us.

@@ -20,7 +20,7 @@ use crate::network::SnapshotHeader;
 use crate::snapshot::manifest::MANIFEST_FILE;
 use crate::snapshot::{SnapshotDir, SnapshotError, SnapshotManifest, SnapshotStore};
 use crate::state_machine::Snapshot;
-use crate::types::{BriskRaft, NodeId};
+use crate::types::BriskRaft;
 
 pub struct RaftTransportService {
     raft: BriskRaft,
@@ -33,22 +33,6 @@ pub struct RaftTransportService {
     /// Snapshot receptions in progress are bounded: each spools up to
     /// `max_snapshot_bytes` to disk.
     receptions: Arc<tokio::sync::Semaphore>,
-    /// Set when this service is also mounted on the client port of a member whose
-    /// membership entry has no peer address yet (recorded by an older version, whose peers
-    /// send Raft there): it serves there only until the address is recorded.
-    client_port_of: Option<NodeId>,
-}
-
-/// Whether member `id`'s membership entry lacks a peer address: recorded by an older version,
-/// when members served Raft on their client address, so peers still send Raft there.
-pub fn needs_client_port_transport(raft: &BriskRaft, id: NodeId) -> bool {
-    use openraft::async_runtime::watch::WatchReceiver;
-    raft.metrics()
-        .borrow_watched()
-        .membership_config
-        .membership()
-        .get_node(&id)
-        .is_some_and(|n| n.peer_addr.is_none())
 }
 
 /// Snapshot receptions a node accepts at once by default; one more is refused with
@@ -74,36 +58,6 @@ impl RaftTransportService {
             recovering,
             votes_refused_until: Instant::now() + vote_grace,
             receptions: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_SNAPSHOT_RECEPTIONS)),
-            client_port_of: None,
-        }
-    }
-
-    /// The same service for the client port of member `id` while its membership entry has
-    /// no peer address (see [`needs_client_port_transport`]).
-    pub fn for_client_port(&self, id: NodeId) -> Self {
-        RaftTransportService {
-            raft: self.raft.clone(),
-            snapshots: self.snapshots.clone(),
-            max_snapshot_bytes: self.max_snapshot_bytes,
-            recovering: self.recovering.clone(),
-            votes_refused_until: self.votes_refused_until,
-            receptions: self.receptions.clone(),
-            client_port_of: Some(id),
-        }
-    }
-
-    /// On the client port, Raft is served only while this member's peer address is not
-    /// recorded in the membership.
-    fn check_port(&self) -> Result<(), Status> {
-        let Some(id) = self.client_port_of else {
-            return Ok(());
-        };
-        if needs_client_port_transport(&self.raft, id) {
-            Ok(())
-        } else {
-            Err(Status::unimplemented(
-                "Raft RPCs are served on the peer listener, not the client port",
-            ))
         }
     }
 
@@ -189,14 +143,12 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.check_port()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.append_entries(rpc).await.map_err(raft_err)?;
         reply(&resp)
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.check_port()?;
         self.refuse_votes_while_recovering()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.vote(rpc).await.map_err(raft_err)?;
@@ -204,7 +156,6 @@ impl RaftTransport for RaftTransportService {
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.check_port()?;
         self.refuse_votes_while_recovering()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self.raft.pre_vote(rpc).await.map_err(raft_err)?;
@@ -215,7 +166,6 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.check_port()?;
         let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
         let resp = self
             .raft
@@ -229,7 +179,6 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<AllowLogResetRequest>,
     ) -> Result<Response<AllowLogResetResponse>, Status> {
-        self.check_port()?;
         let id = req.into_inner().node_id;
         if !self.raft.is_leader() {
             return Err(Status::failed_precondition("not the leader"));
@@ -251,7 +200,6 @@ impl RaftTransport for RaftTransportService {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        self.check_port()?;
         use openraft::async_runtime::watch::WatchReceiver;
         let m = self.raft.metrics().borrow_watched().clone();
         Ok(Response::new(crate::peer::status(m.id, &m)))
@@ -261,7 +209,6 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.check_port()?;
         let Ok(permit) = self.receptions.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted(
                 "too many snapshot receptions in progress on this node",

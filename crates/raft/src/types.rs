@@ -19,8 +19,8 @@ openraft::declare_raft_types!(
 /// Membership is persisted (log entries, the state machine's meta key, snapshot manifests)
 /// and sent to peers in one string, the shape older versions wrote for a member with a single
 /// address: `"CLIENT PEER"`, or just `"CLIENT"`. A member recorded by an older version has no
-/// peer address (`peer_addr` is None) and served Raft on its client address; see
-/// [`BriskNode::peer_target`].
+/// peer address (`peer_addr` is None); its peers take it from their configured member list
+/// (`PeerDirectory`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "StoredNode", into = "StoredNode")]
 pub struct BriskNode {
@@ -36,12 +36,6 @@ impl BriskNode {
             addr: addr.into(),
             peer_addr: Some(peer_addr.into()),
         }
-    }
-
-    /// Where this member's Raft transport listens: its peer address, or for a member
-    /// recorded before members had one, its client address (where it served Raft then).
-    pub fn peer_target(&self) -> &str {
-        self.peer_addr.as_deref().unwrap_or(&self.addr)
     }
 }
 

@@ -200,9 +200,8 @@ pub struct ClientTlsFiles {
     pub ca: PathBuf,
 }
 
-/// Parses `--bootstrap`. A member given without a peer address (`ID=HOST:PORT`) is the shape
-/// older versions recorded; it is accepted only by test builds, to recreate such a cluster.
-pub fn parse_members(s: &str, allow_without_peer: bool) -> Result<BTreeMap<u64, BriskNode>> {
+/// Parses `--bootstrap`: `ID=CLIENT_HOST:PORT/PEER_HOST:PORT,...`.
+pub fn parse_members(s: &str) -> Result<BTreeMap<u64, BriskNode>> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (id, addrs) = part.split_once('=').ok_or_else(|| {
@@ -220,13 +219,6 @@ pub fn parse_members(s: &str, allow_without_peer: bool) -> Result<BTreeMap<u64, 
                 check_addr("bootstrap member client address", client)?;
                 check_addr("bootstrap member peer address", peer)?;
                 BriskNode::new(client, peer)
-            }
-            None if allow_without_peer => {
-                check_addr("bootstrap member address", addrs.trim())?;
-                BriskNode {
-                    addr: addrs.trim().to_string(),
-                    peer_addr: None,
-                }
             }
             None => bail!(
                 "bootstrap member {part:?} has no peer address; give it as ID=CLIENT_HOST:PORT/PEER_HOST:PORT"
@@ -317,8 +309,21 @@ impl ServeArgs {
         check_addr("--peer-listen", &peer_listen)?;
         let peer_advertise = a.peer_advertise.unwrap_or_else(|| peer_listen.clone());
         check_addr("--peer-advertise", &peer_advertise)?;
-        if peer_listen == listen {
-            bail!("--peer-listen must differ from --listen: peers and clients use separate ports");
+        if peer_listen == listen || peer_advertise == advertise {
+            bail!("the peer address must differ from the client address: peers and clients use separate ports");
+        }
+        for (flag, addr) in [
+            ("--advertise", &advertise),
+            ("--peer-advertise", &peer_advertise),
+        ] {
+            if addr
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_unspecified())
+            {
+                bail!(
+                    "{flag} {addr} is not an address others can reach; give the host's own address"
+                );
+            }
         }
         let peer_tls = match (a.peer_tls_cert, a.peer_tls_key, a.peer_tls_ca) {
             (Some(cert), Some(key), Some(ca)) => Some(PeerTlsFiles { cert, key, ca }),
@@ -343,24 +348,19 @@ impl ServeArgs {
                     })?;
                 Some(ClientTlsFiles { cert, key, ca })
             }
+            (None, None) if a.tls_ca.is_some() => {
+                bail!("--tls-ca is used only with --tls-cert and --tls-key")
+            }
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
         let http = a.http.ok_or_else(|| anyhow!("--http is required"))?;
         check_addr("--http", &http)?;
-        // Test builds can recreate the membership older versions wrote (no peer addresses).
-        let allow_without_peer = cfg!(feature = "crash-points")
-            && std::env::var_os("BRISK_TEST_MEMBERS_WITHOUT_PEER").is_some();
-        let bootstrap = a
-            .bootstrap
-            .as_deref()
-            .map(|s| parse_members(s, allow_without_peer))
-            .transpose()?;
+        let bootstrap = a.bootstrap.as_deref().map(parse_members).transpose()?;
         if let Some(members) = &bootstrap {
             match members.get(&id) {
                 Some(n)
-                    if n.addr == advertise
-                        && n.peer_addr.as_deref().unwrap_or(&peer_advertise) == peer_advertise => {}
+                    if n.addr == advertise && n.peer_addr.as_deref() == Some(&peer_advertise) => {}
                 Some(n) => bail!(
                     "--bootstrap gives node {id} the addresses {n}, but it advertises {advertise} (peer {peer_advertise})"
                 ),
@@ -436,11 +436,7 @@ mod tests {
 
     #[test]
     fn members_parse_and_reject() {
-        let m = parse_members(
-            "1=127.0.0.1:1/127.0.0.1:11,2=127.0.0.1:2/127.0.0.1:12",
-            false,
-        )
-        .unwrap();
+        let m = parse_members("1=127.0.0.1:1/127.0.0.1:11,2=127.0.0.1:2/127.0.0.1:12").unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[&2], BriskNode::new("127.0.0.1:2", "127.0.0.1:12"));
         for bad in [
@@ -451,10 +447,8 @@ mod tests {
             "0=127.0.0.1:1/127.0.0.1:11",
             "1=127.0.0.1:1",
         ] {
-            assert!(parse_members(bad, false).is_err(), "{bad}");
+            assert!(parse_members(bad).is_err(), "{bad}");
         }
-        let old = parse_members("1=127.0.0.1:1", true).unwrap();
-        assert_eq!(old[&1].peer_addr, None, "the shape older versions recorded");
     }
 
     #[test]

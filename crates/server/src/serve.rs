@@ -81,7 +81,7 @@ fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig
         c.advertise.clone(),
         c.peer_advertise.clone(),
     );
-    n.connector = PeerConnector::new(peer_tls);
+    n.connector = PeerConnector::new(peer_tls, specific_ip(&c.peer_listen));
     n.fsm_sync = c.fsm_sync == FsmSync::Sync;
     n.snapshot_every = c.snapshot_every;
     n.snapshot_keep = c.snapshot_keep;
@@ -102,9 +102,18 @@ fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig
         .iter()
         .flatten()
         .filter(|(id, _)| **id != c.id)
-        .map(|(_, node)| node.clone())
+        .map(|(id, node)| (*id, node.clone()))
         .collect();
     n
+}
+
+/// The IP of `addr` when it names one specific address (not a host name, not 0.0.0.0 or
+/// [::]): outgoing connections to members leave from it, so firewalls can match members.
+fn specific_ip(addr: &str) -> Option<std::net::IpAddr> {
+    addr.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
 }
 
 async fn shutdown_signal() {
@@ -186,7 +195,9 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let node = gated.start_raft().await.with_context(starting)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let router = Router::new(node.clone()).with_client_tls(forward_tls.clone());
+    let router = Router::new(node.clone())
+        .with_client_tls(forward_tls.clone())
+        .with_local_ip(specific_ip(&cfg.listen));
     let limits = Limits {
         max_key_bytes: cfg.max_key_bytes,
         max_value_bytes: cfg.max_value_bytes,
@@ -200,10 +211,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         node.vote_grace(),
     )
     .with_max_snapshot_receptions(cfg.max_snapshot_receptions);
-    // Raft is served on the peer listener only. The client port answers Raft RPCs solely
-    // for a member whose membership entry has no peer address (written by an older version,
-    // whose peers still send Raft there) until that address is recorded.
-    let client_port_transport = transport.for_client_port(cfg.id);
+    // Raft is served on the peer listener only (the client port answers UNIMPLEMENTED).
     let mut peer_server = tonic::transport::Server::builder().tcp_nodelay(true);
     if let Some(tls) = peer_server_tls {
         peer_server = peer_server
@@ -222,11 +230,6 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             .context("configuring the client port's TLS")?;
     }
     let grpc = client_server
-        .add_service(
-            RaftTransportServer::new(client_port_transport)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
         .add_service(
             RawKvServer::new(RawKvService {
                 router: router.clone(),
@@ -278,12 +281,22 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     );
 
     if let Some(members) = &cfg.bootstrap {
-        node.bootstrap(members.clone()).await?;
+        let mut members = members.clone();
+        // Test builds can record the members without their peer addresses, as versions
+        // before the peer listener did, to exercise running such a cluster.
+        if cfg!(feature = "crash-points")
+            && std::env::var_os("BRISK_TEST_MEMBERS_WITHOUT_PEER").is_some()
+        {
+            for n in members.values_mut() {
+                n.peer_addr = None;
+            }
+        }
+        node.bootstrap(members).await?;
     }
     if let Some(join) = cfg.join.clone() {
         tokio::spawn(join_cluster(node.clone(), join, forward_tls.clone()));
     }
-    tokio::spawn(record_peer_address(router.clone()));
+    check_own_addresses(&node);
     node.spawn_lease_task();
     tokio::spawn(watch_ready(node.clone()));
     // Compactions were paused for the start (fast open); a node that takes long to turn ready
@@ -344,51 +357,36 @@ async fn member_channel(
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
-        .connect_timeout(Duration::from_secs(1));
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(30));
     if let Some(tls) = tls {
         ep = ep.tls_config(tls.clone())?;
     }
     ep.connect().await
 }
 
-/// Completes a membership written by an older version: while this member's entry has no
-/// peer address, ask the leader (through the admin service, which forwards) to record it.
-async fn record_peer_address(router: Router) {
-    use brisk_proto::raft_admin_client::RaftAdminClient;
-    use brisk_raft::transport::needs_client_port_transport;
-    let node = router.node.clone();
-    let mut warned = false;
-    loop {
-        if needs_client_port_transport(&node.raft, node.id()) {
-            if !warned {
-                tracing::warn!(
-                    peer_addr = %node.config.peer_advertise_addr,
-                    "this member's peer address is not recorded (membership written by an older version): serving Raft on the client port too until it is"
-                );
-                warned = true;
-            }
-            let mut req = tonic::Request::new(brisk_proto::RecordPeerAddressRequest {
-                id: node.id(),
-                peer_addr: node.config.peer_advertise_addr.clone(),
-            });
-            req.set_timeout(Duration::from_secs(5));
-            let reached = match node.leader() {
-                (Some(_), Some(addr)) => router.channel(&addr).ok(),
-                _ => None,
-            };
-            if let Some(ch) = reached {
-                match RaftAdminClient::new(ch).record_peer_address(req).await {
-                    Ok(_) => tracing::info!("recorded this member's peer address"),
-                    Err(s) => {
-                        tracing::warn!(error = %s.message(), "recording the peer address failed; retrying")
-                    }
-                }
-            }
-        } else if warned {
-            tracing::info!("peer address recorded; Raft now travels on the peer listener only");
-            warned = false;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+/// A member's addresses are fixed in the membership: a node started with other ones is
+/// unreachable at the new ones (moving a member is remove-and-add), so say so.
+fn check_own_addresses(node: &RaftNode) {
+    let m = node.metrics();
+    let Some(me) = m
+        .membership_config
+        .membership()
+        .get_node(&node.id())
+        .cloned()
+    else {
+        return;
+    };
+    let peer = me.peer_addr.as_deref();
+    if me.addr != node.config.advertise_addr
+        || peer.is_some_and(|p| p != node.config.peer_advertise_addr)
+    {
+        tracing::error!(
+            recorded = %me,
+            advertise = %node.config.advertise_addr,
+            peer_advertise = %node.config.peer_advertise_addr,
+            "this node's addresses differ from those its membership entry records; members reach it at the recorded ones (to move a member, remove it and add it again)"
+        );
     }
 }
 
@@ -412,15 +410,18 @@ async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsCon
             addr: node.config.advertise_addr.clone(),
             peer_addr: node.config.peer_advertise_addr.clone(),
         };
-        match member_channel(&via, tls.as_ref()).await {
-            Ok(ch) => match RaftAdminClient::new(ch).add_learner(req).await {
+        let reached =
+            tokio::time::timeout(Duration::from_secs(5), member_channel(&via, tls.as_ref())).await;
+        match reached {
+            Err(_) => tracing::warn!(via = %via, "join: no TLS handshake within 5 s"),
+            Ok(Ok(ch)) => match RaftAdminClient::new(ch).add_learner(req).await {
                 Ok(_) => {
                     tracing::info!(via = %via, "added as a learner");
                     return;
                 }
                 Err(s) => tracing::warn!(via = %via, error = %s.message(), "join attempt failed"),
             },
-            Err(e) => tracing::warn!(via = %via, error = %e, "join: cannot reach member"),
+            Ok(Err(e)) => tracing::warn!(via = %via, error = %e, "join: cannot reach member"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));

@@ -67,3 +67,46 @@ pub fn crash_point(name: &str) {
 #[cfg(not(feature = "crash-points"))]
 #[inline(always)]
 pub fn crash_point(_name: &str) {}
+
+/// Deliberately broken behaviours, for showing that the fault harness catches them
+/// (`BRISK_TEST_BROKEN=<mode>` in a node's environment, test builds only):
+/// [`BROKEN_STALE_READS`] serves linearizable reads from the local replica without a read
+/// barrier; [`BROKEN_UNSYNCED_LOG`] acknowledges Raft log appends without an fsync.
+pub const BROKEN_STALE_READS: &str = "stale-reads";
+pub const BROKEN_UNSYNCED_LOG: &str = "unsynced-log";
+
+/// Whether the broken behaviour `mode` is switched on (never without `crash-points`).
+#[cfg(feature = "crash-points")]
+pub fn broken(mode: &str) -> bool {
+    use std::sync::OnceLock;
+    static MODE: OnceLock<Option<String>> = OnceLock::new();
+    MODE.get_or_init(|| std::env::var("BRISK_TEST_BROKEN").ok())
+        .as_deref()
+        == Some(mode)
+}
+
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn broken(_mode: &str) -> bool {
+    false
+}
+
+/// A clock offset in milliseconds added to this process's wall clock
+/// (`BRISK_TEST_CLOCK_OFFSET_MS`, test builds only): the fault harness steps a node's clock.
+#[cfg(feature = "crash-points")]
+pub fn clock_offset_ms() -> i64 {
+    use std::sync::OnceLock;
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("BRISK_TEST_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn clock_offset_ms() -> i64 {
+    0
+}
