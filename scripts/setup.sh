@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building brisk needs and is not on a fresh Debian machine with the Rust
-# toolchain: libclang-dev (bindgen, for RocksDB). Idempotent; quiet when all is present.
+# Installs what building and testing brisk needs and is not on a fresh Debian machine with
+# the Rust toolchain: libclang-dev (bindgen, for RocksDB), and for the fault harness fuse3
+# (fusermount3, for the power-loss filesystem) and nftables (network partitions).
+# Idempotent; quiet when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -16,6 +18,8 @@ have_libclang() {
 if ! have_libclang; then
   need_apt+=(libclang-dev)
 fi
+command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""
