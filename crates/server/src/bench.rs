@@ -26,6 +26,8 @@ pub enum BenchCmd {
     Load(LoadArgs),
     /// Restart time versus data size (starts its own 3-node cluster).
     ColdStart(crate::bench_cold_start::ColdStartArgs),
+    /// brisk against etcd 3.4, side by side in one run (starts both clusters).
+    Compare(crate::bench_compare::CompareArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -204,6 +206,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     match a.cmd {
         BenchCmd::Load(l) => load(l).await,
         BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
+        BenchCmd::Compare(c) => crate::bench_compare::run(c).await,
     }
 }
 

@@ -278,7 +278,7 @@ impl Drop for BenchCluster {
 }
 
 /// Median fsync latency of a 4 KiB write in `dir`, milliseconds.
-fn fsync_latency_ms(dir: &Path) -> Result<f64> {
+pub(crate) fn fsync_latency_ms(dir: &Path) -> Result<f64> {
     use std::io::Write;
     let p = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&p)?;

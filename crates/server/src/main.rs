@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_cold_start;
+mod bench_compare;
 mod client;
 mod config;
 mod dev;
