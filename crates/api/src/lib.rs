@@ -3,14 +3,14 @@
 //! storage knowledge lives here.
 
 mod admin;
-mod errors;
+pub mod errors;
 mod limits;
 mod raw;
 mod routing;
 mod txn;
 
 pub use admin::AdminService;
-pub use errors::{status_of, LEADER_ADDR_HEADER};
+pub use errors::{status_of, LEADER_ADDR_HEADER, NOT_APPLIED_HEADER};
 pub use limits::Limits;
 pub use raw::RawKvService;
 pub use routing::Router;

@@ -8,9 +8,9 @@ use brisk_proto::*;
 use brisk_raft::node::ProposeError;
 use tonic::{Request, Response, Status};
 
-use crate::on_leader;
 use crate::routing::{is_forwarded, Router};
 use crate::Limits;
+use crate::{on_leader, write_on_leader};
 
 pub struct RawKvService {
     pub router: Router,
@@ -153,7 +153,7 @@ impl RawKv for RawKvService {
             })
             .await
             .map(|w| RawPutResponse { result: Some(w) });
-        on_leader!(self, fwd, r, RawKvClient, raw_put, local)
+        write_on_leader!(self, fwd, r, RawKvClient, raw_put, local)
     }
 
     async fn raw_get(
@@ -183,7 +183,7 @@ impl RawKv for RawKvService {
             .write(Command::Delete { key: r.key.clone() })
             .await
             .map(|w| RawDeleteResponse { result: Some(w) });
-        on_leader!(self, fwd, r, RawKvClient, raw_delete, local)
+        write_on_leader!(self, fwd, r, RawKvClient, raw_delete, local)
     }
 
     async fn raw_delete_prefix(
@@ -199,7 +199,7 @@ impl RawKv for RawKvService {
             })
             .await
             .map(|w| RawDeletePrefixResponse { result: Some(w) });
-        on_leader!(self, fwd, r, RawKvClient, raw_delete_prefix, local)
+        write_on_leader!(self, fwd, r, RawKvClient, raw_delete_prefix, local)
     }
 
     async fn raw_scan(

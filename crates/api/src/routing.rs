@@ -136,6 +136,16 @@ pub fn forwarded<T>(msg: T) -> tonic::Request<T> {
     r
 }
 
+/// [`on_leader!`] for writes: a forwarded write whose connection failed after sending
+/// reports an unknown outcome (see [`forwarded_write_failure`](crate::errors::forwarded_write_failure)).
+#[macro_export]
+macro_rules! write_on_leader {
+    ($self:ident, $fwd:expr, $msg:expr, $client:ident, $method:ident, $local:expr) => {{
+        $crate::on_leader!($self, $fwd, $msg, $client, $method, $local)
+            .map_err($crate::errors::forwarded_write_failure)
+    }};
+}
+
 /// Runs `$local`; if it fails because this node is not the leader, forwards `$msg` with
 /// `$client::$method` to the leader.
 #[macro_export]

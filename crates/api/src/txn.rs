@@ -11,10 +11,10 @@ use brisk_proto::*;
 use brisk_raft::node::ProposeError;
 use tonic::{Request, Response, Status};
 
-use crate::on_leader;
 use crate::raw::pairs;
 use crate::routing::{is_forwarded, Router};
 use crate::Limits;
+use crate::{on_leader, write_on_leader};
 
 pub struct TxnService {
     pub router: Router,
@@ -205,6 +205,6 @@ impl TransactionalKv for TxnService {
             ))),
             Err(e) => Err(e),
         };
-        on_leader!(self, fwd, r, TransactionalKvClient, commit, local)
+        write_on_leader!(self, fwd, r, TransactionalKvClient, commit, local)
     }
 }

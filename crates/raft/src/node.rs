@@ -145,6 +145,9 @@ pub struct RaftNode {
     /// Set while the node rebuilds from the leader after a failed verification (I5): it
     /// neither votes nor campaigns.
     pub recovering: Arc<AtomicBool>,
+    /// Set when a graceful stop begins: the node takes no new client work (see
+    /// [`RaftNode::drain`]).
+    draining: AtomicBool,
 }
 
 impl RaftNode {
@@ -392,6 +395,7 @@ impl GatedNode {
             started_at: process_started,
             raft_started,
             recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
+            draining: AtomicBool::new(false),
         });
         node.record_gate();
         if let Some(target) = recover_to {
@@ -498,8 +502,21 @@ impl RaftNode {
             .map_err(|e| ProposeError::Unavailable(e.to_string()))
     }
 
+    /// Refuses client work once a graceful stop began: the client retries another member.
+    fn check_not_draining(&self) -> Result<(), ProposeError> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(ProposeError::Unavailable(
+                "this node is shutting down; retry another member".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Proposes a command with a fresh timestamp and waits until it is applied here.
     pub async fn propose(&self, command: Command) -> Result<(Response, u64), ProposeError> {
+        if !matches!(command, Command::LeaseRenewal { .. }) {
+            self.check_not_draining()?;
+        }
         let ts = match command {
             Command::LeaseRenewal { .. } => 0,
             _ => self.issue_ts()?,
@@ -540,6 +557,7 @@ impl RaftNode {
     /// (linearizable reads). Waits on the state machine's own applied index rather than
     /// openraft's metrics, which are published less eagerly.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        self.check_not_draining()?;
         let read_log_id = match self
             .raft
             .get_read_log_id(self.config.read_policy.clone())
@@ -579,6 +597,7 @@ impl RaftNode {
     /// Whether this replica may serve a read from its own state (stale and at-timestamp
     /// reads): not while it rebuilds from the leader after a failed verification (I5).
     pub fn check_local_reads(&self) -> Result<(), ProposeError> {
+        self.check_not_draining()?;
         if self.recovering.load(Ordering::SeqCst) {
             return Err(ProposeError::Unavailable(
                 "this node is rebuilding its state from the leader and serves no reads".into(),
@@ -596,7 +615,10 @@ impl RaftNode {
     /// [`is_ready`](Self::is_ready) as of the metrics `m`.
     pub fn is_ready_at(&self, m: &RaftMetrics<TypeConfig>) -> bool {
         let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-        if m.current_leader.is_none() || self.recovering.load(Ordering::SeqCst) {
+        if m.current_leader.is_none()
+            || self.recovering.load(Ordering::SeqCst)
+            || self.draining.load(Ordering::SeqCst)
+        {
             return false;
         }
         match self.ready_target(m) {
@@ -721,6 +743,56 @@ impl RaftNode {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not resume state machine compactions"),
             Err(e) => tracing::warn!(error = %e, "could not resume state machine compactions"),
+        }
+    }
+
+    /// The first half of a graceful stop: take no new client work (clients retry another
+    /// member), let what was proposed apply, and if this node leads, hand leadership to the
+    /// most caught-up voter and wait (within `patience`) until another node leads, so the
+    /// cluster keeps serving without waiting for an election timeout. Returns the new
+    /// leader, if leadership moved.
+    pub async fn drain(&self, patience: Duration) -> Option<NodeId> {
+        self.draining.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + patience;
+        let mut rx = self.raft.metrics();
+        // In-flight proposals finish (they commit or fail) before leadership moves, so none
+        // of them is left with an unknown outcome by the transfer.
+        loop {
+            let m = self.metrics();
+            let last = m.last_log_index.unwrap_or(0);
+            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+            if applied >= last || Instant::now() >= deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+        }
+        let m = self.metrics();
+        if m.current_leader != Some(self.id()) {
+            return m.current_leader;
+        }
+        let target = m.replication.as_ref().and_then(|r| {
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            r.iter()
+                .filter(|(id, _)| **id != self.id() && voters.contains(id))
+                .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
+                .map(|(id, _)| *id)
+        });
+        let to = target?;
+        tracing::info!(to, "stopping: transferring leadership");
+        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+            tracing::warn!(error = %e, "leadership transfer failed");
+            return None;
+        }
+        loop {
+            let m = self.metrics();
+            if let Some(l) = m.current_leader.filter(|l| *l != self.id()) {
+                return Some(l);
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("leadership did not move before the stop deadline");
+                return None;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
         }
     }
 

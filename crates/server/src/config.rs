@@ -141,6 +141,11 @@ pub struct ServeArgs {
     /// quorum acknowledgement younger than the leader lease; assumes bounded clock drift).
     #[arg(long, env = "BRISK_READ_POLICY", value_enum)]
     pub read_policy: Option<ReadPolicyArg>,
+    /// Longest graceful stop, seconds (default 10): on SIGTERM the node stops taking client
+    /// work, hands leadership over and exits; past this (or on a second SIGTERM) it exits at
+    /// once.
+    #[arg(long, env = "BRISK_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<f64>,
     /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
     #[arg(long, env = "BRISK_LOG")]
     pub log: Option<String>,
@@ -181,6 +186,7 @@ pub struct ServeConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub read_policy: ReadPolicyArg,
+    pub shutdown_timeout: std::time::Duration,
     pub log: String,
 }
 
@@ -282,6 +288,7 @@ impl ServeArgs {
             heartbeat_ms,
             election_timeout_ms,
             read_policy,
+            shutdown_timeout,
             log
         );
         Ok(self)
@@ -423,6 +430,13 @@ impl ServeArgs {
             heartbeat_ms,
             election_timeout_ms,
             read_policy: a.read_policy.unwrap_or(ReadPolicyArg::ReadIndex),
+            shutdown_timeout: {
+                let secs = a.shutdown_timeout.unwrap_or(10.0);
+                if !(secs.is_finite() && secs > 0.0) {
+                    bail!("--shutdown-timeout must be a positive number of seconds");
+                }
+                std::time::Duration::from_secs_f64(secs)
+            },
             // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
             // second); its errors still show.
             log: a.log.unwrap_or_else(|| "info,openraft=error".into()),

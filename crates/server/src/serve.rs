@@ -254,7 +254,8 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             let _ = grpc_stop.changed().await;
         },
     ));
-    let mut peer_stop = stop_rx.clone();
+    let (peer_stop_tx, peer_stop_rx) = tokio::sync::watch::channel(false);
+    let mut peer_stop = peer_stop_rx;
     let peer_task = tokio::spawn(peer_grpc.serve_with_incoming_shutdown(
         tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
         async move {
@@ -308,12 +309,29 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     });
 
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    let limit = cfg.shutdown_timeout;
+    tracing::info!(
+        timeout_s = limit.as_secs_f64(),
+        "stopping gracefully (a second SIGTERM exits at once)"
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown_signal() => tracing::warn!("second stop signal: exiting at once"),
+            _ = tokio::time::sleep(limit) => tracing::warn!("the graceful stop took longer than --shutdown-timeout: exiting at once"),
+        }
+        std::process::exit(1);
+    });
+    // Leadership moves first, while this node still forwards and serves what is in flight;
+    // then the client port closes (in-flight requests finish), then Raft and the peer port.
+    let new_leader = node.drain(limit.mul_f64(0.6)).await;
+    tracing::info!(?new_leader, "client work drained");
     let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(limit.mul_f64(0.2), grpc_task).await;
     node.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), grpc_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), peer_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    let _ = peer_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(1), peer_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), http_task).await;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

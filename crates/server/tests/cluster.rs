@@ -3,7 +3,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use brisk_proto::raw_kv_client::RawKvClient;
 
 use common::*;
 
@@ -750,4 +752,94 @@ async fn under_the_lease_read_policy_a_restarted_node_grants_no_vote_for_one_lea
         .expect_err("a node within a lease of its start voted");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("not voting yet"), "{refused:?}");
+}
+
+/// Puts `key` through any of `nodes`, retrying as brisk's client does: UNAVAILABLE (not the
+/// leader, shutting down, unreachable) is retried on the next node; anything else is
+/// returned. Err carries the status of a failure a client could not retry.
+async fn put_retrying(
+    nodes: &[RawKvClient<tonic::transport::Channel>],
+    key: &str,
+    start: usize,
+) -> Result<(), tonic::Status> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = start;
+    loop {
+        let mut c = nodes[i % nodes.len()].clone();
+        i += 1;
+        let req = brisk_proto::RawPutRequest {
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+        };
+        match tokio::time::timeout(Duration::from_secs(3), c.raw_put(req)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(Err(s)) => return Err(s),
+            Err(_) => return Err(tonic::Status::deadline_exceeded("no answer within 3 s")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_hands_over_without_client_errors() {
+    let mut c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let mut clients = Vec::new();
+    for id in 1..=3 {
+        clients.push(c.raw(id).await);
+    }
+    let clients = std::sync::Arc::new(clients);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4usize {
+        let (clients, stop) = (clients.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let key = format!("term/{w}/{n}");
+                n += 1;
+                match put_retrying(&clients, &key, w + n).await {
+                    Ok(()) => acked.push(key),
+                    Err(s) => failed.push(format!("{key}: {s:?}")),
+                }
+            }
+            (acked, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    c.signal(leader, "TERM");
+    let status = c.wait_exit(leader, Duration::from_secs(15)).await;
+    assert!(status.success(), "the stopped leader exited with {status}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for w in writers {
+        let (a, failed) = w.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "a client saw errors it could not retry: {failed:?}"
+        );
+        acked.extend(a);
+    }
+    assert!(acked.len() > 20, "too little load: {}", acked.len());
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, leader);
+    assert!(
+        c.log_text(leader)
+            .contains("stopping: transferring leadership"),
+        "the leader did not hand over"
+    );
+    // Every acknowledged write is there.
+    let mut raw = c.raw(new_leader).await;
+    for k in &acked {
+        assert_eq!(
+            get(&mut raw, k, true).await.unwrap().as_deref(),
+            Some("v"),
+            "{k}"
+        );
+    }
 }

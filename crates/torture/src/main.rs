@@ -46,9 +46,10 @@ struct Args {
     /// The brisk binary (default: `brisk` next to this one).
     #[arg(long)]
     brisk: Option<PathBuf>,
-    /// Where the nodes' data and logs go (kept for failed runs).
-    #[arg(long, default_value = "/tmp/brisk-torture")]
-    work_dir: PathBuf,
+    /// Where the nodes' data and logs go (logs kept for failed runs). Default:
+    /// /tmp/brisk-torture-PID.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
     /// Where histories and reports go.
     #[arg(long, default_value = "target/torture")]
     out_dir: PathBuf,
@@ -140,7 +141,9 @@ async fn main_async(a: Args) -> Result<ExitCode> {
             clients: a.clients,
             faults: faults.clone(),
             brisk: brisk.clone(),
-            work: a.work_dir.clone(),
+            work: a.work_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("brisk-torture-{}", std::process::id()))
+            }),
             out: a.out_dir.clone(),
             broken: a.broken.clone(),
             lazyfs: !a.no_lazyfs,
@@ -171,6 +174,8 @@ async fn main_async(a: Args) -> Result<ExitCode> {
         total.ops += r.ops;
         total.violations += r.violations;
         total.lost_writes += r.lost_writes;
+        total.unchecked += r.unchecked;
+        total.unavailable += r.unavailable;
         for (k, v) in &r.faults {
             *totals_by_fault.entry(k.clone()).or_default() += v;
         }
@@ -189,6 +194,8 @@ async fn main_async(a: Args) -> Result<ExitCode> {
         "faults": totals_by_fault,
         "violations": total.violations,
         "lost_writes": total.lost_writes,
+        "unchecked": total.unchecked,
+        "unavailable": total.unavailable,
         "seed": seed,
         "broken": a.broken,
     });
@@ -197,11 +204,15 @@ async fn main_async(a: Args) -> Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?,
     )?;
     println!(
-        "RESULT runs={runs} ops={} faults={faults} violations={} lost_writes={}",
-        total.ops, total.violations, total.lost_writes
+        "RESULT runs={runs} ops={} faults={faults} violations={} lost_writes={} unchecked={} unavailable={}",
+        total.ops, total.violations, total.lost_writes, total.unchecked, total.unavailable
     );
+    // 1: consistency violated; 3: nothing violated, but a key went unchecked or the cluster
+    // did not come back.
     Ok(if total.violations > 0 || total.lost_writes > 0 {
         ExitCode::from(1)
+    } else if !run::anomalies_are_clean(&total) {
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
@@ -223,7 +234,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("brisk-torture: {e:#}");
-            println!("RESULT runs=0 ops=0 faults=0 violations=0 lost_writes=0 error=1");
+            println!("RESULT runs=0 ops=0 faults=0 violations=0 lost_writes=0 unchecked=0 unavailable=0 error=1");
             ExitCode::from(2)
         }
     }

@@ -35,7 +35,7 @@ pub enum Fault {
     PowerCutOne,
     /// Power loss of every node at once.
     PowerCutAll,
-    /// One node restarted with its clock stepped by up to ±3 s.
+    /// The leader restarted with its clock stepped by up to ±3 s.
     ClockSkew,
     /// Every node in turn: SIGTERM, restart, wait until ready.
     RollingRestart,
@@ -142,7 +142,8 @@ pub async fn apply(fault: Fault, c: &mut Cluster, fw: &Firewall, rng: &mut impl 
             }
         }
         Fault::ClockSkew => {
-            let id = rng.random_range(1..=3);
+            // The leader's clock matters most: it issues the timestamps.
+            let id = leader_or_any(c).await;
             let offset = rng.random_range(500..3_000) * if rng.random_bool(0.5) { 1 } else { -1 };
             c.kill(id);
             c.set_clock_offset(id, offset);

@@ -41,6 +41,10 @@ pub struct RunReport {
     pub faults: BTreeMap<String, usize>,
     pub violations: usize,
     pub lost_writes: usize,
+    /// Keys whose linearizability search ran out of time (nothing proven about them).
+    pub unchecked: usize,
+    /// Times the cluster did not come back after a fault healed.
+    pub unavailable: usize,
     pub anomalies: Vec<Anomaly>,
     /// Operations that failed with an error a client sees (unavailable, timed out, outcome
     /// unknown), as opposed to a conflict or a failed comparison.
@@ -91,6 +95,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
             eprintln!("  {:>6.1}s {}", rec.now() as f64 / 1e9, fault.name());
         }
         if let Err(e) = nemesis::apply(fault, &mut cluster, &fw, &mut rng).await {
+            // A power cut that did not complete leaves a node without its filesystem: the
+            // run cannot go on meaningfully.
+            if fault.needs_lazyfs() {
+                return Err(e.context("power cut"));
+            }
             failures.push(Anomaly {
                 kind: "nemesis-failed".into(),
                 key: String::new(),
@@ -125,11 +134,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
             detail: format!("after healing: {e:#}"),
         });
     }
-    if let Err(e) = workload::final_reads(&nodes, &rec, Duration::from_secs(60)).await {
+    for e in workload::final_reads(&nodes, &rec, Duration::from_secs(60)).await {
         failures.push(Anomaly {
             kind: "unavailable".into(),
             key: String::new(),
-            detail: format!("{e:#}"),
+            detail: e,
         });
     }
     cluster.shutdown();
@@ -165,6 +174,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     anomalies.extend(failures);
     report.lost_writes = anomalies.iter().filter(|a| check::is_lost(a)).count();
     report.violations = check::violations(&anomalies);
+    report.unchecked = anomalies.iter().filter(|a| check::is_unchecked(a)).count();
+    report.unavailable = anomalies
+        .iter()
+        .filter(|a| check::is_availability(a))
+        .count();
     std::fs::create_dir_all(&cfg.out)?;
     let hist_path = cfg.out.join(format!("run-{}-history.jsonl", cfg.index));
     crate::history::write_jsonl(&hist_path, &history.iter().collect::<Vec<_>>())?;
@@ -175,11 +189,15 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
     report.anomalies = anomalies;
     let summary = cfg.out.join(format!("run-{}.json", cfg.index));
     std::fs::write(&summary, serde_json::to_string_pretty(&report)?)?;
-    if report.violations == 0 && report.lost_writes == 0 {
+    if anomalies_are_clean(&report) {
         // Keep the data and logs of failed runs only.
         let _ = std::fs::remove_dir_all(&work);
     }
     Ok(report)
+}
+
+pub fn anomalies_are_clean(r: &RunReport) -> bool {
+    r.violations == 0 && r.lost_writes == 0 && r.unchecked == 0 && r.unavailable == 0
 }
 
 fn longest_write_gap(history: &[Op]) -> f64 {

@@ -130,6 +130,8 @@ pub fn is_client_error(e: &str) -> bool {
 }
 
 const CONFLICT: &str = "conflict";
+/// The error of a read that returned bytes no client wrote.
+pub const CORRUPT: &str = "corrupt value";
 const MISMATCH: &str = "expected ";
 
 fn err(s: tonic::Status) -> Answer {
@@ -150,7 +152,7 @@ async fn read(ch: Channel, key: &str) -> Answer {
             }
             match decode(&r.value) {
                 Some(v) => Answer::Ok(Some(v)),
-                None => Answer::Error(format!("undecodable value {:?}", r.value)),
+                None => Answer::Error(format!("{CORRUPT} {:?}", r.value)),
             }
         }
         Err(s) => err(s),
@@ -171,7 +173,7 @@ async fn read_list(ch: Channel, key: &str) -> Answer {
             }
             match decode_list(&r.value) {
                 Some(l) => Answer::List(l),
-                None => Answer::Error(format!("undecodable list {:?}", r.value)),
+                None => Answer::Error(format!("{CORRUPT} {:?}", r.value)),
             }
         }
         Err(s) => err(s),
@@ -355,8 +357,9 @@ pub async fn run_client(
 
 /// Reads every key once more after the faults healed (retrying each until it answers), as
 /// the final-read client: the checks compare these with what was acknowledged.
-pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> anyhow::Result<()> {
+pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> Vec<String> {
     let until = Instant::now() + deadline;
+    let mut unread = Vec::new();
     let keys: Vec<(String, bool)> = (0..REGISTERS)
         .map(|i| (register_key(i), false))
         .chain((0..LISTS).map(|i| (list_key(i), true)))
@@ -389,8 +392,15 @@ pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> a
                 Answer::Ok(v) => op.value = v,
                 Answer::List(l) => op.list = Some(l),
                 Answer::Fail(e) | Answer::Error(e) => {
+                    if e.starts_with(CORRUPT) {
+                        op.outcome = Outcome::Fail;
+                        op.error = Some(e);
+                        rec.push(op);
+                        break;
+                    }
                     if Instant::now() > until {
-                        anyhow::bail!("the final read of {key} did not succeed: {e}");
+                        unread.push(format!("the final read of {key} did not succeed: {e}"));
+                        break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -400,7 +410,7 @@ pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> a
             break;
         }
     }
-    Ok(())
+    unread
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub use register::{check_registers, KeyVerdict};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Anomaly {
     /// `non-linearizable`, `lost-write`, `lost-append`, `duplicate-append`,
-    /// `phantom-element`, `divergent-read`, `stale-read`, `checker-timeout`.
+    /// `phantom-element`, `divergent-read`, `stale-read`, `corrupt-value`; not violations:
+    /// `checker-timeout`, `unavailable`, `nemesis-failed`.
     pub kind: String,
     pub key: String,
     pub detail: String,
@@ -42,14 +43,37 @@ pub fn check(history: &[Op], budget: std::time::Duration) -> Vec<Anomaly> {
     }
     out.extend(lost_register_writes(history));
     out.extend(check_lists(history));
+    for op in history {
+        if let Some(e) = op
+            .error
+            .as_deref()
+            .filter(|e| e.starts_with(crate::workload::CORRUPT))
+        {
+            out.push(Anomaly {
+                kind: "corrupt-value".into(),
+                key: op.key.clone(),
+                detail: format!("client {} at {} ns: {e}", op.client, op.invoke),
+            });
+        }
+    }
     out
 }
 
-/// Anomalies that are violations (a checker timeout is reported, not counted).
+/// Anomalies that are not about consistency: the cluster did not come back (a liveness
+/// failure, reported on its own), or the checker ran out of time (nothing was proven).
+pub fn is_availability(a: &Anomaly) -> bool {
+    matches!(a.kind.as_str(), "unavailable" | "nemesis-failed")
+}
+
+pub fn is_unchecked(a: &Anomaly) -> bool {
+    a.kind == "checker-timeout"
+}
+
+/// Anomalies that are consistency violations (lost writes are counted on their own).
 pub fn violations(anomalies: &[Anomaly]) -> usize {
     anomalies
         .iter()
-        .filter(|a| a.kind != "checker-timeout" && !is_lost(a))
+        .filter(|a| !is_unchecked(a) && !is_lost(a) && !is_availability(a))
         .count()
 }
 
