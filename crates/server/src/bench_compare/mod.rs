@@ -47,6 +47,10 @@ pub struct CompareArgs {
     /// The brisk binary for the servers (default: this one).
     #[arg(long)]
     pub brisk: Option<PathBuf>,
+    /// An extra flag for every `brisk serve` (repeatable), e.g. --brisk-arg=--fsm-sync
+    /// --brisk-arg=nosync, to compare configurations.
+    #[arg(long = "brisk-arg", allow_hyphen_values = true)]
+    pub brisk_args: Vec<String>,
     /// Where the clusters' data goes (emptied first).
     #[arg(long, default_value = "bench-work/compare")]
     pub work_dir: PathBuf,
@@ -335,9 +339,14 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
         System::Brisk => brisk_exe.clone(),
         System::Etcd => etcd_exe.clone().unwrap_or_default(),
     };
+    let extra = |s: System| match s {
+        System::Brisk => a.brisk_args.clone(),
+        System::Etcd => Vec::new(),
+    };
     let mut clusters = Vec::new();
     for &s in &systems_run {
         let mut c = Cluster::new(s, &exe(s), &a.work_dir)?;
+        c.extra_args = extra(s);
         c.start()?;
         clusters.push(c);
     }
@@ -382,6 +391,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
             let s = c.system;
             c.kill9();
             *c = Cluster::new(s, &exe(s), &a.work_dir)?;
+            c.extra_args = extra(s);
             c.start()?;
             let r = restart(c, size).await?;
             eprintln!(

@@ -35,6 +35,8 @@ pub struct Member {
 pub struct Cluster {
     pub system: System,
     pub members: Vec<Member>,
+    /// Extra flags for every member's command line.
+    pub extra_args: Vec<String>,
     exe: PathBuf,
     log_dir: PathBuf,
 }
@@ -99,6 +101,7 @@ impl Cluster {
         Ok(Cluster {
             system,
             members,
+            extra_args: Vec::new(),
             exe: exe.to_path_buf(),
             log_dir: base,
         })
@@ -150,6 +153,7 @@ impl Cluster {
                     .args(["--log-level", "warn"]);
             }
         }
+        cmd.args(&self.extra_args);
         cmd
     }
 
