@@ -138,7 +138,8 @@ fn err(s: tonic::Status) -> Answer {
     Answer::Error(format!("{:?}: {}", s.code(), s.message()))
 }
 
-async fn read(ch: Channel, key: &str) -> Answer {
+/// A linearizable read of `key`: its bytes (None when absent), or the failure.
+async fn get(ch: Channel, key: &str) -> Result<Option<Vec<u8>>, Answer> {
     let req = RawGetRequest {
         key: key.as_bytes().to_vec(),
         at_ts: 0,
@@ -147,36 +148,31 @@ async fn read(ch: Channel, key: &str) -> Answer {
     match RawKvClient::new(ch).raw_get(req).await {
         Ok(r) => {
             let r = r.into_inner();
-            if !r.found {
-                return Answer::Ok(None);
-            }
-            match decode(&r.value) {
-                Some(v) => Answer::Ok(Some(v)),
-                None => Answer::Error(format!("{CORRUPT} {:?}", r.value)),
-            }
+            Ok(r.found.then_some(r.value))
         }
-        Err(s) => err(s),
+        Err(s) => Err(err(s)),
+    }
+}
+
+async fn read(ch: Channel, key: &str) -> Answer {
+    match get(ch, key).await {
+        Ok(None) => Answer::Ok(None),
+        Ok(Some(b)) => match decode(&b) {
+            Some(v) => Answer::Ok(Some(v)),
+            None => Answer::Error(format!("{CORRUPT} {b:?}")),
+        },
+        Err(a) => a,
     }
 }
 
 async fn read_list(ch: Channel, key: &str) -> Answer {
-    let req = RawGetRequest {
-        key: key.as_bytes().to_vec(),
-        at_ts: 0,
-        stale: false,
-    };
-    match RawKvClient::new(ch).raw_get(req).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            if !r.found {
-                return Answer::List(Vec::new());
-            }
-            match decode_list(&r.value) {
-                Some(l) => Answer::List(l),
-                None => Answer::Error(format!("{CORRUPT} {:?}", r.value)),
-            }
-        }
-        Err(s) => err(s),
+    match get(ch, key).await {
+        Ok(None) => Answer::List(Vec::new()),
+        Ok(Some(b)) => match decode_list(&b) {
+            Some(l) => Answer::List(l),
+            None => Answer::Error(format!("{CORRUPT} {b:?}")),
+        },
+        Err(a) => a,
     }
 }
 
