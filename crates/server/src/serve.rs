@@ -107,6 +107,13 @@ fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig
     n
 }
 
+/// Accepted connections with Nagle's algorithm off. tonic applies its `tcp_nodelay` setting
+/// only to listeners it binds itself, and with Nagle on, a small response waiting for the
+/// peer's delayed ACK stalls for about 40 ms.
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// The IP of `addr` when it names one specific address (not a host name, not 0.0.0.0 or
 /// [::]): outgoing connections to members leave from it, so firewalls can match members.
 fn specific_ip(addr: &str) -> Option<std::net::IpAddr> {
@@ -249,7 +256,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .add_service(RaftAdminServer::new(AdminService::new(router.clone())));
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+        incoming(grpc_listener),
         async move {
             let _ = grpc_stop.changed().await;
         },
@@ -257,7 +264,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let (peer_stop_tx, peer_stop_rx) = tokio::sync::watch::channel(false);
     let mut peer_stop = peer_stop_rx;
     let peer_task = tokio::spawn(peer_grpc.serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+        incoming(peer_listener),
         async move {
             let _ = peer_stop.changed().await;
         },
