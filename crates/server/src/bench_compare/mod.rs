@@ -194,7 +194,20 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             let k = format!("fill/{n:010}").into_bytes();
             n += 1;
             let conn = conn.clone();
-            batch.push(tokio::spawn(async move { conn.put(k, v).await }));
+            batch.push(tokio::spawn(async move {
+                // A new leader refuses writes for a moment (UNAVAILABLE): retry as a client
+                // would.
+                let mut tries = 0;
+                loop {
+                    match conn.put(k.clone(), v.clone()).await {
+                        Err(s) if s.code() == tonic::Code::Unavailable && tries < 100 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }));
         }
         for b in batch {
             b.await?

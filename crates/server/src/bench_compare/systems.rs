@@ -150,6 +150,9 @@ impl Cluster {
                     .args(["--initial-cluster", &initial])
                     .args(["--initial-cluster-state", "new"])
                     .args(["--snapshot-count", "10000"])
+                    // The bulk workload overwrites gigabytes; etcd's default 2 GiB backend
+                    // quota would stop it with NOSPACE (brisk has no quota).
+                    .args(["--quota-backend-bytes", "17179869184"])
                     .args(["--log-level", "warn"]);
             }
         }
