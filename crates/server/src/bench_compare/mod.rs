@@ -243,10 +243,10 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => v[n / 2],
     }
 }
 
@@ -501,6 +501,11 @@ mod tests {
         ];
         let r = ratios(&rows);
         assert_eq!(r.len(), 2);
+        assert_eq!(
+            median(vec![1.0, 4.0]),
+            2.5,
+            "an even count averages the middle two"
+        );
         assert_eq!(r[0].brisk_ops_per_s, 200.0);
         assert_eq!(r[0].etcd_ops_per_s, Some(100.0));
         assert_eq!(r[0].throughput_ratio, Some(2.0));
