@@ -24,8 +24,9 @@ fn unavailable(message: String) -> Status {
 pub fn forwarded_write_failure(s: Status) -> Status {
     let own_answer =
         s.code() != tonic::Code::Unavailable || s.metadata().contains_key(NOT_APPLIED_HEADER);
-    // tonic's message for a connection that could not be made: nothing was sent.
-    let never_sent = s.message().contains("error trying to connect");
+    // tonic turns a failed connection into UNAVAILABLE carrying the connector's message
+    // (hyper's "tcp connect error"), without the error chain: nothing was sent.
+    let never_sent = s.message().starts_with("tcp connect error");
     if own_answer || never_sent {
         s
     } else {
@@ -86,7 +87,7 @@ mod tests {
         );
         let reset = Status::unavailable("transport error: connection reset");
         assert_eq!(forwarded_write_failure(reset).code(), tonic::Code::Unknown);
-        let refused = Status::unavailable("error trying to connect: tcp connect error");
+        let refused = Status::unavailable("tcp connect error");
         assert_eq!(
             forwarded_write_failure(refused).code(),
             tonic::Code::Unavailable

@@ -514,9 +514,9 @@ impl RaftNode {
 
     /// Proposes a command with a fresh timestamp and waits until it is applied here.
     pub async fn propose(&self, command: Command) -> Result<(Response, u64), ProposeError> {
-        if !matches!(command, Command::LeaseRenewal { .. }) {
-            self.check_not_draining()?;
-        }
+        // Lease renewals stop too: an entry appended after the handover began would leave the
+        // chosen successor behind, and openraft ignores a transfer to a lagging node.
+        self.check_not_draining()?;
         let ts = match command {
             Command::LeaseRenewal { .. } => 0,
             _ => self.issue_ts()?,
@@ -753,6 +753,8 @@ impl RaftNode {
     /// leader, if leadership moved.
     pub async fn drain(&self, patience: Duration) -> Option<NodeId> {
         self.draining.store(true, Ordering::SeqCst);
+        // A stopping node must not win an election (it would lead and refuse all work).
+        self.raft.runtime_config().elect(false);
         let deadline = Instant::now() + patience;
         let mut rx = self.raft.metrics();
         // In-flight proposals finish (they commit or fail) before leadership moves, so none
@@ -779,10 +781,9 @@ impl RaftNode {
         });
         let to = target?;
         tracing::info!(to, "stopping: transferring leadership");
-        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
-            tracing::warn!(error = %e, "leadership transfer failed");
-            return None;
-        }
+        // openraft sends the transfer once and the successor ignores it while its log is
+        // behind: wait until it holds everything, and ask again until leadership moves.
+        let mut asked_at: Option<Instant> = None;
         loop {
             let m = self.metrics();
             if let Some(l) = m.current_leader.filter(|l| *l != self.id()) {
@@ -791,6 +792,20 @@ impl RaftNode {
             if Instant::now() >= deadline {
                 tracing::warn!("leadership did not move before the stop deadline");
                 return None;
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            let caught_up = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&to).cloned().flatten())
+                .is_some_and(|l| l.index >= last);
+            let due = asked_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(200));
+            if caught_up && due {
+                if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+                    tracing::warn!(error = %e, "leadership transfer failed");
+                    return None;
+                }
+                asked_at = Some(Instant::now());
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
         }
