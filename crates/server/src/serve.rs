@@ -123,26 +123,30 @@ fn specific_ip(addr: &str) -> Option<std::net::IpAddr> {
         .filter(|ip| !ip.is_unspecified())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and Ctrl-C, listened for from start to exit, so a second one is never missed.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        StopSignals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -315,29 +319,40 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         late.resume_compactions();
     });
 
-    shutdown_signal().await;
+    // Listened for once the node serves (a stop during start-up keeps the default action:
+    // the process ends at once), and kept for the second signal.
+    let mut stops = StopSignals::new();
+    stops.next().await;
     let limit = cfg.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + limit;
     tracing::info!(
         timeout_s = limit.as_secs_f64(),
         "stopping gracefully (a second SIGTERM exits at once)"
     );
     tokio::spawn(async move {
         tokio::select! {
-            _ = shutdown_signal() => tracing::warn!("second stop signal: exiting at once"),
-            _ = tokio::time::sleep(limit) => tracing::warn!("the graceful stop took longer than --shutdown-timeout: exiting at once"),
+            _ = stops.next() => tracing::warn!("second stop signal: exiting at once"),
+            _ = tokio::time::sleep_until(deadline) => tracing::warn!("the graceful stop took longer than --shutdown-timeout: exiting at once"),
         }
         std::process::exit(1);
     });
-    // Leadership moves first, while this node still forwards and serves what is in flight;
-    // then the client port closes (in-flight requests finish), then Raft and the peer port.
-    let new_leader = node.drain(limit.mul_f64(0.6)).await;
+    // Every stage gets part of what is left before the deadline, so a clean stop ends
+    // before the watchdog fires. Leadership moves first, while this node still forwards and
+    // serves what is in flight; then the client port closes (in-flight requests finish),
+    // then Raft and the peer port.
+    let left = |share: f64| {
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .mul_f64(share)
+    };
+    let new_leader = node.drain(left(0.6)).await;
     tracing::info!(?new_leader, "client work drained");
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(limit.mul_f64(0.2), grpc_task).await;
-    node.shutdown().await;
+    let _ = tokio::time::timeout(left(0.5), grpc_task).await;
+    let _ = tokio::time::timeout(left(0.6), node.shutdown()).await;
     let _ = peer_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(1), peer_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), http_task).await;
+    let _ = tokio::time::timeout(left(0.5), peer_task).await;
+    let _ = tokio::time::timeout(left(0.5), http_task).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
