@@ -390,21 +390,6 @@ async fn watch_ready(node: Arc<RaftNode>) {
     }
 }
 
-/// A channel to a member's client port `addr` (TLS when `tls` is set).
-async fn member_channel(
-    addr: &str,
-    tls: Option<&ClientTlsConfig>,
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(30));
-    if let Some(tls) = tls {
-        ep = ep.tls_config(tls.clone())?;
-    }
-    ep.connect().await
-}
-
 /// A member's addresses are fixed in the membership: a node started with other ones is
 /// unreachable at the new ones (moving a member is remove-and-add), so say so.
 fn check_own_addresses(node: &RaftNode) {
@@ -450,8 +435,11 @@ async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsCon
             addr: node.config.advertise_addr.clone(),
             peer_addr: node.config.peer_advertise_addr.clone(),
         };
-        let reached =
-            tokio::time::timeout(Duration::from_secs(5), member_channel(&via, tls.as_ref())).await;
+        let reached = tokio::time::timeout(
+            Duration::from_secs(5),
+            crate::client::connect_tls(&via, tls.as_ref()),
+        )
+        .await;
         match reached {
             Err(_) => tracing::warn!(via = %via, "join: no TLS handshake within 5 s"),
             Ok(Ok(ch)) => match RaftAdminClient::new(ch).add_learner(req).await {
