@@ -1,13 +1,8 @@
+use brisk_client::Failure;
 use brisk_raft::node::ProposeError;
 use tonic::Status;
 
-/// Response metadata naming the leader's gRPC address, set on redirects.
-pub const LEADER_ADDR_HEADER: &str = "x-brisk-leader-addr";
-
-/// Response metadata on every UNAVAILABLE a node answers itself ("nothing was applied;
-/// retry"). An UNAVAILABLE without it came from the transport (a connection that failed
-/// after the request may have been sent), which says nothing about the outcome.
-pub const NOT_APPLIED_HEADER: &str = "x-brisk-not-applied";
+pub use brisk_proto::{LEADER_ADDR_HEADER, NOT_APPLIED_HEADER};
 
 fn unavailable(message: String) -> Status {
     let mut s = Status::unavailable(message);
@@ -18,22 +13,25 @@ fn unavailable(message: String) -> Status {
     s
 }
 
-/// What a forwarded write's failure means to the client: a node's own answers pass
-/// through; a transport failure after the connection was made (the leader may have applied
-/// the write) becomes UNKNOWN, so a client never retries a write that may have happened.
+/// What a forwarded write's failure means to the client. A node's own answers pass
+/// through. A transport failure is judged here, where its error chain is still attached
+/// (it is lost on the way to the client): one that proves the write never reached the
+/// leader becomes a retryable UNAVAILABLE, any other an UNKNOWN, so a client never retries
+/// a write that may have happened.
 pub fn forwarded_write_failure(s: Status) -> Status {
-    let own_answer =
-        s.code() != tonic::Code::Unavailable || s.metadata().contains_key(NOT_APPLIED_HEADER);
-    // tonic turns a failed connection into UNAVAILABLE carrying the connector's message
-    // (hyper's "tcp connect error"), without the error chain: nothing was sent.
-    let never_sent = s.message().starts_with("tcp connect error");
-    if own_answer || never_sent {
-        s
-    } else {
-        Status::unknown(format!(
+    let from_transport = std::error::Error::source(&s).is_some();
+    if !from_transport {
+        return s;
+    }
+    match brisk_client::classify(&s) {
+        Failure::NotApplied => unavailable(format!(
+            "the leader could not be reached; nothing was applied: {}",
+            s.message()
+        )),
+        Failure::Unknown | Failure::Rejected => Status::unknown(format!(
             "the connection to the leader failed after the write was sent; it may or may not have been applied: {}",
             s.message()
-        ))
+        )),
     }
 }
 
@@ -85,13 +83,22 @@ mod tests {
             forwarded_write_failure(redirect).code(),
             tonic::Code::Unavailable
         );
-        let reset = Status::unavailable("transport error: connection reset");
+        let reset = Status::from_error(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
         assert_eq!(forwarded_write_failure(reset).code(), tonic::Code::Unknown);
-        let refused = Status::unavailable("tcp connect error");
+        let timeout = Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(timeout.code(), tonic::Code::Cancelled);
         assert_eq!(
-            forwarded_write_failure(refused).code(),
-            tonic::Code::Unavailable
+            forwarded_write_failure(timeout).code(),
+            tonic::Code::Unknown
         );
+        let refused = Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+        let refused = forwarded_write_failure(refused);
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(refused.metadata().contains_key(NOT_APPLIED_HEADER));
         let conflict = Status::invalid_argument("bad key");
         assert_eq!(
             forwarded_write_failure(conflict).code(),

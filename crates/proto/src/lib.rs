@@ -6,6 +6,14 @@ pub mod v1 {
 }
 pub use v1::*;
 
+/// Response metadata naming the leader's client address, set on redirects.
+pub const LEADER_ADDR_HEADER: &str = "x-brisk-leader-addr";
+
+/// Response metadata on every UNAVAILABLE a node answers itself: nothing was applied, and
+/// the request may be retried. An UNAVAILABLE without it came from a transport (a connection
+/// that failed after the request may have been sent), which says nothing about the outcome.
+pub const NOT_APPLIED_HEADER: &str = "x-brisk-not-applied";
+
 /// The part of etcd's v3 API that `brisk bench compare` drives (client only).
 pub mod etcd {
     tonic::include_proto!("etcdserverpb");

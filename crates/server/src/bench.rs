@@ -12,6 +12,8 @@ use brisk_proto::*;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use brisk_client::Idempotence;
+
 use crate::client::{call, connect, ConnArgs};
 
 #[derive(clap::Args, Debug)]
@@ -216,11 +218,10 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
         bail!("--clients and --duration must be positive");
     }
     // Connect straight to the leader so the numbers measure Raft, not forwarding.
-    let status = call(&a.conn, |ch| async move {
+    let status = call(&a.conn, Idempotence::Read, |ch| async move {
         RaftAdminClient::new(ch).status(StatusRequest {}).await
     })
-    .await?
-    .into_inner();
+    .await?;
     if !status.has_leader {
         bail!("the cluster has no leader");
     }

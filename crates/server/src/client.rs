@@ -1,14 +1,13 @@
 //! Client commands. Any node is accepted; writes and linearizable reads are forwarded to the
 //! leader by the server, and a redirect (UNAVAILABLE with the leader's address) is followed.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use brisk_api::LEADER_ADDR_HEADER;
+use brisk_client::{Client, Idempotence};
 use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::transactional_kv_client::TransactionalKvClient;
@@ -226,56 +225,29 @@ pub async fn connect_tls(
     ep.connect().await
 }
 
-/// Calls `f` on the endpoints until one answers: unreachable nodes are skipped, redirects
-/// followed, and UNAVAILABLE retried with backoff until `--timeout`.
-pub async fn call<T, F, Fut>(conn: &ConnArgs, mut f: F) -> Result<T>
+/// Calls `f` on the cluster through [`brisk_client::Client`]: unreachable nodes are
+/// skipped, redirects followed, and failures that applied nothing retried with backoff until
+/// `--timeout`; a write whose outcome is unknown is reported as such, never retried.
+pub async fn call<T, F, Fut>(conn: &ConnArgs, kind: Idempotence, f: F) -> Result<T>
 where
     F: FnMut(Channel) -> Fut,
-    Fut: Future<Output = Result<T, Status>>,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
 {
-    let endpoints = conn.resolved_endpoints();
-    let tls = conn.tls()?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(conn.timeout);
-    let mut delay = Duration::from_millis(50);
-    let mut last_err = anyhow!("no endpoints given");
-    loop {
-        let mut queue: VecDeque<String> = endpoints.iter().cloned().collect();
-        let mut tried = 0;
-        while let Some(addr) = queue.pop_front() {
-            tried += 1;
-            if tried > endpoints.len() + 3 {
-                break;
-            }
-            let channel = match connect_tls(&addr, tls.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last_err = anyhow!("cannot reach {addr}: {e}");
-                    continue;
-                }
-            };
-            match f(channel).await {
-                Ok(v) => return Ok(v),
-                Err(s) if s.code() == Code::Unavailable => {
-                    if let Some(leader) = s
-                        .metadata()
-                        .get(LEADER_ADDR_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        if leader != addr {
-                            queue.push_front(leader.to_string());
-                        }
-                    }
-                    last_err = anyhow!("{addr}: {}", s.message());
-                }
-                Err(s) => return Err(anyhow!("{}: {}", code_name(s.code()), s.message())),
-            }
+    let client = Client::builder(conn.resolved_endpoints())
+        .tls(conn.tls()?)
+        .deadline(Duration::from_secs_f64(conn.timeout))
+        .build()?;
+    client.call(kind, f).await.map_err(|e| match e {
+        brisk_client::Error::Rejected(s) => anyhow!("{}: {}", code_name(s.code()), s.message()),
+        brisk_client::Error::Unknown(s) => anyhow!(
+            "outcome unknown (the request may or may not have been applied): {}",
+            s.message()
+        ),
+        brisk_client::Error::GaveUp(s) => {
+            anyhow!("giving up after --timeout: {}", s.message())
         }
-        if tokio::time::Instant::now() + delay > deadline {
-            return Err(last_err.context("giving up after --timeout"));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(1000));
-    }
+        other => anyhow::Error::new(other),
+    })
 }
 
 fn code_name(c: Code) -> &'static str {
@@ -302,12 +274,12 @@ pub async fn put(a: PutArgs) -> Result<ExitCode> {
         key: a.key.into_bytes(),
         value: a.value.into_bytes(),
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { RawKvClient::new(ch).raw_put(req).await }
     })
     .await?;
-    print_write(r.into_inner().result)
+    print_write(r.result)
 }
 
 pub async fn get(a: GetArgs) -> Result<ExitCode> {
@@ -316,12 +288,11 @@ pub async fn get(a: GetArgs) -> Result<ExitCode> {
         at_ts: a.at_ts.unwrap_or(0),
         stale: a.stale,
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Read, |ch| {
         let req = req.clone();
         async move { RawKvClient::new(ch).raw_get(req).await }
     })
-    .await?
-    .into_inner();
+    .await?;
     if !r.found {
         return Ok(ExitCode::from(1));
     }
@@ -335,24 +306,24 @@ pub async fn delete(a: KeyArgs) -> Result<ExitCode> {
     let req = RawDeleteRequest {
         key: a.key.into_bytes(),
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { RawKvClient::new(ch).raw_delete(req).await }
     })
     .await?;
-    print_write(r.into_inner().result)
+    print_write(r.result)
 }
 
 pub async fn delete_prefix(a: PrefixArgs) -> Result<ExitCode> {
     let req = RawDeletePrefixRequest {
         prefix: a.prefix.into_bytes(),
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { RawKvClient::new(ch).raw_delete_prefix(req).await }
     })
     .await?;
-    print_write(r.into_inner().result)
+    print_write(r.result)
 }
 
 pub async fn scan(a: ScanArgs) -> Result<ExitCode> {
@@ -364,12 +335,11 @@ pub async fn scan(a: ScanArgs) -> Result<ExitCode> {
         stale: a.stale,
         prefix: a.prefix.unwrap_or_default().into_bytes(),
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Read, |ch| {
         let req = req.clone();
         async move { RawKvClient::new(ch).raw_scan(req).await }
     })
-    .await?
-    .into_inner();
+    .await?;
     let mut out = std::io::stdout().lock();
     let last = r
         .pairs
@@ -415,11 +385,10 @@ pub async fn txn(a: TxnArgs) -> Result<ExitCode> {
     let start_ts = match a.start_ts {
         Some(ts) => ts,
         None => {
-            call(&a.conn, |ch| async move {
+            call(&a.conn, Idempotence::Read, |ch| async move {
                 TransactionalKvClient::new(ch).begin(BeginRequest {}).await
             })
             .await?
-            .into_inner()
             .start_ts
         }
     };
@@ -428,12 +397,11 @@ pub async fn txn(a: TxnArgs) -> Result<ExitCode> {
             start_ts,
             key: k.as_bytes().to_vec(),
         };
-        let r = call(&a.conn, |ch| {
+        let r = call(&a.conn, Idempotence::Read, |ch| {
             let req = req.clone();
             async move { TransactionalKvClient::new(ch).get(req).await }
         })
-        .await?
-        .into_inner();
+        .await?;
         if r.found {
             println!("read {k}={}", String::from_utf8_lossy(&r.value));
         } else {
@@ -445,12 +413,11 @@ pub async fn txn(a: TxnArgs) -> Result<ExitCode> {
         mutations,
         read_set: a.reads.iter().map(|k| k.as_bytes().to_vec()).collect(),
     };
-    let r = call(&a.conn, |ch| {
+    let r = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { TransactionalKvClient::new(ch).commit(req).await }
     })
-    .await?
-    .into_inner();
+    .await?;
     if r.committed {
         println!("COMMITTED start_ts={start_ts} commit_ts={}", r.commit_ts);
         Ok(ExitCode::SUCCESS)
@@ -466,11 +433,10 @@ pub async fn txn(a: TxnArgs) -> Result<ExitCode> {
 }
 
 pub async fn status(a: StatusArgs) -> Result<ExitCode> {
-    let s = call(&a.conn, |ch| async move {
+    let s = call(&a.conn, Idempotence::Read, |ch| async move {
         RaftAdminClient::new(ch).status(StatusRequest {}).await
     })
-    .await?
-    .into_inner();
+    .await?;
     if a.json {
         let members: Vec<_> = s
             .members
@@ -541,13 +507,12 @@ fn print_configuration(c: &ConfigurationResponse) {
 }
 
 pub async fn members(a: ConnArgs) -> Result<ExitCode> {
-    let c = call(&a, |ch| async move {
+    let c = call(&a, Idempotence::Read, |ch| async move {
         RaftAdminClient::new(ch)
             .configuration(ConfigurationRequest {})
             .await
     })
-    .await?
-    .into_inner();
+    .await?;
     print_configuration(&c);
     Ok(ExitCode::SUCCESS)
 }
@@ -558,12 +523,11 @@ pub async fn add_learner(a: AddNodeArgs) -> Result<ExitCode> {
         addr: a.addr,
         peer_addr: a.peer_addr,
     };
-    let c = call(&a.conn, |ch| {
+    let c = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { RaftAdminClient::new(ch).add_learner(req).await }
     })
-    .await?
-    .into_inner();
+    .await?;
     print_configuration(&c);
     Ok(ExitCode::SUCCESS)
 }
@@ -574,57 +538,52 @@ pub async fn add_voter(a: AddVoterArgs) -> Result<ExitCode> {
         addr: a.addr.unwrap_or_default(),
         peer_addr: a.peer_addr.unwrap_or_default(),
     };
-    let c = call(&a.conn, |ch| {
+    let c = call(&a.conn, Idempotence::Write, |ch| {
         let req = req.clone();
         async move { RaftAdminClient::new(ch).add_voter(req).await }
     })
-    .await?
-    .into_inner();
+    .await?;
     print_configuration(&c);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn remove(a: IdArgs) -> Result<ExitCode> {
     let req = RemoveServerRequest { id: a.id };
-    let c = call(&a.conn, |ch| async move {
+    let c = call(&a.conn, Idempotence::Write, |ch| async move {
         RaftAdminClient::new(ch).remove_server(req).await
     })
-    .await?
-    .into_inner();
+    .await?;
     print_configuration(&c);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn transfer(a: TransferArgs) -> Result<ExitCode> {
     let req = TransferLeadershipRequest { to: a.to };
-    let r = call(&a.conn, |ch| async move {
+    let r = call(&a.conn, Idempotence::Write, |ch| async move {
         RaftAdminClient::new(ch).transfer_leadership(req).await
     })
-    .await?
-    .into_inner();
+    .await?;
     println!("leader is now node {}", r.leader_id);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn snapshot(a: SnapshotArgs) -> Result<ExitCode> {
     let targets: Vec<String> = if a.all {
-        let c = call(&a.conn, |ch| async move {
+        let c = call(&a.conn, Idempotence::Read, |ch| async move {
             RaftAdminClient::new(ch)
                 .configuration(ConfigurationRequest {})
                 .await
         })
-        .await?
-        .into_inner();
+        .await?;
         c.members.into_iter().map(|m| m.addr).collect()
     } else {
         vec![]
     };
     if targets.is_empty() {
-        let r = call(&a.conn, |ch| async move {
+        let r = call(&a.conn, Idempotence::Write, |ch| async move {
             RaftAdminClient::new(ch).snapshot(SnapshotRequest {}).await
         })
-        .await?
-        .into_inner();
+        .await?;
         println!("snapshot index={} term={}", r.index, r.term);
         return Ok(ExitCode::SUCCESS);
     }
@@ -659,13 +618,12 @@ pub async fn snapshot(a: SnapshotArgs) -> Result<ExitCode> {
 }
 
 pub async fn timestamp(a: ConnArgs) -> Result<ExitCode> {
-    let r = call(&a, |ch| async move {
+    let r = call(&a, Idempotence::Read, |ch| async move {
         RawKvClient::new(ch)
             .get_timestamp(GetTimestampRequest {})
             .await
     })
-    .await?
-    .into_inner();
+    .await?;
     println!("{}", r.ts);
     Ok(ExitCode::SUCCESS)
 }

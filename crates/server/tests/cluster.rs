@@ -3,9 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-use brisk_proto::raw_kv_client::RawKvClient;
+use std::time::Duration;
 
 use common::*;
 
@@ -754,57 +752,30 @@ async fn under_the_lease_read_policy_a_restarted_node_grants_no_vote_for_one_lea
     assert!(refused.message().contains("not voting yet"), "{refused:?}");
 }
 
-/// Puts `key` through any of `nodes`, retrying as brisk's client does: UNAVAILABLE (not the
-/// leader, shutting down, unreachable) is retried on the next node; anything else is
-/// returned. Err carries the status of a failure a client could not retry.
-async fn put_retrying(
-    nodes: &[RawKvClient<tonic::transport::Channel>],
-    key: &str,
-    start: usize,
-) -> Result<(), tonic::Status> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut i = start;
-    loop {
-        let mut c = nodes[i % nodes.len()].clone();
-        i += 1;
-        let req = brisk_proto::RawPutRequest {
-            key: key.as_bytes().to_vec(),
-            value: b"v".to_vec(),
-        };
-        match tokio::time::timeout(Duration::from_secs(3), c.raw_put(req)).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(s)) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Ok(Err(s)) => return Err(s),
-            Err(_) => return Err(tonic::Status::deadline_exceeded("no answer within 3 s")),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_with_sigterm_hands_over_without_client_errors() {
     let mut c = Cluster::start(3, &[]);
     c.wait_all_ready().await;
     let leader = c.leader().await;
-    let mut clients = Vec::new();
-    for id in 1..=3 {
-        clients.push(c.raw(id).await);
-    }
-    let clients = std::sync::Arc::new(clients);
+    // The client library's retry rule: writes are retried only when definitely not applied.
+    let client = brisk_client::Client::builder((1..=3).map(|id| c.node(id).grpc.clone()))
+        .deadline(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let client = std::sync::Arc::new(client);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..4usize {
-        let (clients, stop) = (clients.clone(), stop.clone());
+        let (client, stop) = (client.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let (mut acked, mut failed) = (Vec::new(), Vec::new());
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let key = format!("term/{w}/{n}");
                 n += 1;
-                match put_retrying(&clients, &key, w + n).await {
-                    Ok(()) => acked.push(key),
-                    Err(s) => failed.push(format!("{key}: {s:?}")),
+                match client.put(key.clone(), "v").await {
+                    Ok(_) => acked.push(key),
+                    Err(e) => failed.push(format!("{key}: {e:?}")),
                 }
             }
             (acked, failed)
