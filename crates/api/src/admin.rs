@@ -20,6 +20,9 @@ pub struct AdminService {
     /// When the last on-demand snapshot finished; held while one runs (one at a time, see
     /// [`SNAPSHOT_INTERVAL`]).
     last_snapshot: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// This process's start, reported by `Status` .
+    incarnation: u64,
+    http_addr: String,
 }
 
 /// On-demand snapshots (the admin `Snapshot` RPC) cost a checkpoint and a pass over the data:
@@ -32,7 +35,17 @@ impl AdminService {
         AdminService {
             router,
             last_snapshot: tokio::sync::Mutex::new(None),
+            incarnation: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            http_addr: String::new(),
         }
+    }
+
+    /// The HTTP address `Status` reports.
+    pub fn with_http_addr(mut self, addr: impl Into<String>) -> Self {
+        self.http_addr = addr.into();
+        self
     }
 }
 
@@ -143,7 +156,14 @@ impl RaftAdmin for AdminService {
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let node = &self.router.node;
-        Ok(Response::new(peer::status(node.id(), &node.metrics())))
+        let m = node.metrics();
+        let mut s = peer::status(node.id(), &m);
+        s.ready = node.is_ready_at(&m);
+        s.incarnation = self.incarnation;
+        s.cold_start_outcome = node.gate.outcome.as_str().to_string();
+        s.cold_start_reason = node.gate.reason.as_str().to_string();
+        s.http_addr = self.http_addr.clone();
+        Ok(Response::new(s))
     }
 
     /// The leader's view when a leader is known (a removed or partitioned node's own view

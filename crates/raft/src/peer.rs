@@ -180,6 +180,9 @@ pub fn status(id: NodeId, m: &RaftMetrics<TypeConfig>) -> StatusResponse {
         purged_index: m.purged.map(|l| l.index).unwrap_or(0),
         last_log_index: m.last_log_index.unwrap_or(0),
         leader_peer_addr: leader.and_then(|n| n.peer_addr).unwrap_or_default(),
+        // What only the serving process knows (readiness, incarnation, cold start, HTTP
+        // address) is filled in by the admin service.
+        ..Default::default()
     }
 }
 

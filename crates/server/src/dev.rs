@@ -49,6 +49,33 @@ pub struct DevNode {
 #[derive(Serialize, Deserialize, Debug)]
 pub struct ClusterFile {
     pub nodes: Vec<DevNode>,
+    /// The `brisk dev` process that supervises the nodes (absent in older files).
+    #[serde(default)]
+    pub supervisor_pid: Option<u32>,
+}
+
+/// Asks `brisk dev` to start a node again once it stops: written next to cluster.json by
+/// `brisk rolling-restart --dev` before it stops the node. A node that stops without one is
+/// left stopped.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct RestartRequest {
+    /// Start this binary instead of the one `brisk dev` runs.
+    pub binary: Option<PathBuf>,
+    /// Flags added to the node's `brisk serve` command line for this start.
+    pub extra_args: Vec<String>,
+}
+
+/// Where the restart request of node `id` is written.
+pub fn restart_request_path(data_dir: &Path, id: u64) -> PathBuf {
+    data_dir.join(format!("restart-node-{id}.json"))
+}
+
+/// Reads cluster.json under `data_dir`.
+pub fn read_cluster_file(data_dir: &Path) -> Result<ClusterFile> {
+    let path = data_dir.join("cluster.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn free_port() -> Result<u16> {
@@ -151,7 +178,7 @@ pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn signal(pid: u32, sig: i32) {
+pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a pid of a child we spawned; no memory is shared.
     unsafe {
         libc::kill(pid as i32, sig);
@@ -179,7 +206,8 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             .context("generating the dev cluster's certificates")?;
     }
     let exe = std::env::current_exe().context("locating the brisk binary")?;
-    let mut children: Vec<Child> = Vec::new();
+    let mut children: Vec<Option<Child>> = Vec::new();
+    let mut commands: Vec<Vec<std::ffi::OsString>> = Vec::new();
     let mut nodes = Vec::new();
     for Planned {
         id,
@@ -191,53 +219,55 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         let dir = data_dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&dir)?;
         let log = data_dir.join(format!("node-{id}.log"));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("serve")
-            .args(["--id", &id.to_string()])
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--listen", grpc, "--http", http, "--bootstrap", &bootstrap])
-            .args(["--peer-listen", peer]);
+        let mut argv: Vec<std::ffi::OsString> =
+            vec!["serve".into(), "--id".into(), id.to_string().into()];
+        argv.extend(["--data-dir".into(), dir.clone().into_os_string()]);
+        for a in [
+            "--listen",
+            grpc,
+            "--http",
+            http,
+            "--bootstrap",
+            &bootstrap,
+            "--peer-listen",
+            peer,
+        ] {
+            argv.push(a.into());
+        }
         if args.peer_insecure {
-            cmd.arg("--peer-insecure");
+            argv.push("--peer-insecure".into());
         } else {
             let name = format!("node-{id}");
-            cmd.arg("--peer-tls-cert")
-                .arg(crate::tls::cert_path(&certs, &name))
-                .arg("--peer-tls-key")
-                .arg(crate::tls::key_path(&certs, &name))
-                .arg("--peer-tls-ca")
-                .arg(certs.join(crate::tls::CA_CERT));
+            argv.push("--peer-tls-cert".into());
+            argv.push(crate::tls::cert_path(&certs, &name).into_os_string());
+            argv.push("--peer-tls-key".into());
+            argv.push(crate::tls::key_path(&certs, &name).into_os_string());
+            argv.push("--peer-tls-ca".into());
+            argv.push(certs.join(crate::tls::CA_CERT).into_os_string());
         }
         if let Some(s) = args.fsm_sync {
-            cmd.args([
-                "--fsm-sync",
-                if s == FsmSync::Sync { "sync" } else { "nosync" },
-            ]);
+            argv.push("--fsm-sync".into());
+            argv.push(if s == FsmSync::Sync { "sync" } else { "nosync" }.into());
         }
-        cmd.args(&args.extra)
-            .stdin(std::process::Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let child = cmd.spawn().with_context(|| format!("starting node {id}"))?;
-        let pid = child.id().unwrap_or(0);
+        argv.extend(args.extra.iter().map(Into::into));
+        let child =
+            spawn_node(&exe, &argv, &[], &log).with_context(|| format!("starting node {id}"))?;
         nodes.push(DevNode {
             id: *id,
-            pid,
+            pid: child.id().unwrap_or(0),
             grpc: grpc.clone(),
             http: http.clone(),
             peer: peer.clone(),
             data_dir: dir,
             log,
         });
-        children.push(child);
+        children.push(Some(child));
+        commands.push(argv);
     }
-    let cluster = ClusterFile { nodes };
+    let mut cluster = ClusterFile {
+        nodes,
+        supervisor_pid: Some(std::process::id()),
+    };
     let text = serde_json::to_string_pretty(&cluster)?;
     write_file(&data_dir.join("cluster.json"), &text)?;
     println!("{text}");
@@ -246,7 +276,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut pending: Vec<&DevNode> = cluster.nodes.iter().collect();
     while !pending.is_empty() {
-        for c in children.iter_mut() {
+        for c in children.iter_mut().flatten() {
             if let Ok(Some(status)) = c.try_wait() {
                 bail!(
                     "a node exited during start-up ({status}); see the node logs in {}",
@@ -276,23 +306,71 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         endpoints.join(",")
     );
 
-    // Run until Ctrl-C / SIGTERM or until a node dies.
+    // Supervise until Ctrl-C / SIGTERM: a node that stops with a restart request waiting is
+    // started again; any other stop is reported and the node left down, as a real cluster
+    // would keep running without it.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let exited = loop {
+    loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break None,
-            _ = term.recv() => break None,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                if let Some(i) = children.iter_mut().position(|c| matches!(c.try_wait(), Ok(Some(_)))) {
-                    break Some(cluster.nodes[i].id);
-                }
-            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
-    };
+        for i in 0..children.len() {
+            let Some(status) = children[i]
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            else {
+                continue;
+            };
+            children[i] = None;
+            let node = &mut cluster.nodes[i];
+            let request_path = restart_request_path(&data_dir, node.id);
+            // The request file goes last, after cluster.json names the new process:
+            // `brisk rolling-restart` reads the new pid once the file is gone.
+            let request = std::fs::read_to_string(&request_path).ok();
+            let Some(request) = request else {
+                eprintln!(
+                    "brisk dev: node {} exited ({status}); the other nodes keep running",
+                    node.id
+                );
+                continue;
+            };
+            let request: RestartRequest = match serde_json::from_str(&request) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("brisk dev: node {} stopped; its restart request is unreadable ({e}); left stopped", node.id);
+                    let _ = std::fs::remove_file(&request_path);
+                    continue;
+                }
+            };
+            let binary = request.binary.as_deref().unwrap_or(&exe);
+            match spawn_node(binary, &commands[i], &request.extra_args, &node.log) {
+                Ok(child) => {
+                    node.pid = child.id().unwrap_or(0);
+                    children[i] = Some(child);
+                    eprintln!("brisk dev: node {} restarted (pid {})", node.id, node.pid);
+                }
+                Err(e) => eprintln!(
+                    "brisk dev: node {} could not be started again: {e:#}",
+                    node.id
+                ),
+            }
+            write_file(
+                &data_dir.join("cluster.json"),
+                &serde_json::to_string_pretty(&cluster)?,
+            )?;
+            let _ = std::fs::remove_file(&request_path);
+        }
+        if children.iter().all(Option::is_none) {
+            eprintln!("brisk dev: every node has stopped");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     for n in &cluster.nodes {
         signal(n.pid, libc::SIGTERM);
     }
-    for c in children.iter_mut() {
+    for c in children.iter_mut().flatten() {
         if tokio::time::timeout(Duration::from_secs(10), c.wait())
             .await
             .is_err()
@@ -301,16 +379,32 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             let _ = c.wait().await;
         }
     }
-    match exited {
-        Some(id) => {
-            eprintln!("brisk dev: node {id} exited; stopped the cluster");
-            Ok(ExitCode::FAILURE)
-        }
-        None => {
-            eprintln!("brisk dev: stopped");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    eprintln!("brisk dev: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `brisk serve` as `binary argv extra`, its output appended to `log`.
+fn spawn_node(
+    binary: &Path,
+    argv: &[std::ffi::OsString],
+    extra: &[String],
+    log: &Path,
+) -> Result<Child> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let child = Command::new(binary)
+        .args(argv)
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    Ok(child)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {

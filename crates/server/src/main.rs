@@ -8,6 +8,7 @@ mod config;
 mod dev;
 mod http;
 mod inspect;
+mod rolling;
 mod serve;
 mod tls;
 
@@ -66,6 +67,8 @@ enum Cmd {
     Inspect(inspect::InspectArgs),
     /// Drive load against a running cluster and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Restart the cluster's nodes one at a time, each gated on health and readiness.
+    RollingRestart(rolling::RollingArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -111,6 +114,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Timestamp(a) => client::timestamp(a).await,
             Cmd::Inspect(a) => inspect::run(a),
             Cmd::Bench(a) => bench::run(a).await,
+            Cmd::RollingRestart(a) => rolling::run(a).await,
         }
     });
     match result {

@@ -257,7 +257,9 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(RaftAdminServer::new(AdminService::new(router.clone())));
+        .add_service(RaftAdminServer::new(
+            AdminService::new(router.clone()).with_http_addr(cfg.http.to_string()),
+        ));
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
         incoming(grpc_listener),
