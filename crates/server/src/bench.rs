@@ -30,6 +30,8 @@ pub enum BenchCmd {
     ColdStart(crate::bench_cold_start::ColdStartArgs),
     /// brisk against etcd 3.4, side by side in one run (starts both clusters).
     Compare(crate::bench_compare::CompareArgs),
+    /// A rolling restart of a filled cluster under load (starts its own brisk dev).
+    RollingRestart(crate::bench_rolling::RollingBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -209,6 +211,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         BenchCmd::Load(l) => load(l).await,
         BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
         BenchCmd::Compare(c) => crate::bench_compare::run(c).await,
+        BenchCmd::RollingRestart(r) => crate::bench_rolling::run(r).await,
     }
 }
 

@@ -56,3 +56,52 @@ fn compare_writes_a_complete_report() {
     let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }
+
+/// `brisk bench rolling-restart` at a small size: the roll succeeds under load and the
+/// report has every phase and node (no timing is asserted).
+#[test]
+fn rolling_restart_bench_writes_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "rolling-restart",
+            "--size",
+            "4MiB",
+            "--window",
+            "1",
+        ])
+        .args(["--clients", "4", "--fill-clients", "4"])
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("rolling-restart.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["roll_ok"], true, "{report}");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
+    let nodes = report["roll"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{report}");
+    for n in nodes {
+        assert_eq!(n["cold_start_outcome"], "skip", "{report}");
+    }
+    let phases = report["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["before", "during", "after"]);
+    for p in phases {
+        assert!(p["ops"].as_u64().unwrap() > 0, "no load in {p}");
+        assert!(p["p99_ms"].is_number());
+    }
+    let svg = std::fs::read_to_string(out.join("rolling-restart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+}

@@ -557,37 +557,41 @@ async fn crash_in_the_middle_of_a_spilling_delete_prefix() {
     c.wait_all_ready().await;
     let leader = c.leader().await;
     let f = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
-    // 2,500 keys (more than two chunks), written 500 to a transaction.
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", c.node(leader).grpc))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    let mut txn = brisk_proto::transactional_kv_client::TransactionalKvClient::new(channel);
+    // 2,500 keys (more than two chunks), written 500 to a transaction, through the client
+    // library (a leader just elected answers "not applied" until it has fenced its clock).
+    let client = brisk_client::Client::builder([c.node(leader).grpc.clone()])
+        .build()
+        .unwrap();
+    use brisk_proto::transactional_kv_client::TransactionalKvClient;
     for batch in 0..5 {
-        let start_ts = txn
-            .begin(brisk_proto::BeginRequest {})
+        let start_ts = client
+            .call(brisk_client::Idempotence::Read, |ch| async move {
+                TransactionalKvClient::new(ch)
+                    .begin(brisk_proto::BeginRequest {})
+                    .await
+            })
             .await
             .unwrap()
-            .into_inner()
             .start_ts;
-        let mutations = (0..500)
+        let mutations: Vec<_> = (0..500)
             .map(|i| brisk_proto::Mutation {
                 op: brisk_proto::mutation::Op::Put as i32,
                 key: format!("dp/{:05}", batch * 500 + i).into_bytes(),
                 value: b"v".to_vec(),
             })
             .collect();
-        let r = txn
-            .commit(brisk_proto::CommitRequest {
-                start_ts,
-                mutations,
-                read_set: vec![],
+        let req = brisk_proto::CommitRequest {
+            start_ts,
+            mutations,
+            read_set: vec![],
+        };
+        let r = client
+            .call(brisk_client::Idempotence::Write, |ch| {
+                let req = req.clone();
+                async move { TransactionalKvClient::new(ch).commit(req).await }
             })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         assert!(r.committed);
     }
     let mut client = c.raw(leader).await;
