@@ -113,7 +113,7 @@ impl AdminService {
             .add_learner(id, node, true)
             .await
             .map(|_| ())
-            .map_err(|e| self.router.node.map_write_error(e))
+            .map_err(|e| partly_applied(self.router.node.map_write_error(e)))
     }
 
     async fn change(
@@ -125,8 +125,28 @@ impl AdminService {
             .raft
             .change_membership(change, false)
             .await
-            .map_err(|e| self.router.node.map_write_error(e))?;
+            .map_err(|e| partly_applied(self.router.node.map_write_error(e)))?;
         Ok(self.configuration())
+    }
+}
+
+/// A membership change that failed may already have committed part of itself (the joint
+/// configuration before the final one, or the new learner before its catch-up). A redirect
+/// to a known leader still forwards (the leader repeats the change, which is idempotent);
+/// any other "unavailable" can no longer promise that nothing was applied.
+fn partly_applied(e: ProposeError) -> ProposeError {
+    match e {
+        ProposeError::NotLeader {
+            leader_id: Some(_),
+            leader_addr: Some(_),
+        } => e,
+        ProposeError::NotLeader { .. } => ProposeError::Indeterminate(
+            "leadership was lost during the membership change, which may be partly applied; repeating it is safe".into(),
+        ),
+        ProposeError::Unavailable(m) => ProposeError::Indeterminate(format!(
+            "the membership change may be partly applied ({m}); repeating it is safe"
+        )),
+        other => other,
     }
 }
 
@@ -304,7 +324,9 @@ impl RaftAdmin for AdminService {
                         break Ok(TransferLeadershipResponse { leader_id: r.to });
                     }
                     if tokio::time::Instant::now() > deadline {
-                        break Err(ProposeError::Unavailable(format!(
+                        // The transfer was asked for and may still happen: not a
+                        // "nothing was applied" answer.
+                        break Err(ProposeError::Indeterminate(format!(
                             "leadership did not move to node {} within 10 s (leader: {leader:?})",
                             r.to
                         )));

@@ -57,7 +57,7 @@ pub fn status_of(e: ProposeError) -> Status {
         }
         ProposeError::Unavailable(m) => unavailable(format!("{m}; retry in a moment")),
         ProposeError::Indeterminate(m) => {
-            Status::unknown(format!("the write may or may not have been applied: {m}"))
+            Status::unknown(format!("the request may or may not have taken effect: {m}"))
         }
         ProposeError::Membership(m) => Status::failed_precondition(m),
         ProposeError::Fatal(m) => Status::internal(m),

@@ -45,6 +45,7 @@ pub struct ClientBuilder {
     tls: Option<ClientTlsConfig>,
     deadline: Duration,
     connect_timeout: Duration,
+    read_attempt_timeout: Duration,
 }
 
 impl ClientBuilder {
@@ -57,6 +58,14 @@ impl ClientBuilder {
     /// How long one operation may take, retries included (default 15 s).
     pub fn deadline(mut self, d: Duration) -> Self {
         self.deadline = d;
+        self
+    }
+
+    /// How long one attempt of a read may take before it is tried on another node
+    /// (default 5 s): a node that hangs does not hold a read until the deadline. A write's
+    /// attempt runs until the deadline, as cutting it short would leave its outcome unknown.
+    pub fn read_attempt_timeout(mut self, d: Duration) -> Self {
+        self.read_attempt_timeout = d;
         self
     }
 
@@ -120,6 +129,7 @@ impl Client {
             tls: None,
             deadline: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(1),
+            read_attempt_timeout: Duration::from_secs(5),
         }
     }
 
@@ -161,7 +171,11 @@ impl Client {
             };
             let channel = self.channel(&addr)?;
             let left = deadline.saturating_duration_since(Instant::now());
-            let status = match tokio::time::timeout(left, f(channel)).await {
+            let budget = match kind {
+                Idempotence::Read => left.min(self.settings.read_attempt_timeout),
+                Idempotence::Write => left,
+            };
+            let status = match tokio::time::timeout(budget, f(channel)).await {
                 Ok(Ok(r)) => {
                     if let Some(i) = index {
                         self.preferred.store(i, Ordering::Relaxed);
@@ -174,9 +188,14 @@ impl Client {
                         "no answer from {addr} before the deadline; the write may or may not have been applied"
                     ))))
                 }
-                Err(_) => return Err(Error::GaveUp(Status::deadline_exceeded(format!(
-                    "no answer from {addr} before the deadline"
-                )))),
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(Error::GaveUp(Status::deadline_exceeded(format!(
+                        "no answer from {addr} before the deadline"
+                    ))))
+                }
+                Err(_) => Status::deadline_exceeded(format!(
+                    "no answer from {addr} within the read attempt timeout"
+                )),
             };
             match (classify(&status), kind) {
                 (Failure::Rejected, _) => return Err(Error::Rejected(status)),

@@ -204,3 +204,31 @@ async fn a_write_nobody_applies_gives_up_at_the_deadline_as_not_applied() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(received(&at_a) > 1, "it was retried with backoff");
 }
+
+#[tokio::test]
+async fn a_read_moves_on_from_a_node_that_hangs() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung = listener.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let (live, at_live) = node(&[]).await;
+    let c = Client::builder([hung, live])
+        .deadline(Duration::from_secs(10))
+        .read_attempt_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let v = c.get("k", Read::Linearizable).await.unwrap();
+    assert_eq!(v.as_deref(), Some(&b"v"[..]));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(received(&at_live), 1);
+    holder.abort();
+}

@@ -757,16 +757,25 @@ impl RaftNode {
         self.raft.runtime_config().elect(false);
         let deadline = Instant::now() + patience;
         let mut rx = self.raft.metrics();
-        // In-flight proposals finish (they commit or fail) before leadership moves, so none
-        // of them is left with an unknown outcome by the transfer.
-        loop {
-            let m = self.metrics();
-            let last = m.last_log_index.unwrap_or(0);
-            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-            if applied >= last || Instant::now() >= deadline {
-                break;
+        // A leader's in-flight proposals finish (they commit or fail) before leadership
+        // moves, so none of them is left with an unknown outcome by the transfer. What was
+        // in its log when draining began is the bound: new proposals are refused from now
+        // on, while a follower's log keeps growing with the leader's entries and it has no
+        // proposals of its own to wait for.
+        let started = self.metrics();
+        if started.current_leader == Some(self.id()) {
+            let last = started.last_log_index.unwrap_or(0);
+            loop {
+                let m = self.metrics();
+                let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+                if applied >= last
+                    || m.current_leader != Some(self.id())
+                    || Instant::now() >= deadline
+                {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
         }
         let m = self.metrics();
         if m.current_leader != Some(self.id()) {

@@ -351,10 +351,13 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
                     children[i] = Some(child);
                     eprintln!("brisk dev: node {} restarted (pid {})", node.id, node.pid);
                 }
-                Err(e) => eprintln!(
-                    "brisk dev: node {} could not be started again: {e:#}",
-                    node.id
-                ),
+                Err(e) => {
+                    node.pid = 0;
+                    eprintln!(
+                        "brisk dev: node {} could not be started again: {e:#}",
+                        node.id
+                    )
+                }
             }
             write_file(
                 &data_dir.join("cluster.json"),
@@ -367,8 +370,11 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    for n in &cluster.nodes {
-        signal(n.pid, libc::SIGTERM);
+    // Only the children still running: a stopped node's pid may belong to another process.
+    for c in children.iter().flatten() {
+        if let Some(pid) = c.id() {
+            signal(pid, libc::SIGTERM);
+        }
     }
     for c in children.iter_mut().flatten() {
         if tokio::time::timeout(Duration::from_secs(10), c.wait())

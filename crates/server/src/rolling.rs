@@ -105,7 +105,14 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
             data_dir: std::fs::canonicalize(&a.data_dir)
                 .with_context(|| format!("no dev cluster in {}", a.data_dir.display()))?,
             request: RestartRequest {
-                binary: a.binary.clone(),
+                // brisk dev runs elsewhere: a relative path must not be resolved there.
+                binary: match &a.binary {
+                    Some(b) => Some(
+                        std::fs::canonicalize(b)
+                            .with_context(|| format!("--binary {}", b.display()))?,
+                    ),
+                    None => None,
+                },
                 extra_args: a.serve_args.clone(),
             },
         },
@@ -342,7 +349,7 @@ impl Roll {
         let mut views = Vec::new();
         for m in members.iter().filter(|m| m.voter) {
             match self.status_of(&m.addr).await {
-                Ok(s) if !s.ready => return Some(format!("node {} is not ready", m.id)),
+                Ok(s) if !serves(&s) => return Some(format!("node {} is not ready", m.id)),
                 Ok(s) => views.push(s),
                 Err(e) => return Some(format!("node {} does not answer: {e:#}", m.id)),
             }
@@ -402,14 +409,25 @@ impl Roll {
                 }
             }
             if let Some((to, _)) = best {
-                self.client
+                let moved = self
+                    .client
                     .call(Idempotence::Write, |ch| async move {
                         RaftAdminClient::new(ch)
                             .transfer_leadership(TransferLeadershipRequest { to })
                             .await
                     })
-                    .await
-                    .with_context(|| format!("moving leadership to node {to}"))?;
+                    .await;
+                // Not fatal: the node's graceful stop hands leadership over itself.
+                if let Err(e) = moved {
+                    let line = format!(
+                        "node {id}: moving leadership to node {to} failed ({e}); its graceful stop will hand it over"
+                    );
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
             }
         }
 
@@ -428,9 +446,16 @@ impl Roll {
                 }
             }
             if let Ok(s) = self.status_of(&m.addr).await {
-                let http_ready = s.http_addr.is_empty()
-                    || dev::http_status(&s.http_addr, "/readyz").await == Some(200);
-                if s.incarnation != before.incarnation && s.ready && http_ready {
+                // The readiness /readyz reports, read through Status (the HTTP address a
+                // node binds may not be reachable from here); --dev also asks /readyz.
+                let http_ready = match hook {
+                    Hook::Dev { data_dir, .. } => match dev_node_http(data_dir, id) {
+                        Some(http) => dev::http_status(&http, "/readyz").await == Some(200),
+                        None => true,
+                    },
+                    Hook::Command(_) => true,
+                };
+                if s.incarnation != before.incarnation && serves(&s) && http_ready {
                     break s;
                 }
             }
@@ -499,9 +524,9 @@ impl Roll {
                 let deadline = Instant::now() + self.hook_timeout;
                 while path.exists() {
                     if Instant::now() >= deadline {
-                        let _ = std::fs::remove_file(&path);
+                        // The request stays: when the node does stop, brisk dev starts it.
                         bail!(
-                            "the node did not stop within --hook-timeout {:.0} s",
+                            "the node did not stop within --hook-timeout {:.0} s (brisk dev starts it again once it stops)",
                             self.hook_timeout.as_secs_f64()
                         );
                     }
@@ -513,6 +538,26 @@ impl Roll {
     }
 }
 
+/// Whether a node serves, as its /readyz would say. A node of a version whose Status
+/// carries no readiness (incarnation 0) is taken as serving once it knows a leader and has
+/// applied what it knows to be committed.
+fn serves(s: &StatusResponse) -> bool {
+    if s.incarnation != 0 {
+        return s.ready;
+    }
+    s.has_leader && s.applied_index >= s.commit_index
+}
+
+/// The HTTP address brisk dev recorded for node `id`.
+fn dev_node_http(data_dir: &std::path::Path, id: u64) -> Option<String> {
+    let cluster = dev::read_cluster_file(data_dir).ok()?;
+    cluster
+        .nodes
+        .into_iter()
+        .find(|n| n.id == id)
+        .map(|n| n.http)
+}
+
 fn process_alive(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -522,6 +567,9 @@ fn process_alive(pid: u32) -> bool {
 fn dev_node_exited(data_dir: &std::path::Path, id: u64) -> Option<String> {
     let cluster = dev::read_cluster_file(data_dir).ok()?;
     let node = cluster.nodes.iter().find(|n| n.id == id)?;
+    if node.pid == 0 {
+        return Some("brisk dev could not start it".into());
+    }
     (!process_alive(node.pid)).then(|| format!("pid {} is gone", node.pid))
 }
 

@@ -203,6 +203,10 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let http_listener = TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding HTTP address {}", cfg.http))?;
+    let http_bound = http_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let node = gated.start_raft().await.with_context(starting)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -258,7 +262,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(RaftAdminServer::new(
-            AdminService::new(router.clone()).with_http_addr(cfg.http.to_string()),
+            AdminService::new(router.clone()).with_http_addr(reachable_http_addr(&http_bound)),
         ));
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
@@ -357,6 +361,15 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let _ = tokio::time::timeout(left(0.5), http_task).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP address to report to others: the bound one, unless it names no host (0.0.0.0,
+/// [::]), which tells a remote caller nothing, so none is reported.
+fn reachable_http_addr(http: &str) -> String {
+    match http.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() || a.port() == 0 => String::new(),
+        _ => http.to_string(),
+    }
 }
 
 /// Logs and records when the node turns ready (I8), with the time since process start.

@@ -260,10 +260,14 @@ async fn a_rolling_restart_under_load_fails_no_client_operation() {
         serde_json::from_slice(&std::fs::read(c.path().join("roll.json")).unwrap()).unwrap();
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{report}");
-    assert_eq!(
-        nodes.last().unwrap()["was_leader"],
-        true,
-        "the leader goes last: {report}"
+    // The plan puts the leader (at the time of planning) last.
+    let last_planned = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("3. node"))
+        .unwrap_or_default();
+    assert!(
+        last_planned.contains("(leader; leadership moves away first)"),
+        "{stdout}"
     );
     for n in nodes {
         assert_eq!(n["cold_start_outcome"], "skip", "{report}");
