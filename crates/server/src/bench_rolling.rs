@@ -390,7 +390,7 @@ fn print_report(r: &Report) {
         for n in nodes {
             println!(
                 "{:<6} {:<8} {:>8.2} {:>9.2}  {} ({})",
-                n["id"],
+                n["id"].as_u64().unwrap_or(0),
                 if n["was_leader"] == true {
                     "leader"
                 } else {

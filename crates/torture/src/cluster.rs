@@ -32,6 +32,8 @@ pub struct Cluster {
     certs: PathBuf,
     /// `BRISK_TEST_BROKEN` for every node (test builds of brisk only).
     broken: Option<String>,
+    /// Extra flags for every `brisk serve`.
+    serve_args: Vec<String>,
 }
 
 /// A free TCP port on `ip` below the ephemeral range.
@@ -130,7 +132,14 @@ impl Cluster {
             bootstrap,
             certs,
             broken,
+            serve_args: Vec::new(),
         })
+    }
+
+    /// Adds `args` to every node's `brisk serve` command line.
+    pub fn with_serve_args(mut self, args: Vec<String>) -> Self {
+        self.serve_args = args;
+        self
     }
 
     pub fn node(&self, id: u64) -> &Node {
@@ -154,6 +163,7 @@ impl Cluster {
         let bootstrap = self.bootstrap.clone();
         let certs = self.certs.clone();
         let broken = self.broken.clone();
+        let serve_args = self.serve_args.clone();
         let n = self.node_mut(id);
         if n.child.is_some() {
             return Ok(());
@@ -186,6 +196,7 @@ impl Cluster {
             .arg(certs.join("ca.pem"))
             // Snapshots and log compaction happen within a run.
             .args(["--snapshot-every", "300", "--logs-to-keep", "100"])
+            .args(&serve_args)
             .env("BRISK_TEST_CLOCK_OFFSET_MS", n.clock_offset_ms.to_string())
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

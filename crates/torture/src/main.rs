@@ -60,6 +60,10 @@ struct Args {
     /// or unsynced-log. The checks must then find violations or lost writes.
     #[arg(long)]
     broken: Option<String>,
+    /// An extra flag for every `brisk serve` (repeatable), e.g. --brisk-arg=--fsm-sync
+    /// --brisk-arg=nosync, to put a configuration under the faults.
+    #[arg(long = "brisk-arg", allow_hyphen_values = true)]
+    brisk_args: Vec<String>,
     /// Keep the data on the real disk (no brisk-lazyfs; power-cut faults are skipped).
     #[arg(long)]
     no_lazyfs: bool,
@@ -146,6 +150,7 @@ async fn main_async(a: Args) -> Result<ExitCode> {
             }),
             out: a.out_dir.clone(),
             broken: a.broken.clone(),
+            serve_args: a.brisk_args.clone(),
             lazyfs: !a.no_lazyfs,
             verbose: a.verbose,
         };
@@ -198,6 +203,7 @@ async fn main_async(a: Args) -> Result<ExitCode> {
         "unavailable": total.unavailable,
         "seed": seed,
         "broken": a.broken,
+        "brisk_args": a.brisk_args,
     });
     std::fs::write(
         a.out_dir.join("summary.json"),

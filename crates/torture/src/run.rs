@@ -25,6 +25,8 @@ pub struct RunConfig {
     pub work: PathBuf,
     pub out: PathBuf,
     pub broken: Option<String>,
+    /// Extra flags for every `brisk serve` (e.g. `--fsm-sync nosync`).
+    pub serve_args: Vec<String>,
     pub lazyfs: bool,
     /// Log each fault as it is injected.
     pub verbose: bool,
@@ -60,7 +62,8 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         std::fs::remove_dir_all(&work).with_context(|| format!("emptying {}", work.display()))?;
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let mut cluster = Cluster::new(&work, &cfg.brisk, cfg.lazyfs, cfg.broken.clone())?;
+    let mut cluster = Cluster::new(&work, &cfg.brisk, cfg.lazyfs, cfg.broken.clone())?
+        .with_serve_args(cfg.serve_args.clone());
     let fw = Firewall::new()?;
     cluster.start_all()?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
