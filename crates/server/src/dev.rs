@@ -401,13 +401,26 @@ fn spawn_node(
         .append(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let child = Command::new(binary)
-        .args(argv)
+    let mut cmd = Command::new(binary);
+    cmd.args(argv)
         .args(extra)
         .stdin(std::process::Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // A node must not outlive brisk dev, however it ends (SIGKILL runs no drop): the kernel
+    // sends it SIGTERM, its graceful stop, when the thread that started it (this one, which
+    // lives as long as brisk dev) is gone.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .spawn()
         .with_context(|| format!("running {}", binary.display()))?;
     Ok(child)

@@ -83,6 +83,16 @@ impl DevCluster {
         serde_json::from_str(&text).ok()
     }
 
+    /// The nodes' process ids, in id order.
+    fn pids(&self) -> Vec<u32> {
+        self.cluster_file()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.pid)
+            .collect()
+    }
+
     fn endpoints(&self) -> Vec<String> {
         self.cluster_file()
             .unwrap()
@@ -225,13 +235,7 @@ fn client_of(c: &DevCluster) -> Arc<brisk_client::Client> {
 async fn a_rolling_restart_under_load_fails_no_client_operation() {
     let c = DevCluster::start().await;
     let client = client_of(&c);
-    let pids_before: Vec<u32> = c
-        .cluster_file()
-        .unwrap()
-        .nodes
-        .iter()
-        .map(|n| n.pid)
-        .collect();
+    let pids_before = c.pids();
     let load = Load::start(client.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let health_timeout = 10.0;
@@ -273,13 +277,7 @@ async fn a_rolling_restart_under_load_fails_no_client_operation() {
         assert_eq!(n["cold_start_outcome"], "skip", "{report}");
         assert!(n["ready_s"].as_f64().unwrap() < health_timeout, "{report}");
     }
-    let pids_after: Vec<u32> = c
-        .cluster_file()
-        .unwrap()
-        .nodes
-        .iter()
-        .map(|n| n.pid)
-        .collect();
+    let pids_after = c.pids();
     for (b, a) in pids_before.iter().zip(&pids_after) {
         assert_ne!(b, a, "a node was not restarted");
     }
@@ -343,15 +341,7 @@ async fn a_node_that_cannot_start_stops_the_roll_and_leaves_the_rest_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_and_a_failing_hook_leave_the_cluster_untouched() {
     let c = DevCluster::start().await;
-    let pids = |c: &DevCluster| -> Vec<u32> {
-        c.cluster_file()
-            .unwrap()
-            .nodes
-            .iter()
-            .map(|n| n.pid)
-            .collect()
-    };
-    let before = pids(&c);
+    let before = c.pids();
     let (ok, stdout, stderr) = c.roll(&["--dry-run"]).await;
     assert!(ok, "{stdout}\n{stderr}");
     assert_eq!(
@@ -381,7 +371,7 @@ async fn a_dry_run_and_a_failing_hook_leave_the_cluster_untouched() {
         "{stderr}"
     );
     assert!(stderr.contains("left untouched: node"), "{stderr}");
-    assert_eq!(pids(&c), before, "a node was restarted");
+    assert_eq!(c.pids(), before, "a node was restarted");
     for n in c.cluster_file().unwrap().nodes {
         assert!(
             http_get(&n.http, "/readyz").is_some_and(|(code, _)| code == 200),
@@ -389,4 +379,28 @@ async fn a_dry_run_and_a_failing_hook_leave_the_cluster_untouched() {
             n.id
         );
     }
+}
+
+/// Whether `pid` runs (a zombie, exited but not yet reaped, does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_do_not_outlive_a_killed_brisk_dev() {
+    let mut c = DevCluster::start().await;
+    let pids = c.pids();
+    assert!(pids.iter().all(|p| running(*p)));
+    c.dev.kill().unwrap();
+    c.dev.wait().unwrap();
+    wait_for("the nodes to stop", Duration::from_secs(20), async || {
+        pids.iter().all(|p| !running(*p)).then_some(())
+    })
+    .await;
 }
