@@ -182,21 +182,14 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
     fill(&client, size, &a).await?;
     let fill_seconds = filled.elapsed().as_secs_f64();
     // Snapshots on every node, so each restart has one to skip.
-    let status = crate::client::call(
-        &crate::client::ConnArgs {
-            endpoints: dev.endpoints()?,
-            timeout: 600.0,
-            cacert: None,
-        },
-        brisk_client::Idempotence::Read,
-        |ch| async move {
+    let membership = client
+        .call(brisk_client::Idempotence::Read, |ch| async move {
             brisk_proto::raft_admin_client::RaftAdminClient::new(ch)
                 .configuration(brisk_proto::ConfigurationRequest {})
                 .await
-        },
-    )
-    .await?;
-    for m in status.members {
+        })
+        .await?;
+    for m in membership.members {
         let ch = crate::client::connect(&m.addr).await?;
         let mut req = tonic::Request::new(brisk_proto::SnapshotRequest {});
         req.set_timeout(Duration::from_secs(600));
