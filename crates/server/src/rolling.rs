@@ -182,12 +182,7 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
                     "node {id}: stopped in {:.2} s, ready in {:.2} s, cold start {} ({})",
                     r.stop_s, r.ready_s, r.cold_start_outcome, r.cold_start_reason
                 );
-                // Without a terminal the bar is hidden, and so is its println.
-                if bar.is_hidden() {
-                    eprintln!("{line}");
-                } else {
-                    bar.println(line);
-                }
+                say(&bar, line);
                 reports.push(r);
                 bar.inc(1);
             }
@@ -242,6 +237,16 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Prints a progress line above the bar; without a terminal the bar is hidden, and so is
+/// its println, so the line goes to stderr.
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 
@@ -422,11 +427,7 @@ impl Roll {
                     let line = format!(
                         "node {id}: moving leadership to node {to} failed ({e}); its graceful stop will hand it over"
                     );
-                    if bar.is_hidden() {
-                        eprintln!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
+                    say(bar, line);
                 }
             }
         }
