@@ -211,6 +211,7 @@ impl RaftNode {
                     recovery::prepare_rejoin(
                         &config.connector,
                         &peers,
+                        &config.peers,
                         config.id,
                         Duration::from_secs(10),
                     )
@@ -273,9 +274,8 @@ impl RaftNode {
             // It may have acknowledged entries before; with an empty log it must neither vote
             // nor serve until it holds them again, exactly like the fail-closed recovery
             // (I5). A cluster being bootstrapped reports no log yet: then this is a new member.
-            let configured: Vec<BriskNode> = config.peers.values().cloned().collect();
             if let Some(target) =
-                recovery::replaced_member_target(&config.connector, &configured, config.id)
+                recovery::replaced_member_target(&config.connector, &config.peers, config.id)
                     .await
                     .map_err(NodeError::Rejoin)?
             {
@@ -299,6 +299,7 @@ impl RaftNode {
             if recovery::prepare_rejoin(
                 &config.connector,
                 &peers,
+                &config.peers,
                 config.id,
                 Duration::from_secs(5),
             )

@@ -59,17 +59,23 @@ pub fn peers(
 pub async fn prepare_rejoin(
     connector: &PeerConnector,
     peers: &[BriskNode],
+    configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
     patience: Duration,
 ) -> Option<u64> {
     let deadline = Instant::now() + patience;
     loop {
         for node in peers {
-            let Some(leader) = leader_via(connector, node, me).await else {
+            let Some(leader) = leader_via(connector, node, configured, me).await else {
                 continue;
             };
             let leader_addr = leader.peer_addr.clone().unwrap_or_default();
             let Some(ch) = connector.connect(&leader).await else {
+                tracing::warn!(
+                    leader = %leader.addr,
+                    leader_peer = %leader_addr,
+                    "cannot reach the leader's peer port to ask it to accept this node's log"
+                );
                 continue;
             };
             let mut client = RaftTransportClient::new(ch.clone());
@@ -117,9 +123,11 @@ pub async fn prepare_rejoin(
 /// helped commit cannot end it early.
 pub async fn replaced_member_target(
     connector: &PeerConnector,
-    peers: &[BriskNode],
+    configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
 ) -> Result<Option<u64>, String> {
+    let peers: Vec<BriskNode> = configured.values().cloned().collect();
+    let peers = peers.as_slice();
     let mut target = None;
     let mut leader_known = false;
     for node in peers {
@@ -140,7 +148,7 @@ pub async fn replaced_member_target(
     if !leader_known {
         return Ok(Some(target));
     }
-    match prepare_rejoin(connector, peers, me, Duration::from_secs(10)).await {
+    match prepare_rejoin(connector, peers, configured, me, Duration::from_secs(10)).await {
         Some(leader_last) => Ok(Some(target.max(leader_last))),
         None => Err(
             "the cluster has a leader, but it did not accept this node's empty log within 10 s; retry, or remove and re-add the node".into(),
@@ -157,12 +165,27 @@ async fn status(ch: tonic::transport::Channel) -> Result<StatusResponse, tonic::
     }
 }
 
-/// The leader as `node` reports it, if it knows a leader other than us.
-async fn leader_via(connector: &PeerConnector, node: &BriskNode, me: NodeId) -> Option<BriskNode> {
+/// The leader as `node` reports it, if it knows a leader other than us. A membership written
+/// without peer addresses names none: the leader's peer address then comes from this node's
+/// own configured peers (as replication finds it, see [`peer::PeerDirectory`]).
+async fn leader_via(
+    connector: &PeerConnector,
+    node: &BriskNode,
+    configured: &BTreeMap<NodeId, BriskNode>,
+    me: NodeId,
+) -> Option<BriskNode> {
     let s = status(connector.connect(node).await?).await.ok()?;
-    peer::reported_leader(&s)
+    leader_of(&s, configured, me)
+}
+
+fn leader_of(
+    s: &StatusResponse,
+    configured: &BTreeMap<NodeId, BriskNode>,
+    me: NodeId,
+) -> Option<BriskNode> {
+    peer::reported_leader(s)
         .filter(|(id, _)| *id != me)
-        .map(|(_, n)| n)
+        .map(|(id, n)| peer::complete(id, &n, configured))
 }
 
 /// Moves the unverifiable state machine and the snapshot pointer aside (kept for the
@@ -217,4 +240,30 @@ pub fn quarantine_and_reset(layout: &DataLayout) -> Result<(Store, PathBuf), Sto
             })?;
     }
     Ok((Store::open(&live)?, quarantine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_recorded_without_a_peer_address_is_reached_through_the_configured_peers() {
+        let status = StatusResponse {
+            has_leader: true,
+            leader_id: 2,
+            leader_addr: "127.0.0.1:7002".into(),
+            ..Default::default()
+        };
+        let configured = BTreeMap::from([(2, BriskNode::new("127.0.0.1:7002", "127.0.0.1:8002"))]);
+        let leader = leader_of(&status, &configured, 3).unwrap();
+        assert_eq!(leader.peer_addr.as_deref(), Some("127.0.0.1:8002"));
+        // A leader that reports its peer address keeps it; this node is never its own leader.
+        let reported = StatusResponse {
+            leader_peer_addr: "127.0.0.1:9002".into(),
+            ..status.clone()
+        };
+        let leader = leader_of(&reported, &configured, 3).unwrap();
+        assert_eq!(leader.peer_addr.as_deref(), Some("127.0.0.1:9002"));
+        assert!(leader_of(&status, &configured, 2).is_none());
+    }
 }
