@@ -127,24 +127,24 @@ pub enum ProposeError {
 }
 
 pub struct RaftNode {
-    pub config: NodeConfig,
-    pub raft: BriskRaft,
-    pub sm: Arc<SmShared>,
-    pub log: LogStore,
-    pub gate: GateReport,
+    pub(crate) config: NodeConfig,
+    pub(crate) raft: BriskRaft,
+    pub(crate) sm: Arc<SmShared>,
+    pub(crate) log: LogStore,
+    pub(crate) gate: GateReport,
     /// The commit index this node knew when it started (its own, possibly unsynced
     /// `committed` record, or a recovery's target); a floor for the readiness target.
-    pub start_commit_index: u64,
+    pub(crate) start_commit_index: u64,
     /// What readiness waits to apply (I8): the cluster's commit index as the leader first
     /// reported it after this start (at least `start_commit_index`). Learned from the leader,
     /// not from this node's own records, which an emptied or lagging node does not have.
     ready_target: std::sync::OnceLock<u64>,
-    pub started_at: Instant,
+    pub(crate) started_at: Instant,
     /// When Raft started (after the gate): the replay phase runs from here to ready.
-    pub raft_started: Instant,
+    pub(crate) raft_started: Instant,
     /// Set while the node rebuilds from the leader after a failed verification (I5): it
     /// neither votes nor campaigns.
-    pub recovering: Arc<AtomicBool>,
+    pub(crate) recovering: Arc<AtomicBool>,
     /// Set when a graceful stop begins: the node takes no new client work (see
     /// [`RaftNode::drain`]).
     draining: AtomicBool,
@@ -460,6 +460,46 @@ impl RaftNode {
             }
             Err(e) => Err(NodeError::Raft(e.to_string())),
         }
+    }
+
+    /// The node's configuration as it started.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The openraft handle (membership changes, triggers, the metrics watch).
+    pub fn raft(&self) -> &BriskRaft {
+        &self.raft
+    }
+
+    /// The MVCC state machine this node applies to (reads go through it).
+    pub fn kv(&self) -> &KvStateMachine {
+        &self.sm.kv
+    }
+
+    /// This node's snapshot files (served to peers by the transport).
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.sm.snapshots
+    }
+
+    /// Set while the node rebuilds from the leader (I5); the transport refuses votes then.
+    pub fn recovering_flag(&self) -> Arc<AtomicBool> {
+        self.recovering.clone()
+    }
+
+    /// What the cold-start gate decided at this start.
+    pub fn gate(&self) -> &GateReport {
+        &self.gate
+    }
+
+    /// When this node's process began.
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// When Raft started, after the gate (the replay phase runs from here to ready).
+    pub fn raft_started(&self) -> Instant {
+        self.raft_started
     }
 
     pub fn metrics(&self) -> RaftMetrics<TypeConfig> {

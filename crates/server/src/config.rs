@@ -241,7 +241,7 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, BriskNode>> {
 }
 
 fn check_addr(what: &str, addr: &str) -> Result<()> {
-    if brisk_api::is_host_port(addr) {
+    if brisk_service::is_host_port(addr) {
         Ok(())
     } else {
         Err(anyhow!("{what} {addr:?} is not HOST:PORT"))

@@ -82,8 +82,8 @@ async fn metrics_text(State(s): State<HttpState>) -> String {
         .set(m.snapshot.map(|l| l.index).unwrap_or(0) as f64);
     metrics::gauge!("brisk_raft_purged_index").set(m.purged.map(|l| l.index).unwrap_or(0) as f64);
     metrics::gauge!("brisk_ready").set(if node.is_ready() { 1.0 } else { 0.0 });
-    metrics::gauge!("brisk_hlc_ceiling_ms").set(node.sm.kv.hlc().ceiling_ms() as f64);
-    if let Ok(store) = node.sm.kv.store() {
+    metrics::gauge!("brisk_hlc_ceiling_ms").set(node.kv().hlc().ceiling_ms() as f64);
+    if let Ok(store) = node.kv().store() {
         metrics::gauge!("brisk_rocksdb_sst_bytes").set(store.approximate_size_bytes() as f64);
     }
     s.prometheus.render()

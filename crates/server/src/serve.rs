@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use brisk_api::{AdminService, Limits, RawKvService, Router, TxnService};
+use brisk_grpc::{AdminService, RawKvService, TxnService};
 use brisk_proto::raft_admin_server::RaftAdminServer;
 use brisk_proto::raft_transport_server::RaftTransportServer;
 use brisk_proto::raw_kv_server::RawKvServer;
@@ -17,6 +17,7 @@ use brisk_raft::node::NodeConfig;
 use brisk_raft::peer::PeerConnector;
 use brisk_raft::transport::RaftTransportService;
 use brisk_raft::RaftNode;
+use brisk_service::{Limits, Service};
 use fs2::FileExt;
 use tokio::net::TcpListener;
 use tonic::transport::ClientTlsConfig;
@@ -210,19 +211,21 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let node = gated.start_raft().await.with_context(starting)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let router = Router::new(node.clone())
-        .with_client_tls(forward_tls.clone())
-        .with_local_ip(specific_ip(&cfg.listen));
     let limits = Limits {
         max_key_bytes: cfg.max_key_bytes,
         max_value_bytes: cfg.max_value_bytes,
         max_entry_bytes: cfg.max_entry_bytes,
     };
+    let service = Arc::new(
+        Service::new(node.clone(), limits)
+            .with_forwarding(forward_tls.clone(), specific_ip(&cfg.listen))
+            .with_http_addr(reachable_http_addr(&http_bound)),
+    );
     let transport = RaftTransportService::new(
-        node.raft.clone(),
-        node.sm.snapshots.clone(),
+        node.raft().clone(),
+        node.snapshots().clone(),
         cfg.max_snapshot_bytes,
-        node.recovering.clone(),
+        node.recovering_flag(),
         node.vote_grace(),
     )
     .with_max_snapshot_receptions(cfg.max_snapshot_receptions);
@@ -247,23 +250,21 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let grpc = client_server
         .add_service(
             RawKvServer::new(RawKvService {
-                router: router.clone(),
-                limits,
+                service: service.clone(),
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
             TransactionalKvServer::new(TxnService {
-                router: router.clone(),
-                limits,
+                service: service.clone(),
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(RaftAdminServer::new(
-            AdminService::new(router.clone()).with_http_addr(reachable_http_addr(&http_bound)),
-        ));
+        .add_service(RaftAdminServer::new(AdminService {
+            service: service.clone(),
+        }));
     let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
         incoming(grpc_listener),
@@ -376,13 +377,13 @@ fn reachable_http_addr(http: &str) -> String {
 async fn watch_ready(node: Arc<RaftNode>) {
     loop {
         if node.is_ready() {
-            let since_start = node.started_at.elapsed();
+            let since_start = node.started_at().elapsed();
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "replay")
-                .set(node.raft_started.elapsed().as_secs_f64());
+                .set(node.raft_started().elapsed().as_secs_f64());
             metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "ready")
                 .set(since_start.as_secs_f64());
             // One line with the whole start (I4): decision, A, X and every phase.
-            let g = &node.gate;
+            let g = node.gate();
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             tracing::info!(
                 outcome = %g.outcome,
@@ -394,7 +395,7 @@ async fn watch_ready(node: Arc<RaftNode>) {
                 gate_ms = ms(g.gate),
                 verify_ms = ms(g.verify),
                 restore_ms = ms(g.restore),
-                replay_ms = ms(node.raft_started.elapsed()),
+                replay_ms = ms(node.raft_started().elapsed()),
                 ready_ms = ms(since_start),
                 "ready"
             );
@@ -418,13 +419,13 @@ fn check_own_addresses(node: &RaftNode) {
         return;
     };
     let peer = me.peer_addr.as_deref();
-    if me.addr != node.config.advertise_addr
-        || peer.is_some_and(|p| p != node.config.peer_advertise_addr)
+    if me.addr != node.config().advertise_addr
+        || peer.is_some_and(|p| p != node.config().peer_advertise_addr)
     {
         tracing::error!(
             recorded = %me,
-            advertise = %node.config.advertise_addr,
-            peer_advertise = %node.config.peer_advertise_addr,
+            advertise = %node.config().advertise_addr,
+            peer_advertise = %node.config().peer_advertise_addr,
             "this node's addresses differ from those its membership entry records; members reach it at the recorded ones (to move a member, remove it and add it again)"
         );
     }
@@ -447,8 +448,8 @@ async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsCon
         }
         let req = brisk_proto::AddLearnerRequest {
             id: node.id(),
-            addr: node.config.advertise_addr.clone(),
-            peer_addr: node.config.peer_advertise_addr.clone(),
+            addr: node.config().advertise_addr.clone(),
+            peer_addr: node.config().peer_advertise_addr.clone(),
         };
         let reached = tokio::time::timeout(
             Duration::from_secs(5),
