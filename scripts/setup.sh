@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing brisk needs and is not on a fresh Debian machine with
-# the Rust toolchain: libclang-dev (bindgen, for RocksDB), and for the fault harness fuse3
-# (fusermount3, for the power-loss filesystem) and nftables (network partitions).
+# the Rust toolchain: libclang-dev (bindgen, for RocksDB), for the fault harness fuse3
+# (fusermount3, for the power-loss filesystem) and nftables (network partitions), and for the
+# Redis compatibility suite redis-server and a Python virtualenv with redis-py and pytest.
 # Idempotent; quiet when all is present.
 set -euo pipefail
 
@@ -20,6 +21,8 @@ if ! have_libclang; then
 fi
 command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+# The Redis compatibility suite runs against a real redis-server too.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""
@@ -32,3 +35,12 @@ fi
 # once per machine and reused by later clones and CI runs.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/brisk-target}"
 mkdir -p "$CARGO_TARGET_DIR"
+
+# The Python environment of the Redis compatibility suite (tests/redis): redis-py and pytest,
+# pinned, in a virtualenv outside the clone.
+export BRISK_VENV="${BRISK_VENV:-$HOME/.cache/brisk-venv}"
+if ! "$BRISK_VENV/bin/python" -c "import redis, pytest" >/dev/null 2>&1; then
+  echo "setup: creating the Python test environment in $BRISK_VENV" >&2
+  python3 -m venv "$BRISK_VENV"
+  "$BRISK_VENV/bin/pip" install -q redis==5.2.1 pytest==8.3.4
+fi

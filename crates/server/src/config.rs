@@ -86,6 +86,16 @@ pub struct ServeArgs {
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, env = "BRISK_HTTP")]
     pub http: Option<String>,
+    /// Address for the Redis protocol endpoint (RESP2/RESP3); off when unset.
+    #[arg(long, env = "BRISK_REDIS")]
+    pub redis: Option<String>,
+    /// Largest Redis request (one command with its arguments), bytes (default 32 MiB); a
+    /// larger one gets an error and its connection is closed.
+    #[arg(long, env = "BRISK_REDIS_MAX_REQUEST_BYTES")]
+    pub redis_max_request_bytes: Option<usize>,
+    /// Redis connections served at once (default 10000).
+    #[arg(long, env = "BRISK_REDIS_MAX_CONNECTIONS")]
+    pub redis_max_connections: Option<usize>,
     /// Initial members, ID=CLIENT_HOST:PORT/PEER_HOST:PORT,...; give every founding member
     /// the same list.
     #[arg(long, env = "BRISK_BOOTSTRAP", conflicts_with = "join")]
@@ -169,6 +179,8 @@ pub struct ServeConfig {
     pub peer_tls: Option<PeerTlsFiles>,
     pub client_tls: Option<ClientTlsFiles>,
     pub http: String,
+    pub redis: Option<String>,
+    pub redis_limits: brisk_redis::RedisConfig,
     pub bootstrap: Option<BTreeMap<u64, BriskNode>>,
     pub join: Option<String>,
     pub fsm_sync: FsmSync,
@@ -271,6 +283,9 @@ impl ServeArgs {
             tls_key,
             tls_ca,
             http,
+            redis,
+            redis_max_request_bytes,
+            redis_max_connections,
             bootstrap,
             join,
             fsm_sync,
@@ -377,6 +392,21 @@ impl ServeArgs {
         if let Some(j) = &a.join {
             check_addr("--join", j)?;
         }
+        if let Some(r) = &a.redis {
+            check_addr("--redis", r)?;
+        }
+        let redis_defaults = brisk_redis::RedisConfig::default();
+        let redis_limits = brisk_redis::RedisConfig {
+            max_request_bytes: a
+                .redis_max_request_bytes
+                .unwrap_or(redis_defaults.max_request_bytes),
+            max_connections: a
+                .redis_max_connections
+                .unwrap_or(redis_defaults.max_connections),
+        };
+        if redis_limits.max_request_bytes < 1024 || redis_limits.max_connections == 0 {
+            bail!("--redis-max-request-bytes must be at least 1024 and --redis-max-connections positive");
+        }
         let snapshot_every = a.snapshot_every.unwrap_or(10_000);
         if snapshot_every == 0 {
             bail!("--snapshot-every must be positive");
@@ -407,6 +437,8 @@ impl ServeArgs {
             peer_tls,
             client_tls,
             http,
+            redis: a.redis,
+            redis_limits,
             bootstrap,
             join: a.join,
             fsm_sync: a.fsm_sync.unwrap_or(FsmSync::Sync),

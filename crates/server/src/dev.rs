@@ -19,7 +19,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "./brisk-data")]
     pub data_dir: PathBuf,
     /// First gRPC port (nodes use consecutive ports; HTTP ports start 1000 higher, peer
-    /// ports 2000 higher). 0 picks free ports.
+    /// ports 2000 higher, Redis ports 3000 higher). 0 picks free ports.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
     #[arg(long, value_enum)]
@@ -42,6 +42,9 @@ pub struct DevNode {
     /// Peer (Raft transport) address; empty in a cluster.json written by an older version.
     #[serde(default)]
     pub peer: String,
+    /// Redis protocol address; empty in a cluster.json written by an older version.
+    #[serde(default)]
+    pub redis: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -89,17 +92,19 @@ struct Planned {
     grpc: String,
     http: String,
     peer: String,
+    redis: String,
 }
 
-/// The peer port of a node whose cluster.json predates peer ports.
-fn peer_port_of(grpc: &str) -> Result<String> {
+/// The address `offset` ports above `grpc`: the peer (2000) or Redis (3000) port of a node
+/// whose cluster.json predates them.
+fn peer_port_of(grpc: &str, offset: u16) -> Result<String> {
     let (host, port) = grpc
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("bad address {grpc} in cluster.json"))?;
     let port: u16 = port.parse()?;
     let peer = port
-        .checked_add(2000)
-        .ok_or_else(|| anyhow::anyhow!("no peer port for {grpc}"))?;
+        .checked_add(offset)
+        .ok_or_else(|| anyhow::anyhow!("no port {offset} above {grpc}"))?;
     Ok(format!("{host}:{peer}"))
 }
 
@@ -114,15 +119,21 @@ fn plan(args: &DevArgs) -> Result<Vec<Planned>> {
                     .into_iter()
                     .map(|n| {
                         let peer = if n.peer.is_empty() {
-                            peer_port_of(&n.grpc)?
+                            peer_port_of(&n.grpc, 2000)?
                         } else {
                             n.peer
+                        };
+                        let redis = if n.redis.is_empty() {
+                            peer_port_of(&n.grpc, 3000)?
+                        } else {
+                            n.redis
                         };
                         Ok(Planned {
                             id: n.id,
                             grpc: n.grpc,
                             http: n.http,
                             peer,
+                            redis,
                         })
                     })
                     .collect();
@@ -137,21 +148,22 @@ fn plan(args: &DevArgs) -> Result<Vec<Planned>> {
     }
     let mut out = Vec::new();
     for i in 1..=args.nodes {
-        let (g, h, p) = if args.base_port == 0 {
-            (free_port()?, free_port()?, free_port()?)
+        let (g, h, p, r) = if args.base_port == 0 {
+            (free_port()?, free_port()?, free_port()?, free_port()?)
         } else {
             let g = args.base_port as u64 + i - 1;
-            let p = g + 2000;
-            if p > u16::MAX as u64 {
+            let r = g + 3000;
+            if r > u16::MAX as u64 {
                 bail!("--base-port too high");
             }
-            (g as u16, (g + 1000) as u16, p as u16)
+            (g as u16, (g + 1000) as u16, (g + 2000) as u16, r as u16)
         };
         out.push(Planned {
             id: i,
             grpc: format!("127.0.0.1:{g}"),
             http: format!("127.0.0.1:{h}"),
             peer: format!("127.0.0.1:{p}"),
+            redis: format!("127.0.0.1:{r}"),
         });
     }
     Ok(out)
@@ -214,6 +226,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         grpc,
         http,
         peer,
+        redis,
     } in &plan
     {
         let dir = data_dir.join(format!("node-{id}"));
@@ -231,6 +244,8 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             &bootstrap,
             "--peer-listen",
             peer,
+            "--redis",
+            redis,
         ] {
             argv.push(a.into());
         }
@@ -258,6 +273,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
             grpc: grpc.clone(),
             http: http.clone(),
             peer: peer.clone(),
+            redis: redis.clone(),
             data_dir: dir,
             log,
         });

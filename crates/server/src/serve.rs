@@ -204,6 +204,14 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let http_listener = TcpListener::bind(&cfg.http)
         .await
         .with_context(|| format!("binding HTTP address {}", cfg.http))?;
+    let redis_listener = match &cfg.redis {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding Redis address {addr}"))?,
+        ),
+        None => None,
+    };
     let http_bound = http_listener
         .local_addr()
         .map(|a| a.to_string())
@@ -280,6 +288,14 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             let _ = peer_stop.changed().await;
         },
     ));
+    let redis_task = redis_listener.map(|l| {
+        tokio::spawn(brisk_redis::serve(
+            l,
+            service.clone(),
+            cfg.redis_limits,
+            stop_rx.clone(),
+        ))
+    });
     let http_task = tokio::spawn(crate::http::serve(
         http_listener,
         node.clone(),
@@ -294,6 +310,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         peer_tls = cfg.peer_tls.is_some(),
         client_tls = cfg.client_tls.is_some(),
         http = %cfg.http,
+        redis = cfg.redis.as_deref().unwrap_or("off"),
         data_dir = %cfg.data_dir.display(),
         fsm_sync = ?cfg.fsm_sync,
         "serving"
@@ -356,6 +373,9 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     tracing::info!(?new_leader, "client work drained");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(left(0.5), grpc_task).await;
+    if let Some(t) = redis_task {
+        let _ = tokio::time::timeout(left(0.5), t).await;
+    }
     let _ = tokio::time::timeout(left(0.6), node.shutdown()).await;
     let _ = peer_stop_tx.send(true);
     let _ = tokio::time::timeout(left(0.5), peer_task).await;

@@ -1,0 +1,203 @@
+//! The commands: their arity (as Redis states it: n = exactly n words with the name, -n = at
+//! least n) and the data commands' implementations, each run inside a [`Tx`].
+
+mod keys;
+mod strings;
+
+use crate::error::CommandError;
+use crate::reply::Reply;
+use crate::tx::Tx;
+
+/// Every command this endpoint knows, with its arity.
+pub const COMMANDS: &[(&str, i32)] = &[
+    // connection and server
+    ("ping", -1),
+    ("echo", 2),
+    ("hello", -1),
+    ("quit", -1),
+    ("select", 2),
+    ("client", -2),
+    ("command", -1),
+    ("time", 1),
+    ("info", -1),
+    ("dbsize", 1),
+    ("flushdb", -1),
+    ("flushall", -1),
+    ("multi", 1),
+    ("exec", 1),
+    ("discard", 1),
+    ("watch", -2),
+    ("unwatch", 1),
+    // strings
+    ("get", 2),
+    ("set", -3),
+    ("setnx", 3),
+    ("setex", 4),
+    ("psetex", 4),
+    ("getset", 3),
+    ("getdel", 2),
+    ("getex", -2),
+    ("mget", -2),
+    ("mset", -3),
+    ("msetnx", -3),
+    ("incr", 2),
+    ("incrby", 3),
+    ("incrbyfloat", 3),
+    ("decr", 2),
+    ("decrby", 3),
+    ("append", 3),
+    ("strlen", 2),
+    ("getrange", 4),
+    ("setrange", 4),
+    // keys and expiry
+    ("del", -2),
+    ("unlink", -2),
+    ("exists", -2),
+    ("type", 2),
+    ("expire", -3),
+    ("pexpire", -3),
+    ("expireat", -3),
+    ("pexpireat", -3),
+    ("ttl", 2),
+    ("pttl", 2),
+    ("persist", 2),
+];
+
+/// The arity of `name` (lower case), None for an unknown command.
+pub fn arity(name: &str) -> Option<i32> {
+    COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+}
+
+/// Whether `args` (name included) satisfies `arity`.
+pub fn arity_ok(arity: i32, args: usize) -> bool {
+    if arity >= 0 {
+        args == arity as usize
+    } else {
+        args >= arity.unsigned_abs() as usize
+    }
+}
+
+/// Runs data command `name` (lower case, arity checked) with `args` (name excluded).
+pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+    match name {
+        "get" => strings::get(tx, args).await,
+        "set" => strings::set(tx, args).await,
+        "setnx" => strings::setnx(tx, args).await,
+        "setex" => strings::setex(tx, args, 1000, "setex").await,
+        "psetex" => strings::setex(tx, args, 1, "psetex").await,
+        "getset" => strings::getset(tx, args).await,
+        "getdel" => strings::getdel(tx, args).await,
+        "getex" => strings::getex(tx, args).await,
+        "mget" => strings::mget(tx, args).await,
+        "mset" => strings::mset(tx, args, false).await,
+        "msetnx" => strings::mset(tx, args, true).await,
+        "incr" => strings::incr_by(tx, &args[0], 1).await,
+        "decr" => strings::incr_by(tx, &args[0], -1).await,
+        "incrby" => strings::incr_by(tx, &args[0], parse_i64(&args[1])?).await,
+        "decrby" => {
+            let by = parse_i64(&args[1])?
+                .checked_neg()
+                .ok_or(CommandError::Overflow)?;
+            strings::incr_by(tx, &args[0], by).await
+        }
+        "incrbyfloat" => strings::incr_by_float(tx, args).await,
+        "append" => strings::append(tx, args).await,
+        "strlen" => strings::strlen(tx, args).await,
+        "getrange" => strings::getrange(tx, args).await,
+        "setrange" => strings::setrange(tx, args).await,
+        "del" | "unlink" => keys::del(tx, args).await,
+        "exists" => keys::exists(tx, args).await,
+        "type" => keys::key_type(tx, args).await,
+        "expire" => keys::expire(tx, args, keys::Expiry::RelativeSeconds, name).await,
+        "pexpire" => keys::expire(tx, args, keys::Expiry::RelativeMillis, name).await,
+        "expireat" => keys::expire(tx, args, keys::Expiry::AtSeconds, name).await,
+        "pexpireat" => keys::expire(tx, args, keys::Expiry::AtMillis, name).await,
+        "ttl" => keys::ttl(tx, args, 1000).await,
+        "pttl" => keys::ttl(tx, args, 1).await,
+        "persist" => keys::persist(tx, args).await,
+        other => Err(CommandError::other(format!(
+            "ERR unknown command '{other}'"
+        ))),
+    }
+}
+
+/// An integer argument or stored value, parsed as strictly as Redis does: an optional minus
+/// sign, digits, no leading zeros, no spaces, within i64.
+pub fn parse_i64(b: &[u8]) -> Result<i64, CommandError> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let well_formed = !digits.is_empty()
+        && digits.len() <= 19
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1)
+        && !(b.len() == 2 && b == b"-0");
+    if !well_formed {
+        return Err(CommandError::NotInteger);
+    }
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::NotInteger)
+}
+
+/// A float argument or stored value: a decimal or exponent form, `inf`/`-inf`; never NaN,
+/// never surrounding spaces.
+pub fn parse_f64(b: &[u8]) -> Result<f64, CommandError> {
+    let s = std::str::from_utf8(b).map_err(|_| CommandError::NotFloat)?;
+    if s.is_empty() || s.trim() != s {
+        return Err(CommandError::NotFloat);
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => s.parse().map_err(|_| CommandError::NotFloat)?,
+    };
+    if v.is_nan() {
+        return Err(CommandError::NotFloat);
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_as_strictly_as_redis() {
+        assert_eq!(parse_i64(b"42").unwrap(), 42);
+        assert_eq!(parse_i64(b"-7").unwrap(), -7);
+        assert_eq!(parse_i64(b"0").unwrap(), 0);
+        assert_eq!(parse_i64(b"-9223372036854775808").unwrap(), i64::MIN);
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"01",
+            b"1.0",
+            b"-",
+            b"-0",
+            b"9223372036854775808",
+            b"abc",
+        ] {
+            assert!(parse_i64(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn floats_refuse_nan_and_spaces() {
+        assert_eq!(parse_f64(b"1.5").unwrap(), 1.5);
+        assert_eq!(parse_f64(b"5.0e3").unwrap(), 5000.0);
+        assert!(parse_f64(b"inf").unwrap().is_infinite());
+        for bad in [&b"nan"[..], b" 1", b"", b"x"] {
+            assert!(parse_f64(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_command_has_a_valid_arity() {
+        for (name, a) in COMMANDS {
+            assert_ne!(*a, 0, "{name}");
+            assert_eq!(name.to_ascii_lowercase(), *name);
+        }
+        assert!(arity_ok(-2, 3) && !arity_ok(-2, 1) && arity_ok(2, 2) && !arity_ok(2, 3));
+    }
+}

@@ -1,0 +1,460 @@
+//! One client connection: its protocol version, name, MULTI queue and WATCH state, and the
+//! connection-level commands.
+
+use std::sync::Arc;
+
+use brisk_service::{KeyRange, Origin, Read, Service, ServiceError};
+
+use crate::command::{self, arity, arity_ok, parse_i64};
+use crate::error::CommandError;
+use crate::keyspace::{record_key, record_prefix, Record, NAMESPACE};
+use crate::reply::Reply;
+use crate::tx::{wall_clock_ms, Committed, Tx};
+
+/// How many times a command runs again after its transaction conflicted.
+const MAX_ATTEMPTS: usize = 64;
+/// The Redis version whose commands and replies this endpoint follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+pub struct Connection {
+    service: Arc<Service>,
+    pub id: u64,
+    resp3: bool,
+    name: Option<Vec<u8>>,
+    /// Commands queued since MULTI.
+    multi: Option<Vec<(String, Vec<Vec<u8>>)>>,
+    /// A queued command was refused: EXEC discards the transaction.
+    multi_failed: bool,
+    /// WATCHed keys and the timestamp of the first WATCH.
+    watch: Option<(u64, Vec<Vec<u8>>)>,
+}
+
+/// What the connection does after a reply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    Close,
+}
+
+impl Connection {
+    pub fn new(service: Arc<Service>, id: u64) -> Self {
+        Connection {
+            service,
+            id,
+            resp3: false,
+            name: None,
+            multi: None,
+            multi_failed: false,
+            watch: None,
+        }
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.resp3
+    }
+
+    /// Runs one command (`args[0]` is its name) and returns its reply.
+    pub async fn execute(&mut self, mut args: Vec<Vec<u8>>) -> (Reply, After) {
+        let raw_name = args.remove(0);
+        let name = String::from_utf8_lossy(&raw_name).to_ascii_lowercase();
+        let Some(arity) = arity(&name) else {
+            if self.multi.is_some() {
+                self.multi_failed = true;
+            }
+            let shown: String = args
+                .iter()
+                .take(16)
+                .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
+                .collect();
+            return (
+                Reply::Error(format!(
+                    "ERR unknown command '{}', with args beginning with: {shown}",
+                    String::from_utf8_lossy(&raw_name)
+                )),
+                After::Continue,
+            );
+        };
+        metrics::counter!("brisk_redis_commands_total", "command" => name.clone()).increment(1);
+        if !arity_ok(arity, args.len() + 1) {
+            if self.multi.is_some() {
+                self.multi_failed = true;
+            }
+            return (Reply::error(CommandError::Arity(name)), After::Continue);
+        }
+        if self.multi.is_some()
+            && !matches!(
+                name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit" | "unwatch"
+            )
+        {
+            return (self.queue(name, args), After::Continue);
+        }
+        match self.connection_command(&name, &args).await {
+            Some(Ok(reply)) => (
+                reply,
+                if name == "quit" {
+                    After::Close
+                } else {
+                    After::Continue
+                },
+            ),
+            Some(Err(e)) => (Reply::error(e), After::Continue),
+            None => (self.run_data(&name, &args).await, After::Continue),
+        }
+    }
+
+    fn queue(&mut self, name: String, args: Vec<Vec<u8>>) -> Reply {
+        if !is_data_command(&name) {
+            self.multi_failed = true;
+            return Reply::Error(format!(
+                "ERR Command '{name}' is not allowed inside a transaction on this server"
+            ));
+        }
+        if let Some(q) = self.multi.as_mut() {
+            q.push((name, args));
+        }
+        Reply::Simple("QUEUED".into())
+    }
+
+    /// A data command on its own: one transaction, run again while it conflicts.
+    async fn run_data(&self, name: &str, args: &[Vec<u8>]) -> Reply {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = Tx::new(&self.service);
+            let reply = match command::run(&mut tx, name, args).await {
+                Ok(r) => r,
+                Err(e) => return Reply::error(e),
+            };
+            match tx.commit().await {
+                Ok(Committed::Yes) => return reply,
+                Ok(Committed::Conflict { .. }) => continue,
+                Err(e) => return Reply::error(CommandError::from(e)),
+            }
+        }
+        Reply::error(CommandError::TooManyConflicts)
+    }
+
+    /// Connection and server commands; None for a data command.
+    async fn connection_command(
+        &mut self,
+        name: &str,
+        args: &[Vec<u8>],
+    ) -> Option<Result<Reply, CommandError>> {
+        let reply = match name {
+            "ping" => match args {
+                [] => Ok(Reply::Simple("PONG".into())),
+                [m] => Ok(Reply::Bulk(m.clone())),
+                _ => Err(CommandError::Arity("ping".into())),
+            },
+            "echo" => Ok(Reply::Bulk(args[0].clone())),
+            "quit" => Ok(Reply::Ok),
+            "select" => match parse_i64(&args[0]) {
+                Ok(0) => Ok(Reply::Ok),
+                Ok(_) => Err(CommandError::other("ERR DB index is out of range")),
+                Err(e) => Err(e),
+            },
+            "hello" => self.hello(args),
+            "client" => self.client(args),
+            "command" => Ok(command_info(args)),
+            "time" => {
+                let us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                Ok(Reply::Array(vec![
+                    Reply::bulk((us / 1_000_000).to_string()),
+                    Reply::bulk((us % 1_000_000).to_string()),
+                ]))
+            }
+            "dbsize" => count_keys(&self.service).await.map(Reply::Int),
+            "info" => self.info().await,
+            "flushdb" | "flushall" => self
+                .service
+                .delete_prefix(Origin::Client, NAMESPACE.to_vec())
+                .await
+                .map(|_| Reply::Ok)
+                .map_err(CommandError::from),
+            "multi" => {
+                if self.multi.is_some() {
+                    Err(CommandError::other("ERR MULTI calls can not be nested"))
+                } else {
+                    self.multi = Some(Vec::new());
+                    self.multi_failed = false;
+                    Ok(Reply::Ok)
+                }
+            }
+            "discard" => match self.multi.take() {
+                Some(_) => {
+                    self.watch = None;
+                    Ok(Reply::Ok)
+                }
+                None => Err(CommandError::other("ERR DISCARD without MULTI")),
+            },
+            "exec" => match self.multi.take() {
+                Some(queued) => {
+                    let watch = self.watch.take();
+                    if std::mem::take(&mut self.multi_failed) {
+                        Err(CommandError::other(
+                            "EXECABORT Transaction discarded because of previous errors.",
+                        ))
+                    } else {
+                        self.exec(queued, watch).await
+                    }
+                }
+                None => Err(CommandError::other("ERR EXEC without MULTI")),
+            },
+            "watch" => {
+                if self.multi.is_some() {
+                    Err(CommandError::other("ERR WATCH inside MULTI is not allowed"))
+                } else {
+                    self.watch_keys(args).await
+                }
+            }
+            "unwatch" => {
+                self.watch = None;
+                Ok(Reply::Ok)
+            }
+            _ => return None,
+        };
+        Some(reply)
+    }
+
+    fn hello(&mut self, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+        if let Some(v) = args.first() {
+            let version = parse_i64(v).map_err(|_| {
+                CommandError::other("ERR Protocol version is not an integer or out of range")
+            })?;
+            if version != 2 && version != 3 {
+                return Err(CommandError::other("NOPROTO unsupported protocol version"));
+            }
+            let mut i = 1;
+            while i < args.len() {
+                match String::from_utf8_lossy(&args[i])
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
+                    "setname" if i + 1 < args.len() => {
+                        self.name = Some(args[i + 1].clone());
+                        i += 2;
+                    }
+                    "auth" => {
+                        return Err(CommandError::other(
+                            "ERR AUTH is not supported: this endpoint has no users",
+                        ))
+                    }
+                    _ => return Err(CommandError::Syntax),
+                }
+            }
+            self.resp3 = version == 3;
+        }
+        let (leader, _) = self.service.leader();
+        let role = if leader == Some(self.service.node_id()) {
+            "master"
+        } else {
+            "replica"
+        };
+        Ok(Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (
+                Reply::bulk("proto"),
+                Reply::Int(if self.resp3 { 3 } else { 2 }),
+            ),
+            (Reply::bulk("id"), Reply::Int(self.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk(role)),
+            (Reply::bulk("modules"), Reply::Array(Vec::new())),
+        ]))
+    }
+
+    fn client(&mut self, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+        let sub = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        match (sub.as_str(), args.len()) {
+            ("setname", 2) => {
+                if args[1].iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Err(CommandError::other(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    ));
+                }
+                self.name = (!args[1].is_empty()).then(|| args[1].clone());
+                Ok(Reply::Ok)
+            }
+            ("getname", 1) => Ok(self.name.clone().map_or(Reply::Nil, Reply::Bulk)),
+            ("id", 1) => Ok(Reply::Int(self.id as i64)),
+            ("setinfo", 3) => Ok(Reply::Ok),
+            ("setname" | "getname" | "id" | "setinfo", _) => {
+                Err(CommandError::Arity(format!("client|{sub}")))
+            }
+            _ => Err(CommandError::other(format!(
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[0])
+            ))),
+        }
+    }
+
+    async fn watch_keys(&mut self, keys: &[Vec<u8>]) -> Result<Reply, CommandError> {
+        if self.watch.is_none() {
+            let ts = self.service.begin(Origin::Client).await?;
+            self.watch = Some((ts, Vec::new()));
+        }
+        if let Some((_, watched)) = self.watch.as_mut() {
+            watched.extend(keys.iter().cloned());
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// EXEC: the queued commands as one brisk transaction. A command that fails answers its
+    /// error in place and the others still apply (as Redis); a watched key written after the
+    /// first WATCH aborts it all (a nil reply).
+    async fn exec(
+        &self,
+        queued: Vec<(String, Vec<Vec<u8>>)>,
+        watch: Option<(u64, Vec<Vec<u8>>)>,
+    ) -> Result<Reply, CommandError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = Tx::new(&self.service);
+            if let Some((watched_at, keys)) = &watch {
+                // The transaction starts first: a write to a watched key committed at or below
+                // its start is seen by the check below (a linearizable read after it); one
+                // committed above it conflicts in the commit (the key is in the read set).
+                tx.start_ts().await?;
+                for k in keys {
+                    let bkey = record_key(k);
+                    let last = self
+                        .service
+                        .latest_commit_ts(Origin::Client, &bkey, Read::Linearizable)
+                        .await?;
+                    if last.is_some_and(|ts| ts > *watched_at) {
+                        return Ok(Reply::NilArray);
+                    }
+                    tx.watch(bkey);
+                }
+            }
+            let mut replies = Vec::with_capacity(queued.len());
+            for (name, args) in &queued {
+                match command::run(&mut tx, name, args).await {
+                    Ok(r) => replies.push(r),
+                    // Nothing is written when brisk itself could not serve a command.
+                    Err(CommandError::Service(e)) => return Err(e.into()),
+                    Err(e) => replies.push(Reply::error(e)),
+                }
+            }
+            match tx.commit().await? {
+                Committed::Yes => return Ok(Reply::Array(replies)),
+                Committed::Conflict { .. } => continue,
+            }
+        }
+        Err(CommandError::TooManyConflicts)
+    }
+
+    async fn info(&self) -> Result<Reply, CommandError> {
+        let status = self.service.status();
+        let role = if status.has_leader && status.leader_id == status.id {
+            "master"
+        } else {
+            "slave"
+        };
+        let keys = count_keys(&self.service).await?;
+        let text = format!(
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nbrisk_version:{}\r\nredis_mode:standalone\r\n\r\n\
+             # Replication\r\nrole:{role}\r\nbrisk_node_id:{}\r\nbrisk_leader_id:{}\r\nbrisk_leader_addr:{}\r\n\
+             brisk_term:{}\r\nbrisk_commit_index:{}\r\nbrisk_applied_index:{}\r\nconnected_slaves:{}\r\n\r\n\
+             # Keyspace\r\n{}",
+            env!("CARGO_PKG_VERSION"),
+            status.id,
+            status.leader_id,
+            status.leader_addr,
+            status.term,
+            status.commit_index,
+            status.applied_index,
+            status.members.len().saturating_sub(1),
+            if keys > 0 {
+                format!("db0:keys={keys},expires=0,avg_ttl=0\r\n")
+            } else {
+                String::new()
+            }
+        );
+        Ok(Reply::Bulk(text.into_bytes()))
+    }
+}
+
+fn is_data_command(name: &str) -> bool {
+    !matches!(
+        name,
+        "ping"
+            | "echo"
+            | "hello"
+            | "quit"
+            | "select"
+            | "client"
+            | "command"
+            | "time"
+            | "info"
+            | "dbsize"
+            | "flushdb"
+            | "flushall"
+            | "multi"
+            | "exec"
+            | "discard"
+            | "watch"
+            | "unwatch"
+    )
+}
+
+fn command_info(args: &[Vec<u8>]) -> Reply {
+    let sub = args
+        .first()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase());
+    match sub.as_deref() {
+        Some("count") => Reply::Int(command::COMMANDS.len() as i64),
+        Some("docs") => Reply::Map(Vec::new()),
+        _ => Reply::Array(
+            command::COMMANDS
+                .iter()
+                .map(|(n, a)| Reply::Array(vec![Reply::bulk(n), Reply::Int(i64::from(*a))]))
+                .collect(),
+        ),
+    }
+}
+
+/// Live (not expired) keys, counted page by page on one snapshot.
+async fn count_keys(service: &Service) -> Result<i64, CommandError> {
+    const PAGE: u32 = 10_000;
+    let ts = service.begin(Origin::Client).await?;
+    let prefix = record_prefix();
+    let mut end = prefix.clone();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let now = wall_clock_ms();
+    let (mut start, mut count) = (prefix, 0i64);
+    loop {
+        let page = service
+            .txn_scan(
+                Origin::Client,
+                ts,
+                KeyRange::Span {
+                    start: start.clone(),
+                    end: Some(end.clone()),
+                },
+                PAGE,
+            )
+            .await?;
+        for p in &page.pairs {
+            if !Record::decode(p.value.clone())?.expired(now) {
+                count += 1;
+            }
+        }
+        match page.pairs.last() {
+            Some(last) if page.truncated || page.pairs.len() == PAGE as usize => {
+                start = last.key.clone();
+                start.push(0);
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
+impl From<ServiceError> for Reply {
+    fn from(e: ServiceError) -> Reply {
+        Reply::error(CommandError::from(e))
+    }
+}

@@ -1,0 +1,130 @@
+//! How Redis keys are stored in brisk's ordered keyspace.
+//!
+//! Every Redis key K is one brisk key, `NAMESPACE ++ "k" ++ K`, whose value is a record:
+//! a format byte, the type, the expiry (milliseconds since the epoch, 0 for none) and the
+//! type's body (a string's bytes). Collection types will keep their elements under their own
+//! keys beside the record, so that single-element operations stay O(log n); the record then
+//! holds the count. The namespace keeps Redis data apart from keys written through the gRPC
+//! API; it begins with a zero byte, which the gRPC API's users are told to avoid.
+
+/// The brisk-key prefix of everything the Redis adapter stores.
+pub const NAMESPACE: &[u8] = b"\x00redis\x00";
+/// Bytes added to a Redis key to make its record key.
+pub const RECORD_OVERHEAD: usize = NAMESPACE.len() + 1;
+
+const FORMAT_V1: u8 = 1;
+const HEADER: usize = 1 + 1 + 8;
+
+/// The brisk key of Redis key `key`'s record.
+pub fn record_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(RECORD_OVERHEAD + key.len());
+    k.extend_from_slice(NAMESPACE);
+    k.push(b'k');
+    k.extend_from_slice(key);
+    k
+}
+
+/// The prefix every record key starts with.
+pub fn record_prefix() -> Vec<u8> {
+    record_key(b"")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    String = 1,
+}
+
+impl Kind {
+    /// The name TYPE answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: Kind,
+    /// When the key expires, in milliseconds since the epoch.
+    pub expire_at_ms: Option<u64>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CorruptRecord {
+    #[error("record is {0} bytes, shorter than its header")]
+    Short(usize),
+    #[error("unknown record format {0}")]
+    Format(u8),
+    #[error("unknown type {0}")]
+    Kind(u8),
+}
+
+impl Record {
+    pub fn string(body: Vec<u8>, expire_at_ms: Option<u64>) -> Record {
+        Record {
+            kind: Kind::String,
+            expire_at_ms,
+            body,
+        }
+    }
+
+    /// Whether the key is gone at `now_ms` (expired keys are invisible at once).
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|at| at <= now_ms)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER + self.body.len());
+        v.push(FORMAT_V1);
+        v.push(self.kind as u8);
+        v.extend_from_slice(&self.expire_at_ms.unwrap_or(0).to_be_bytes());
+        v.extend_from_slice(&self.body);
+        v
+    }
+
+    pub fn decode(mut bytes: Vec<u8>) -> Result<Record, CorruptRecord> {
+        if bytes.len() < HEADER {
+            return Err(CorruptRecord::Short(bytes.len()));
+        }
+        if bytes[0] != FORMAT_V1 {
+            return Err(CorruptRecord::Format(bytes[0]));
+        }
+        let kind = match bytes[1] {
+            1 => Kind::String,
+            k => return Err(CorruptRecord::Kind(k)),
+        };
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&bytes[2..HEADER]);
+        let at = u64::from_be_bytes(at);
+        let body = bytes.split_off(HEADER);
+        Ok(Record {
+            kind,
+            expire_at_ms: (at != 0).then_some(at),
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_bad_bytes_are_errors() {
+        for r in [
+            Record::string(b"v".to_vec(), None),
+            Record::string(Vec::new(), Some(1_700_000_000_000)),
+        ] {
+            assert_eq!(Record::decode(r.encode()).unwrap(), r);
+        }
+        assert_eq!(Record::decode(vec![1, 1]), Err(CorruptRecord::Short(2)));
+        assert_eq!(Record::decode(vec![9; 12]), Err(CorruptRecord::Format(9)));
+        assert_eq!(
+            Record::decode(vec![1, 77, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(CorruptRecord::Kind(77))
+        );
+        assert!(record_key(b"a").starts_with(&record_prefix()));
+    }
+}

@@ -1,0 +1,143 @@
+//! brisk-redis: a Redis-protocol endpoint for brisk. It decodes RESP2/RESP3 requests, runs
+//! each command as a [`brisk_service::Service`] transaction and answers with Redis's reply
+//! types and error lines. It knows nothing of Raft or RocksDB: every write is acknowledged
+//! only after brisk committed it, and reads are linearizable on any node (the service
+//! forwards to, or confirms with, the leader).
+//!
+//! Keys live in their own part of brisk's keyspace (see [`keyspace`]).
+
+mod command;
+mod connection;
+mod error;
+mod frame;
+pub mod keyspace;
+mod reply;
+mod tx;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use brisk_service::Service;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+pub use connection::REDIS_VERSION;
+pub use error::CommandError;
+pub use frame::FrameError;
+
+use connection::{After, Connection};
+use reply::Reply;
+
+/// Limits of the Redis endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct RedisConfig {
+    /// The largest request (one command with its arguments); a larger one gets an error and
+    /// its connection is closed without touching data.
+    pub max_request_bytes: usize,
+    /// Connections served at once; one more is answered with an error and closed.
+    pub max_connections: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            max_request_bytes: 32 << 20,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Flush replies once this many bytes are waiting, even in the middle of a pipeline.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// Serves Redis clients on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    config: RedisConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let ids = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            continue;
+        };
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let service = service.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            metrics::gauge!("brisk_redis_connections").increment(1.0);
+            if let Err(e) = handle(stream, Connection::new(service, id), config, stop).await {
+                tracing::debug!(%peer, error = %e, "redis connection ended");
+            }
+            metrics::gauge!("brisk_redis_connections").decrement(1.0);
+            drop(permit);
+        });
+    }
+}
+
+/// One connection: commands are read as they arrive (pipelined ones included) and answered
+/// in order; replies are written when no complete command is left in the buffer.
+async fn handle(
+    mut stream: TcpStream,
+    mut conn: Connection,
+    config: RedisConfig,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut input: Vec<u8> = Vec::with_capacity(16 << 10);
+    let mut out: Vec<u8> = Vec::with_capacity(16 << 10);
+    loop {
+        let n = tokio::select! {
+            n = stream.read_buf(&mut input) => n?,
+            _ = stop.changed() => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        loop {
+            match frame::next_command(&mut input, config.max_request_bytes) {
+                Ok(Some(args)) => {
+                    let (reply, after) = conn.execute(args).await;
+                    reply.encode(&mut out, conn.resp3());
+                    if after == After::Close {
+                        stream.write_all(&out).await?;
+                        return Ok(());
+                    }
+                    if out.len() >= FLUSH_BYTES {
+                        stream.write_all(&out).await?;
+                        out.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    metrics::counter!("brisk_redis_protocol_errors_total").increment(1);
+                    Reply::error(&e).encode(&mut out, conn.resp3());
+                    stream.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The Redis endpoint checked by real clients: the redis-py suite in tests/redis runs against a
+//! real redis-server (so every expectation is Redis's own) and against a 3-node brisk cluster
+//! (leader and follower endpoints), and a redis-py write loop survives a kill -9 of the leader.
+//! scripts/setup.sh installs redis-server and the Python environment.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{free_port, Cluster};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python of the test environment scripts/setup.sh creates.
+fn python() -> PathBuf {
+    let venv = std::env::var_os("BRISK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/brisk-venv")
+        });
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh (it creates the Python environment with redis-py and pytest)",
+        py.display()
+    );
+    py
+}
+
+fn pytest(urls: &[String]) -> Output {
+    Command::new(python())
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/redis",
+        ])
+        .current_dir(repo_root())
+        .env("BRISK_REDIS_URLS", urls.join(","))
+        .output()
+        .expect("run pytest")
+}
+
+fn assert_passed(what: &str, o: &Output) {
+    assert!(
+        o.status.success(),
+        "the Redis suite failed against {what}:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A real redis-server on a spare port, stopped on drop.
+struct RealRedis {
+    child: Child,
+    port: u16,
+}
+
+impl RealRedis {
+    fn start() -> RealRedis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server is missing: run scripts/setup.sh (Debian's redis-server package)",
+            );
+        RealRedis { child, port }
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `port` answers PING.
+async fn wait_redis(port: u16) {
+    common::wait_for(
+        "a Redis endpoint answering PING",
+        Duration::from_secs(30),
+        async || {
+            let o = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "ping"])
+                .output()
+                .ok()?;
+            o.stdout.starts_with(b"PONG").then_some(())
+        },
+    )
+    .await;
+}
+
+/// A cluster whose every node serves Redis; returns it and each node's Redis port.
+async fn redis_cluster() -> (Cluster, Vec<u16>) {
+    let mut c = Cluster::new(3, &[]);
+    let mut ports = Vec::new();
+    for n in &mut c.nodes {
+        let port = free_port();
+        n.args
+            .extend(["--redis".to_string(), format!("127.0.0.1:{port}")]);
+        ports.push(port);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_all_ready().await;
+    for &p in &ports {
+        wait_redis(p).await;
+    }
+    (c, ports)
+}
+
+fn url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_suite_passes_against_real_redis_and_against_brisk() {
+    let real = RealRedis::start();
+    wait_redis(real.port).await;
+    assert_passed("redis-server", &pytest(&[url(real.port)]));
+    drop(real);
+
+    let (c, ports) = redis_cluster().await;
+    let leader = c.leader().await;
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    let endpoints = [
+        url(ports[leader as usize - 1]),
+        url(ports[follower as usize - 1]),
+    ];
+    assert_passed("brisk (leader and follower)", &pytest(&endpoints));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_a_redis_write_loop_loses_no_acknowledged_write() {
+    let (mut c, ports) = redis_cluster().await;
+    let urls: Vec<String> = ports.iter().map(|&p| url(p)).collect();
+    let loop_ = Command::new(python())
+        .arg("tests/redis/write_loop.py")
+        .args(["--urls", &urls.join(","), "--seconds", "8"])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the write loop");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = c.leader().await;
+    c.kill9(leader);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.spawn(leader);
+    let o = loop_.wait_with_output().expect("write loop");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "the write loop found a lost write or read nothing back: {out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("summary line");
+    assert!(summary["acked"].as_u64().unwrap_or(0) > 50, "{summary}");
+}
