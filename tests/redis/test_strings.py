@@ -120,6 +120,9 @@ def test_incr_family(r):
 
 
 def test_incrbyfloat(r):
+    assert r.incrbyfloat("z", 0.1) == pytest.approx(0.1)
+    assert r.incrbyfloat("z", 0.2) == pytest.approx(0.3)
+    assert r.get("z") == b"0.3"
     r.set("f", "10.50")
     assert r.incrbyfloat("f", 0.1) == pytest.approx(10.6)
     assert r.get("f") == b"10.6"

@@ -94,3 +94,15 @@ def test_concurrent_increments_are_not_lost(r):
         t.join()
     assert r.get("c") == b"200"
     assert r.strlen("log") == 200
+
+
+def test_each_watch_counts_from_its_own_time(r, r2):
+    r.set("a", "1")
+    with r.pipeline() as p:
+        p.watch("a")
+        r2.set("b", "changed before b was watched")
+        p.watch("b")
+        p.multi()
+        p.set("a", "2")
+        assert p.execute() == [True]
+    assert r.get("a") == b"2"

@@ -18,3 +18,8 @@ pub const NOT_APPLIED_HEADER: &str = "x-brisk-not-applied";
 pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
+
+/// The largest gRPC message a node sends or accepts on its client port (values up to
+/// `--max-value-bytes`, scan pages up to their byte budget); clients that talk to a node,
+/// forwarding members included, accept as much.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;

@@ -13,20 +13,79 @@ use crate::tx::{wall_clock_ms, Committed, Tx};
 
 /// How many times a command runs again after its transaction conflicted.
 const MAX_ATTEMPTS: usize = 64;
+/// Keys one connection may WATCH at once.
+const MAX_WATCHED: usize = 10_000;
+
+/// Before attempt `n` (from 0): nothing first, then a short random wait that grows, so that
+/// clients contending for one key spread out instead of conflicting in lockstep.
+async fn backoff(attempt: usize) {
+    if attempt == 0 {
+        return;
+    }
+    let ceiling_us = 200u64 << attempt.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    tokio::time::sleep(std::time::Duration::from_micros(nanos % ceiling_us)).await;
+}
 /// The Redis version whose commands and replies this endpoint follows.
 pub const REDIS_VERSION: &str = "7.2.0";
 
+/// State the connections of one endpoint share: SCAN cursors (a cursor names the last key a
+/// SCAN returned; clients see an integer).
+#[derive(Default)]
+pub struct Shared {
+    cursors: std::sync::Mutex<Cursors>,
+}
+
+#[derive(Default)]
+struct Cursors {
+    last_key: std::collections::HashMap<u64, Vec<u8>>,
+    order: std::collections::VecDeque<u64>,
+    next: u64,
+}
+
+/// SCAN cursors remembered at once; the oldest is forgotten first (a client that comes back
+/// with it gets "invalid cursor" and starts again).
+const MAX_CURSORS: usize = 1 << 16;
+
+impl Shared {
+    fn remember(&self, last_key: Vec<u8>) -> u64 {
+        let mut c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        if c.next == 0 {
+            c.next = wall_clock_ms() << 8;
+        }
+        c.next = c.next.wrapping_add(1).max(1) & (i64::MAX as u64);
+        let id = c.next;
+        if c.order.len() >= MAX_CURSORS {
+            if let Some(old) = c.order.pop_front() {
+                c.last_key.remove(&old);
+            }
+        }
+        c.order.push_back(id);
+        c.last_key.insert(id, last_key);
+        id
+    }
+
+    fn recall(&self, id: u64) -> Option<Vec<u8>> {
+        let c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        c.last_key.get(&id).cloned()
+    }
+}
+
 pub struct Connection {
     service: Arc<Service>,
+    shared: Arc<Shared>,
     pub id: u64,
     resp3: bool,
     name: Option<Vec<u8>>,
-    /// Commands queued since MULTI.
+    /// Commands queued since MULTI, and their arguments' bytes.
     multi: Option<Vec<(String, Vec<Vec<u8>>)>>,
+    queued_bytes: usize,
     /// A queued command was refused: EXEC discards the transaction.
     multi_failed: bool,
-    /// WATCHed keys and the timestamp of the first WATCH.
-    watch: Option<(u64, Vec<Vec<u8>>)>,
+    /// WATCHed keys, each with the timestamp of the WATCH that named it.
+    watch: Vec<(Vec<u8>, u64)>,
 }
 
 /// What the connection does after a reply.
@@ -37,15 +96,17 @@ pub enum After {
 }
 
 impl Connection {
-    pub fn new(service: Arc<Service>, id: u64) -> Self {
+    pub fn new(service: Arc<Service>, shared: Arc<Shared>, id: u64) -> Self {
         Connection {
             service,
+            shared,
             id,
             resp3: false,
             name: None,
             multi: None,
+            queued_bytes: 0,
             multi_failed: false,
-            watch: None,
+            watch: Vec::new(),
         }
     }
 
@@ -61,15 +122,20 @@ impl Connection {
             if self.multi.is_some() {
                 self.multi_failed = true;
             }
-            let shown: String = args
-                .iter()
-                .take(16)
-                .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
-                .collect();
+            // As Redis: the name and the arguments shown are cut at 128 bytes each.
+            let mut shown = String::new();
+            for a in &args {
+                if shown.len() >= 128 {
+                    break;
+                }
+                let room = 128 - shown.len();
+                let a = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
+                shown.push_str(&format!("'{a}' "));
+            }
             return (
                 Reply::Error(format!(
                     "ERR unknown command '{}', with args beginning with: {shown}",
-                    String::from_utf8_lossy(&raw_name)
+                    String::from_utf8_lossy(&raw_name[..raw_name.len().min(128)])
                 )),
                 After::Continue,
             );
@@ -110,6 +176,23 @@ impl Connection {
                 "ERR Command '{name}' is not allowed inside a transaction on this server"
             ));
         }
+        // A transaction commits as one log entry: what it queues is bounded by the entry
+        // limit (and so is what a client can make a node hold for it).
+        let limit = self.service.limits().max_entry_bytes;
+        self.queued_bytes = args
+            .iter()
+            .fold(self.queued_bytes.saturating_add(name.len()), |n, a| {
+                n.saturating_add(a.len() + 16)
+            });
+        if self.queued_bytes > limit {
+            self.multi_failed = true;
+            if let Some(q) = self.multi.as_mut() {
+                q.clear();
+            }
+            return Reply::Error(format!(
+                "ERR the transaction's queued commands exceed {limit} bytes (the server's --max-entry-bytes)"
+            ));
+        }
         if let Some(q) = self.multi.as_mut() {
             q.push((name, args));
         }
@@ -118,7 +201,8 @@ impl Connection {
 
     /// A data command on its own: one transaction, run again while it conflicts.
     async fn run_data(&self, name: &str, args: &[Vec<u8>]) -> Reply {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
             let mut tx = Tx::new(&self.service);
             let reply = match command::run(&mut tx, name, args).await {
                 Ok(r) => r,
@@ -165,6 +249,7 @@ impl Connection {
                 ]))
             }
             "dbsize" => count_keys(&self.service).await.map(Reply::Int),
+            "scan" => self.scan(args).await,
             "info" => self.info().await,
             "flushdb" | "flushall" => self
                 .service
@@ -177,20 +262,21 @@ impl Connection {
                     Err(CommandError::other("ERR MULTI calls can not be nested"))
                 } else {
                     self.multi = Some(Vec::new());
+                    self.queued_bytes = 0;
                     self.multi_failed = false;
                     Ok(Reply::Ok)
                 }
             }
             "discard" => match self.multi.take() {
                 Some(_) => {
-                    self.watch = None;
+                    self.watch.clear();
                     Ok(Reply::Ok)
                 }
                 None => Err(CommandError::other("ERR DISCARD without MULTI")),
             },
             "exec" => match self.multi.take() {
                 Some(queued) => {
-                    let watch = self.watch.take();
+                    let watch = std::mem::take(&mut self.watch);
                     if std::mem::take(&mut self.multi_failed) {
                         Err(CommandError::other(
                             "EXECABORT Transaction discarded because of previous errors.",
@@ -209,7 +295,7 @@ impl Connection {
                 }
             }
             "unwatch" => {
-                self.watch = None;
+                self.watch.clear();
                 Ok(Reply::Ok)
             }
             _ => return None,
@@ -291,13 +377,13 @@ impl Connection {
     }
 
     async fn watch_keys(&mut self, keys: &[Vec<u8>]) -> Result<Reply, CommandError> {
-        if self.watch.is_none() {
-            let ts = self.service.begin(Origin::Client).await?;
-            self.watch = Some((ts, Vec::new()));
+        if self.watch.len() + keys.len() > MAX_WATCHED {
+            return Err(CommandError::other(format!(
+                "ERR at most {MAX_WATCHED} keys can be watched at once"
+            )));
         }
-        if let Some((_, watched)) = self.watch.as_mut() {
-            watched.extend(keys.iter().cloned());
-        }
+        let ts = self.service.begin(Origin::Client).await?;
+        self.watch.extend(keys.iter().map(|k| (k.clone(), ts)));
         Ok(Reply::Ok)
     }
 
@@ -307,16 +393,17 @@ impl Connection {
     async fn exec(
         &self,
         queued: Vec<(String, Vec<Vec<u8>>)>,
-        watch: Option<(u64, Vec<Vec<u8>>)>,
+        watch: Vec<(Vec<u8>, u64)>,
     ) -> Result<Reply, CommandError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
             let mut tx = Tx::new(&self.service);
-            if let Some((watched_at, keys)) = &watch {
+            if !watch.is_empty() {
                 // The transaction starts first: a write to a watched key committed at or below
                 // its start is seen by the check below (a linearizable read after it); one
                 // committed above it conflicts in the commit (the key is in the read set).
                 tx.start_ts().await?;
-                for k in keys {
+                for (k, watched_at) in &watch {
                     let bkey = record_key(k);
                     let last = self
                         .service
@@ -330,11 +417,16 @@ impl Connection {
             }
             let mut replies = Vec::with_capacity(queued.len());
             for (name, args) in &queued {
+                let before = tx.save_point();
                 match command::run(&mut tx, name, args).await {
                     Ok(r) => replies.push(r),
                     // Nothing is written when brisk itself could not serve a command.
                     Err(CommandError::Service(e)) => return Err(e.into()),
-                    Err(e) => replies.push(Reply::error(e)),
+                    // A failed command leaves nothing behind; the others still apply.
+                    Err(e) => {
+                        tx.roll_back(before);
+                        replies.push(Reply::error(e));
+                    }
                 }
             }
             match tx.commit().await? {
@@ -343,6 +435,67 @@ impl Connection {
             }
         }
         Err(CommandError::TooManyConflicts)
+    }
+
+    /// SCAN cursor [MATCH p] [COUNT n] [TYPE t]: up to COUNT keys after the cursor's, each
+    /// call a linearizable read; every key present from the first call to the last is
+    /// returned (keys are visited in order), without materialising the keyspace.
+    async fn scan(&self, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+        let opts = command::scan_args(args, true)?;
+        let prefix = record_prefix();
+        let mut end = prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let start = match opts.cursor {
+            0 => prefix.clone(),
+            id => {
+                let mut k = self
+                    .shared
+                    .recall(id)
+                    .ok_or_else(|| CommandError::other("ERR invalid cursor"))?;
+                k.push(0);
+                k
+            }
+        };
+        let page = self
+            .service
+            .scan(
+                Origin::Client,
+                KeyRange::Span {
+                    start,
+                    end: Some(end),
+                },
+                opts.count as u32,
+                Read::Linearizable,
+            )
+            .await?;
+        let now = wall_clock_ms();
+        let done = page.pairs.len() < opts.count && !page.truncated;
+        let last = page.pairs.last().map(|p| p.key.clone());
+        let mut keys = Vec::new();
+        for p in page.pairs {
+            let r = Record::decode(p.value)?;
+            let key = &p.key[prefix.len()..];
+            if r.expired(now)
+                || opts.kind.as_deref().is_some_and(|k| k != r.kind.name())
+                || opts
+                    .pattern
+                    .as_ref()
+                    .is_some_and(|pat| !command::glob::matches(pat, key))
+            {
+                continue;
+            }
+            keys.push(Reply::Bulk(key.to_vec()));
+        }
+        let cursor = match last {
+            Some(k) if !done => self.shared.remember(k),
+            _ => 0,
+        };
+        Ok(Reply::Array(vec![
+            Reply::bulk(cursor.to_string()),
+            Reply::Array(keys),
+        ]))
     }
 
     async fn info(&self) -> Result<Reply, CommandError> {
@@ -389,6 +542,7 @@ fn is_data_command(name: &str) -> bool {
             | "time"
             | "info"
             | "dbsize"
+            | "scan"
             | "flushdb"
             | "flushall"
             | "multi"

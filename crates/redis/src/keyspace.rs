@@ -13,7 +13,9 @@ pub const NAMESPACE: &[u8] = b"\x00redis\x00";
 pub const RECORD_OVERHEAD: usize = NAMESPACE.len() + 1;
 
 const FORMAT_V1: u8 = 1;
-const HEADER: usize = 1 + 1 + 8;
+/// Bytes a record adds in front of its body.
+pub const RECORD_HEADER: usize = 1 + 1 + 8;
+const HEADER: usize = RECORD_HEADER;
 
 /// The brisk key of Redis key `key`'s record.
 pub fn record_key(key: &[u8]) -> Vec<u8> {
@@ -32,6 +34,8 @@ pub fn record_prefix() -> Vec<u8> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     String = 1,
+    Hash = 2,
+    Set = 3,
 }
 
 impl Kind {
@@ -39,7 +43,69 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
         }
+    }
+
+    fn from_byte(b: u8) -> Option<Kind> {
+        match b {
+            1 => Some(Kind::String),
+            2 => Some(Kind::Hash),
+            3 => Some(Kind::Set),
+            _ => None,
+        }
+    }
+}
+
+/// The prefix of every element of collection `key` in `generation` (the key's length comes
+/// first, so one key's elements never share a prefix with another key's).
+pub fn element_prefix(key: &[u8], generation: u64) -> Vec<u8> {
+    let mut p = Vec::with_capacity(NAMESPACE.len() + 13 + key.len());
+    p.extend_from_slice(NAMESPACE);
+    p.push(b'e');
+    p.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    p.extend_from_slice(key);
+    p.extend_from_slice(&generation.to_be_bytes());
+    p
+}
+
+/// The brisk key of `member` in collection `key`'s `generation`.
+pub fn element_key(key: &[u8], generation: u64, member: &[u8]) -> Vec<u8> {
+    let mut k = element_prefix(key, generation);
+    k.extend_from_slice(member);
+    k
+}
+
+/// The body of a collection's record: how many elements it holds and the generation its
+/// elements are stored under. A new collection takes a new generation, so elements an older
+/// one left behind (after DEL, expiry or an overwrite) are never seen as its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Collection {
+    pub count: u64,
+    pub generation: u64,
+}
+
+impl Collection {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(&self.count.to_be_bytes());
+        v.extend_from_slice(&self.generation.to_be_bytes());
+        v
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Collection, CorruptRecord> {
+        if body.len() != 16 {
+            return Err(CorruptRecord::Short(body.len()));
+        }
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&body[..8]);
+        b.copy_from_slice(&body[8..]);
+        Ok(Collection {
+            count: u64::from_be_bytes(a),
+            generation: u64::from_be_bytes(b),
+        })
     }
 }
 
@@ -91,10 +157,7 @@ impl Record {
         if bytes[0] != FORMAT_V1 {
             return Err(CorruptRecord::Format(bytes[0]));
         }
-        let kind = match bytes[1] {
-            1 => Kind::String,
-            k => return Err(CorruptRecord::Kind(k)),
-        };
+        let kind = Kind::from_byte(bytes[1]).ok_or(CorruptRecord::Kind(bytes[1]))?;
         let mut at = [0u8; 8];
         at.copy_from_slice(&bytes[2..HEADER]);
         let at = u64::from_be_bytes(at);
@@ -126,5 +189,13 @@ mod tests {
             Err(CorruptRecord::Kind(77))
         );
         assert!(record_key(b"a").starts_with(&record_prefix()));
+        let c = Collection {
+            count: 3,
+            generation: 9,
+        };
+        assert_eq!(Collection::decode(&c.encode()).unwrap(), c);
+        assert!(Collection::decode(b"short").is_err());
+        // Element prefixes of different keys never nest: "a" and "ab" differ in length.
+        assert!(!element_key(b"ab", 1, b"x").starts_with(&element_prefix(b"a", 1)));
     }
 }

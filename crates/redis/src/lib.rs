@@ -59,6 +59,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let shared = Arc::new(connection::Shared::default());
     let ids = AtomicU64::new(1);
     loop {
         let accepted = tokio::select! {
@@ -81,10 +82,12 @@ pub async fn serve(
         };
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let service = service.clone();
+        let shared = shared.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             metrics::gauge!("brisk_redis_connections").increment(1.0);
-            if let Err(e) = handle(stream, Connection::new(service, id), config, stop).await {
+            if let Err(e) = handle(stream, Connection::new(service, shared, id), config, stop).await
+            {
                 tracing::debug!(%peer, error = %e, "redis connection ended");
             }
             metrics::gauge!("brisk_redis_connections").decrement(1.0);
@@ -104,6 +107,7 @@ async fn handle(
     stream.set_nodelay(true)?;
     let mut input: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out: Vec<u8> = Vec::with_capacity(16 << 10);
+    let mut decoder = frame::Decoder::default();
     loop {
         let n = tokio::select! {
             n = stream.read_buf(&mut input) => n?,
@@ -112,9 +116,11 @@ async fn handle(
         if n == 0 {
             return Ok(());
         }
+        let mut taken = 0;
         loop {
-            match frame::next_command(&mut input, config.max_request_bytes) {
-                Ok(Some(args)) => {
+            match decoder.next_command(&input[taken..], config.max_request_bytes) {
+                Ok(Some((args, used))) => {
+                    taken += used;
                     let (reply, after) = conn.execute(args).await;
                     reply.encode(&mut out, conn.resp3());
                     if after == After::Close {
@@ -131,13 +137,33 @@ async fn handle(
                     metrics::counter!("brisk_redis_protocol_errors_total").increment(1);
                     Reply::error(&e).encode(&mut out, conn.resp3());
                     stream.write_all(&out).await?;
+                    close_after_reply(stream, config.max_request_bytes).await;
                     return Ok(());
                 }
             }
         }
+        input.drain(..taken);
         if !out.is_empty() {
             stream.write_all(&out).await?;
             out.clear();
         }
     }
+}
+
+/// Closes a connection whose client is still sending: the reply is sent and the write side
+/// shut, then what the client sends is read and dropped for a moment (at most `budget`
+/// bytes), so that closing does not reset the connection before the client read the error.
+async fn close_after_reply(mut stream: TcpStream, budget: usize) {
+    let _ = stream.shutdown().await;
+    let mut scratch = vec![0u8; 64 << 10];
+    let mut left = budget;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }

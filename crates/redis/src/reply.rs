@@ -22,6 +22,8 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map in RESP3; a flat array of keys and values in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3; an array in RESP2.
+    Set(Vec<Reply>),
 }
 
 impl Reply {
@@ -57,6 +59,13 @@ impl Reply {
                     i.encode(out, resp3);
                 }
             }
+            Reply::Set(items) => {
+                let kind = if resp3 { '~' } else { '*' };
+                let _ = write!(out, "{kind}{}\r\n", items.len());
+                for i in items {
+                    i.encode(out, resp3);
+                }
+            }
             Reply::Map(pairs) => {
                 if resp3 {
                     let _ = write!(out, "%{}\r\n", pairs.len());
@@ -83,12 +92,23 @@ fn line(out: &mut Vec<u8>, kind: u8, text: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A double as Redis prints it: the shortest form that reads back the same, `inf`/`-inf`.
+/// A float result as INCRBYFLOAT prints it. Redis computes in long double and prints 17
+/// fixed decimals with trailing zeros trimmed, so 0.1 + 0.2 prints as 0.3: here the f64 is
+/// rounded to 15 significant digits (what f64 carries exactly), printed in its shortest
+/// form, and cut to 17 decimals.
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        format!("{d}")
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let rounded: f64 = format!("{d:.14e}").parse().unwrap_or(d);
+    let text = rounded.to_string();
+    match text.split_once('.') {
+        Some((_, decimals)) if decimals.len() > 17 => {
+            let fixed = format!("{rounded:.17}");
+            let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+            if trimmed == "-0" { "0" } else { trimmed }.to_string()
+        }
+        _ => text,
     }
 }
 
@@ -114,5 +134,16 @@ mod tests {
             enc(Reply::Error("ERR a\r\nb".into()), false),
             "-ERR a  b\r\n"
         );
+        assert_eq!(enc(Reply::Set(vec![Reply::Int(1)]), true), "~1\r\n:1\r\n");
+    }
+
+    #[test]
+    fn floats_print_as_redis_prints_them() {
+        assert_eq!(format_double(0.1 + 0.2), "0.3");
+        assert_eq!(format_double(10.5 + 0.1), "10.6");
+        assert_eq!(format_double(5200.0), "5200");
+        assert_eq!(format_double(1e-20), "0");
+        assert_eq!(format_double(-1.5), "-1.5");
+        assert_eq!(format_double(f64::INFINITY), "inf");
     }
 }

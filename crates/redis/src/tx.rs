@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use brisk_service::{CommitOutcome, Mutation, Origin, Service, ServiceError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use brisk_service::{CommitOutcome, KeyRange, Mutation, Origin, Service, ServiceError};
 
 use crate::error::CommandError;
 use crate::keyspace::{record_key, Record};
@@ -23,6 +25,49 @@ pub struct Tx<'a> {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The clock expiry is judged by, fixed for the whole transaction.
     now_ms: u64,
+    /// Element prefixes of collections this transaction dropped, deleted once it commits.
+    discarded: Vec<Vec<u8>>,
+    /// Bytes of values read so far (bounded by [`READ_BUDGET`]).
+    read_bytes: usize,
+}
+
+/// The most value bytes one command (or one EXEC) may read: a reply is built from what it
+/// reads, so this bounds what one request can make a node hold (MGET of one large key a
+/// million times would otherwise build a reply of terabytes).
+pub const READ_BUDGET: usize = 64 << 20;
+
+/// The writes of a transaction at one moment, to undo a command that failed half-way.
+pub struct SavePoint {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    discarded: usize,
+}
+
+/// Pairs read per page when a transaction scans a prefix.
+const SCAN_PAGE: u32 = 10_000;
+
+/// A generation number no collection of this process used before; across processes, the
+/// clock in its high bits keeps them apart.
+pub fn fresh_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        wall_clock_ms().wrapping_mul(1 << 20),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The first key after every key that begins with `prefix` (None: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// What a commit found.
@@ -49,6 +94,8 @@ impl<'a> Tx<'a> {
             read_set: BTreeSet::new(),
             writes: BTreeMap::new(),
             now_ms: wall_clock_ms(),
+            discarded: Vec::new(),
+            read_bytes: 0,
         }
     }
 
@@ -75,13 +122,100 @@ impl<'a> Tx<'a> {
         self.read_set.insert(bkey);
     }
 
-    async fn get(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, ServiceError> {
-        if let Some(w) = self.writes.get(bkey) {
-            return Ok(w.clone());
+    /// Every pair whose brisk key begins with `prefix`, in key order, as of the snapshot
+    /// with this transaction's own writes applied. Not added to the read set: callers read
+    /// the collection's record first, which every change of the collection rewrites.
+    pub async fn scan_prefix(
+        &mut self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CommandError> {
+        let ts = self.start_ts().await?;
+        let mut found = BTreeMap::new();
+        let mut range = KeyRange::Prefix(prefix.to_vec());
+        loop {
+            let page = self
+                .service
+                .txn_scan(Origin::Client, ts, range, SCAN_PAGE)
+                .await?;
+            let more = page.truncated || page.pairs.len() == SCAN_PAGE as usize;
+            let last = page.pairs.last().map(|p| p.key.clone());
+            let bytes: usize = page.pairs.iter().map(|p| p.key.len() + p.value.len()).sum();
+            self.charge(bytes)?;
+            found.extend(page.pairs.into_iter().map(|p| (p.key, p.value)));
+            match last {
+                Some(mut start) if more => {
+                    start.push(0);
+                    range = KeyRange::Span {
+                        start,
+                        end: prefix_end(prefix),
+                    };
+                }
+                _ => break,
+            }
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(v) => found.insert(k.clone(), v.clone()),
+                None => found.remove(k),
+            };
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Reads a brisk key (an element), adding it to the read set.
+    pub async fn get_raw(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
+        self.get(bkey).await
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), CommandError> {
+        self.read_bytes = self.read_bytes.saturating_add(bytes);
+        if self.read_bytes > READ_BUDGET {
+            return Err(CommandError::other(format!(
+                "ERR the command reads more than {} MiB; read less at a time",
+                READ_BUDGET >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn save_point(&self) -> SavePoint {
+        SavePoint {
+            writes: self.writes.clone(),
+            discarded: self.discarded.len(),
+        }
+    }
+
+    /// Undoes every write since `point` (a command that failed half-way inside EXEC).
+    pub fn roll_back(&mut self, point: SavePoint) {
+        self.writes = point.writes;
+        self.discarded.truncate(point.discarded);
+    }
+
+    pub fn put_raw(&mut self, bkey: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(bkey, Some(value));
+    }
+
+    pub fn delete_raw(&mut self, bkey: Vec<u8>) {
+        self.writes.insert(bkey, None);
+    }
+
+    /// After the commit, deletes every key under `prefix` (a dropped collection's elements).
+    pub fn discard_after_commit(&mut self, prefix: Vec<u8>) {
+        self.discarded.push(prefix);
+    }
+
+    async fn get(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
+        if let Some(w) = self.writes.get(bkey).cloned() {
+            self.charge(w.as_ref().map_or(0, Vec::len))?;
+            return Ok(w);
         }
         let ts = self.start_ts().await?;
         let v = self.service.txn_get(Origin::Client, ts, bkey).await?;
         self.read_set.insert(bkey.to_vec());
+        self.charge(v.as_ref().map_or(0, |v| v.value.len()))?;
         Ok(v.map(|v| v.value))
     }
 
@@ -94,8 +228,19 @@ impl<'a> Tx<'a> {
         Ok((!r.expired(self.now_ms)).then_some(r))
     }
 
-    pub fn store(&mut self, key: &[u8], record: &Record) {
-        self.writes.insert(record_key(key), Some(record.encode()));
+    /// Buffers `record` as key's value; a record larger than the server's value limit is
+    /// refused here, before anything reaches the log.
+    pub fn store(&mut self, key: &[u8], record: &Record) -> Result<(), CommandError> {
+        let bytes = record.encode();
+        if bytes.len() > self.service.limits().max_value_bytes {
+            return Err(CommandError::other(format!(
+                "ERR string exceeds maximum allowed size ({} bytes, the server's --max-value-bytes with {} bytes of record header)",
+                self.service.limits().max_value_bytes,
+                crate::keyspace::RECORD_HEADER
+            )));
+        }
+        self.writes.insert(record_key(key), Some(bytes));
+        Ok(())
     }
 
     pub fn remove(&mut self, key: &[u8]) {
@@ -105,6 +250,22 @@ impl<'a> Tx<'a> {
     /// Writes the buffered changes atomically, if no key read or written changed since the
     /// start. A transaction that only reads commits nothing.
     pub async fn commit(mut self) -> Result<Committed, ServiceError> {
+        let discarded = std::mem::take(&mut self.discarded);
+        let committed = self.commit_writes().await?;
+        if committed == Committed::Yes {
+            // The elements of a dropped collection are unreachable once the commit removed
+            // or replaced its record (a new collection takes a new generation); deleting them
+            // is cleanup, and one that fails leaves only unreachable keys behind.
+            for prefix in discarded {
+                if let Err(e) = self.service.delete_prefix(Origin::Client, prefix).await {
+                    tracing::warn!(error = %e, "deleting a dropped collection's elements failed");
+                }
+            }
+        }
+        Ok(committed)
+    }
+
+    async fn commit_writes(&mut self) -> Result<Committed, ServiceError> {
         if self.writes.is_empty() {
             return Ok(Committed::Yes);
         }

@@ -25,7 +25,7 @@ use tonic::transport::ClientTlsConfig;
 use crate::config::{FsmSync, ReadPolicyArg, ServeArgs, ServeConfig};
 
 /// Client requests and Raft messages up to this size are accepted.
-const MAX_MESSAGE_BYTES: usize = 256 << 20;
+use brisk_proto::MAX_MESSAGE_BYTES;
 
 pub fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

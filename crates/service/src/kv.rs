@@ -29,6 +29,7 @@ impl Service {
         let local = self.write(Command::Put { key, value }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_put(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -42,6 +43,7 @@ impl Service {
         let local = self.write(Command::Delete { key }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_delete(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -62,6 +64,7 @@ impl Service {
         let local = self.write(Command::DeletePrefix { prefix }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_delete_prefix(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -89,6 +92,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_get(forward::request(remote))
                 .await?
                 .into_inner();
@@ -127,6 +131,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_scan(forward::request(remote))
                 .await?
                 .into_inner();
@@ -167,6 +172,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .raw_latest_commit_ts(forward::request(remote))
                 .await?
                 .into_inner();
@@ -185,6 +191,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = RawKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .get_timestamp(forward::request(GetTimestampRequest {}))
                 .await?;
             Ok(r.into_inner().ts)

@@ -63,6 +63,7 @@ impl Service {
         let asked = self
             .on_leader(origin, Effect::Read, local, |ch| async move {
                 let r = RaftAdminClient::new(ch)
+                    .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                     .configuration(forward::request(ConfigurationRequest {}))
                     .await?;
                 Ok(r.into_inner())
@@ -101,6 +102,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RaftAdminClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .add_learner(forward::request(remote))
                 .await?;
             Ok(r.into_inner())
@@ -137,6 +139,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RaftAdminClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .add_voter(forward::request(remote))
                 .await?;
             Ok(r.into_inner())
@@ -156,6 +159,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RaftAdminClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .remove_server(forward::request(RemoveServerRequest { id }))
                 .await?;
             Ok(r.into_inner())
@@ -174,6 +178,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = RaftAdminClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .transfer_leadership(forward::request(TransferLeadershipRequest { to }))
                 .await?;
             Ok(r.into_inner().leader_id)

@@ -23,6 +23,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = TransactionalKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .begin(forward::request(BeginRequest {}))
                 .await?;
             Ok(r.into_inner().start_ts)
@@ -48,6 +49,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = TransactionalKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .get(forward::request(remote))
                 .await?
                 .into_inner();
@@ -83,6 +85,7 @@ impl Service {
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
             let r = TransactionalKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .scan(forward::request(remote))
                 .await?
                 .into_inner();
@@ -109,6 +112,7 @@ impl Service {
         let local = self.local_commit(start_ts, mutations, read_set).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
             let r = TransactionalKvClient::new(ch)
+                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
                 .commit(forward::request(remote))
                 .await?
                 .into_inner();

@@ -2,19 +2,34 @@
 
 use super::parse_i64;
 use crate::error::CommandError;
-use crate::keyspace::Record;
+use crate::keyspace::{record_prefix, Record};
 use crate::reply::Reply;
 use crate::tx::Tx;
 
 pub async fn del(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
     let mut removed = 0;
     for key in args {
-        if tx.load(key).await?.is_some() {
+        if let Some(r) = tx.load(key).await? {
+            super::hashes::forget_elements(tx, key, &r);
             tx.remove(key);
             removed += 1;
         }
     }
     Ok(Reply::Int(removed))
+}
+
+/// KEYS pattern: every live key matching, from one snapshot.
+pub async fn keys(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+    let prefix = record_prefix();
+    let now = tx.now_ms();
+    let mut out = Vec::new();
+    for (bkey, value) in tx.scan_prefix(&prefix).await? {
+        let key = &bkey[prefix.len()..];
+        if super::glob::matches(&args[0], key) && !Record::decode(value)?.expired(now) {
+            out.push(Reply::Bulk(key.to_vec()));
+        }
+    }
+    Ok(Reply::Array(out))
 }
 
 pub async fn exists(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
@@ -99,6 +114,7 @@ pub async fn expire(
         return Ok(Reply::Int(0));
     }
     if at <= now {
+        super::hashes::forget_elements(tx, key, &r);
         tx.remove(key);
     } else {
         tx.store(
@@ -107,7 +123,7 @@ pub async fn expire(
                 expire_at_ms: Some(at as u64),
                 ..r
             },
-        );
+        )?;
     }
     Ok(Reply::Int(1))
 }
@@ -133,7 +149,7 @@ pub async fn persist(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, Command
                     expire_at_ms: None,
                     ..r
                 },
-            );
+            )?;
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),

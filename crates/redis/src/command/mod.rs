@@ -1,7 +1,11 @@
 //! The commands: their arity (as Redis states it: n = exactly n words with the name, -n = at
 //! least n) and the data commands' implementations, each run inside a [`Tx`].
 
+mod collection;
+pub mod glob;
+mod hashes;
 mod keys;
+mod sets;
 mod strings;
 
 use crate::error::CommandError;
@@ -61,6 +65,36 @@ pub const COMMANDS: &[(&str, i32)] = &[
     ("ttl", 2),
     ("pttl", 2),
     ("persist", 2),
+    ("keys", 2),
+    ("scan", -2),
+    // hashes
+    ("hset", -4),
+    ("hsetnx", 4),
+    ("hget", 3),
+    ("hmget", -3),
+    ("hmset", -4),
+    ("hdel", -3),
+    ("hexists", 3),
+    ("hgetall", 2),
+    ("hkeys", 2),
+    ("hvals", 2),
+    ("hlen", 2),
+    ("hincrby", 4),
+    ("hincrbyfloat", 4),
+    ("hscan", -3),
+    // sets
+    ("sadd", -3),
+    ("srem", -3),
+    ("scard", 2),
+    ("sismember", 3),
+    ("smismember", -3),
+    ("smembers", 2),
+    ("spop", -2),
+    ("srandmember", -2),
+    ("sinter", -2),
+    ("sunion", -2),
+    ("sdiff", -2),
+    ("sscan", -3),
 ];
 
 /// The arity of `name` (lower case), None for an unknown command.
@@ -97,7 +131,7 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "decrby" => {
             let by = parse_i64(&args[1])?
                 .checked_neg()
-                .ok_or(CommandError::Overflow)?;
+                .ok_or_else(|| CommandError::other("ERR decrement would overflow"))?;
             strings::incr_by(tx, &args[0], by).await
         }
         "incrbyfloat" => strings::incr_by_float(tx, args).await,
@@ -115,10 +149,77 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "ttl" => keys::ttl(tx, args, 1000).await,
         "pttl" => keys::ttl(tx, args, 1).await,
         "persist" => keys::persist(tx, args).await,
+        "keys" => keys::keys(tx, args).await,
+        "hset" | "hmset" => hashes::hset(tx, args, name).await,
+        "hsetnx" => hashes::hsetnx(tx, args).await,
+        "hget" => hashes::hget(tx, args).await,
+        "hmget" => hashes::hmget(tx, args).await,
+        "hdel" => hashes::hdel(tx, args).await,
+        "hexists" => hashes::hexists(tx, args).await,
+        "hgetall" | "hkeys" | "hvals" => hashes::hgetall(tx, args, name).await,
+        "hlen" => hashes::hlen(tx, args).await,
+        "hincrby" => hashes::hincrby(tx, args).await,
+        "hincrbyfloat" => hashes::hincrbyfloat(tx, args).await,
+        "hscan" => hashes::hscan(tx, args).await,
+        "sadd" => sets::sadd(tx, args).await,
+        "srem" => sets::srem(tx, args).await,
+        "scard" => sets::scard(tx, args).await,
+        "sismember" => sets::sismember(tx, args).await,
+        "smismember" => sets::smismember(tx, args).await,
+        "smembers" => sets::smembers(tx, args).await,
+        "spop" => sets::spop(tx, args).await,
+        "srandmember" => sets::srandmember(tx, args).await,
+        "sinter" | "sunion" | "sdiff" => sets::combine(tx, args, name).await,
+        "sscan" => sets::sscan(tx, args).await,
         other => Err(CommandError::other(format!(
             "ERR unknown command '{other}'"
         ))),
     }
+}
+
+/// SCAN-family options after the key: the cursor, MATCH, COUNT and (SCAN only) TYPE.
+pub struct ScanArgs {
+    pub cursor: u64,
+    pub pattern: Option<Vec<u8>>,
+    pub count: usize,
+    pub kind: Option<String>,
+}
+
+/// Parses `cursor [MATCH pattern] [COUNT n] [TYPE t]`.
+pub fn scan_args(args: &[Vec<u8>], allow_type: bool) -> Result<ScanArgs, CommandError> {
+    let cursor = std::str::from_utf8(&args[0])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::other("ERR invalid cursor"))?;
+    let mut out = ScanArgs {
+        cursor,
+        pattern: None,
+        count: 10,
+        kind: None,
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
+        match String::from_utf8_lossy(&args[i])
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "match" => out.pattern = Some(value.clone()),
+            "count" => {
+                let n = parse_i64(value)?;
+                if n < 1 {
+                    return Err(CommandError::Syntax);
+                }
+                out.count = n.min(100_000) as usize;
+            }
+            "type" if allow_type => {
+                out.kind = Some(String::from_utf8_lossy(value).to_ascii_lowercase())
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 2;
+    }
+    Ok(out)
 }
 
 /// An integer argument or stored value, parsed as strictly as Redis does: an optional minus

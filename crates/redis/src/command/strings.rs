@@ -20,11 +20,17 @@ fn bulk_or_nil(r: Option<Record>) -> Reply {
 
 /// Stores `body` at `key` expiring at `expire_at_ms`; an expiry already past deletes the key
 /// (Redis: a SET with a past EXAT leaves no key).
-fn put(tx: &mut Tx<'_>, key: &[u8], body: Vec<u8>, expire_at_ms: Option<u64>) {
+fn put(
+    tx: &mut Tx<'_>,
+    key: &[u8],
+    body: Vec<u8>,
+    expire_at_ms: Option<u64>,
+) -> Result<(), CommandError> {
     if expire_at_ms.is_some_and(|at| at <= tx.now_ms()) {
         tx.remove(key);
+        Ok(())
     } else {
-        tx.store(key, &Record::string(body, expire_at_ms));
+        tx.store(key, &Record::string(body, expire_at_ms))
     }
 }
 
@@ -94,7 +100,7 @@ pub async fn set(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandErro
     } else {
         expiry
     };
-    put(tx, key, value.clone(), expiry);
+    put(tx, key, value.clone(), expiry)?;
     Ok(if get { old_value } else { Reply::Ok })
 }
 
@@ -102,7 +108,7 @@ pub async fn setnx(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandEr
     if tx.load(&args[0]).await?.is_some() {
         return Ok(Reply::Int(0));
     }
-    put(tx, &args[0], args[1].clone(), None);
+    put(tx, &args[0], args[1].clone(), None)?;
     Ok(Reply::Int(1))
 }
 
@@ -115,13 +121,13 @@ pub async fn setex(
 ) -> Result<Reply, CommandError> {
     let option = if unit_ms == 1000 { "ex" } else { "px" };
     let at = expire_at(tx.now_ms(), option, &args[1], name)?;
-    put(tx, &args[0], args[2].clone(), Some(at));
+    put(tx, &args[0], args[2].clone(), Some(at))?;
     Ok(Reply::Ok)
 }
 
 pub async fn getset(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
     let old = load_string(tx, &args[0]).await?;
-    put(tx, &args[0], args[1].clone(), None);
+    put(tx, &args[0], args[1].clone(), None)?;
     Ok(bulk_or_nil(old))
 }
 
@@ -156,7 +162,7 @@ pub async fn getex(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandEr
     };
     if let Some(expiry) = change {
         if expiry != r.expire_at_ms {
-            put(tx, key, r.body.clone(), expiry);
+            put(tx, key, r.body.clone(), expiry)?;
         }
     }
     Ok(Reply::Bulk(r.body))
@@ -191,7 +197,7 @@ pub async fn mset(
         }
     }
     for pair in args.chunks(2) {
-        put(tx, &pair[0], pair[1].clone(), None);
+        put(tx, &pair[0], pair[1].clone(), None)?;
     }
     Ok(if only_if_none_exist {
         Reply::Int(1)
@@ -207,7 +213,7 @@ pub async fn incr_by(tx: &mut Tx<'_>, key: &[u8], by: i64) -> Result<Reply, Comm
         None => (0, None),
     };
     let next = current.checked_add(by).ok_or(CommandError::Overflow)?;
-    put(tx, key, next.to_string().into_bytes(), expiry);
+    put(tx, key, next.to_string().into_bytes(), expiry)?;
     Ok(Reply::Int(next))
 }
 
@@ -223,7 +229,7 @@ pub async fn incr_by_float(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, C
         return Err(CommandError::NotFinite);
     }
     let text = format_double(next);
-    put(tx, &args[0], text.clone().into_bytes(), expiry);
+    put(tx, &args[0], text.clone().into_bytes(), expiry)?;
     Ok(Reply::Bulk(text.into_bytes()))
 }
 
@@ -232,7 +238,7 @@ pub async fn append(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandE
     let (mut body, expiry) = old.map_or((Vec::new(), None), |r| (r.body, r.expire_at_ms));
     body.extend_from_slice(&args[1]);
     let len = body.len() as i64;
-    put(tx, &args[0], body, expiry);
+    put(tx, &args[0], body, expiry)?;
     Ok(Reply::Int(len))
 }
 
@@ -282,6 +288,6 @@ pub async fn setrange(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, Comman
     }
     body[offset..end].copy_from_slice(value);
     let len = body.len() as i64;
-    put(tx, &args[0], body, expiry);
+    put(tx, &args[0], body, expiry)?;
     Ok(Reply::Int(len))
 }
