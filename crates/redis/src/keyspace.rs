@@ -36,6 +36,7 @@ pub enum Kind {
     String = 1,
     Hash = 2,
     Set = 3,
+    List = 4,
 }
 
 impl Kind {
@@ -45,6 +46,7 @@ impl Kind {
             Kind::String => "string",
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::List => "list",
         }
     }
 
@@ -53,6 +55,7 @@ impl Kind {
             1 => Some(Kind::String),
             2 => Some(Kind::Hash),
             3 => Some(Kind::Set),
+            4 => Some(Kind::List),
             _ => None,
         }
     }
@@ -77,36 +80,46 @@ pub fn element_key(key: &[u8], generation: u64, member: &[u8]) -> Vec<u8> {
     k
 }
 
-/// The body of a collection's record: how many elements it holds and the generation its
-/// elements are stored under. A new collection takes a new generation, so elements an older
-/// one left behind (after DEL, expiry or an overwrite) are never seen as its own.
+/// The body of a collection's record: how many elements it holds, the generation its
+/// elements are stored under, and (lists) the position of the first element. A new
+/// collection takes a new generation, so elements an older one left behind (after DEL,
+/// expiry or an overwrite) are never seen as its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Collection {
     pub count: u64,
     pub generation: u64,
+    pub head: i64,
 }
 
 impl Collection {
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16);
+        let mut v = Vec::with_capacity(24);
         v.extend_from_slice(&self.count.to_be_bytes());
         v.extend_from_slice(&self.generation.to_be_bytes());
+        v.extend_from_slice(&self.head.to_be_bytes());
         v
     }
 
     pub fn decode(body: &[u8]) -> Result<Collection, CorruptRecord> {
-        if body.len() != 16 {
+        let field = |i: usize| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&body[i * 8..i * 8 + 8]);
+            a
+        };
+        if body.len() != 24 {
             return Err(CorruptRecord::Short(body.len()));
         }
-        let mut a = [0u8; 8];
-        let mut b = [0u8; 8];
-        a.copy_from_slice(&body[..8]);
-        b.copy_from_slice(&body[8..]);
         Ok(Collection {
-            count: u64::from_be_bytes(a),
-            generation: u64::from_be_bytes(b),
+            count: u64::from_be_bytes(field(0)),
+            generation: u64::from_be_bytes(field(1)),
+            head: i64::from_be_bytes(field(2)),
         })
     }
+}
+
+/// A list position as element-key bytes that sort like the numbers.
+pub fn position_bytes(pos: i64) -> [u8; 8] {
+    ((pos as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,7 +205,10 @@ mod tests {
         let c = Collection {
             count: 3,
             generation: 9,
+            head: -4,
         };
+        assert!(position_bytes(-1) < position_bytes(0));
+        assert!(position_bytes(i64::MIN) < position_bytes(i64::MAX));
         assert_eq!(Collection::decode(&c.encode()).unwrap(), c);
         assert!(Collection::decode(b"short").is_err());
         // Element prefixes of different keys never nest: "a" and "ab" differ in length.

@@ -32,6 +32,9 @@ pub enum BenchCmd {
     Compare(crate::bench_compare::CompareArgs),
     /// A rolling restart of a filled cluster under load (starts its own brisk dev).
     RollingRestart(crate::bench_rolling::RollingBenchArgs),
+    /// redis-benchmark against brisk's Redis endpoint and a durable redis-server, side by
+    /// side in one run (starts both).
+    Redis(crate::bench_redis::RedisBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -212,6 +215,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
         BenchCmd::Compare(c) => crate::bench_compare::run(c).await,
         BenchCmd::RollingRestart(r) => crate::bench_rolling::run(r).await,
+        BenchCmd::Redis(r) => crate::bench_redis::run(r).await,
     }
 }
 

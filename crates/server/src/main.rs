@@ -3,6 +3,7 @@
 mod bench;
 mod bench_cold_start;
 mod bench_compare;
+mod bench_redis;
 mod bench_rolling;
 mod client;
 mod config;

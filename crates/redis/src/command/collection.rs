@@ -1,9 +1,9 @@
-//! What hashes and sets share: a record holding the count and generation, and one brisk key
-//! per element (see the keyspace module). Every change rewrites the record, so a command
+//! What hashes, sets and lists share: a record holding the count and generation (and a
+//! list's head position), and one brisk key per element (see the keyspace module). Every change rewrites the record, so a command
 //! that read it conflicts with any concurrent change of the collection.
 
 use crate::error::CommandError;
-use crate::keyspace::{element_key, element_prefix, Collection, Kind, Record};
+use crate::keyspace::{element_key, element_prefix, position_bytes, Collection, Kind, Record};
 use crate::tx::{fresh_generation, Tx};
 
 pub struct Handle {
@@ -32,6 +32,7 @@ pub async fn load_or_new(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Hand
         meta: Collection {
             count: 0,
             generation: fresh_generation(),
+            head: 0,
         },
         expire_at_ms: None,
     }))
@@ -41,7 +42,7 @@ pub async fn load_or_new(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Hand
 pub fn elements_of(key: &[u8], record: &Record) -> Option<Vec<u8>> {
     match record.kind {
         Kind::String => None,
-        Kind::Hash | Kind::Set => Collection::decode(&record.body)
+        Kind::Hash | Kind::Set | Kind::List => Collection::decode(&record.body)
             .ok()
             .map(|c| element_prefix(key, c.generation)),
     }
@@ -106,6 +107,97 @@ impl Handle {
             .into_iter()
             .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
             .collect())
+    }
+
+    /// The list element at `index` (0 = head), None beyond the end.
+    pub async fn at(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+        index: u64,
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        if index >= self.meta.count {
+            return Ok(None);
+        }
+        let pos = self.meta.head.saturating_add(index as i64);
+        self.get(tx, key, &position_bytes(pos)).await
+    }
+
+    /// Every list element, head first.
+    pub async fn items(&self, tx: &mut Tx<'_>, key: &[u8]) -> Result<Vec<Vec<u8>>, CommandError> {
+        let mut out = Vec::with_capacity(self.meta.count.min(1 << 16) as usize);
+        for i in 0..self.meta.count {
+            if let Some(v) = self.at(tx, key, i).await? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_at(&self, tx: &mut Tx<'_>, key: &[u8], pos: i64, value: Vec<u8>) {
+        tx.put_raw(
+            element_key(key, self.meta.generation, &position_bytes(pos)),
+            value,
+        );
+    }
+
+    fn delete_at(&self, tx: &mut Tx<'_>, key: &[u8], pos: i64) {
+        tx.delete_raw(element_key(key, self.meta.generation, &position_bytes(pos)));
+    }
+
+    pub fn push_front(&mut self, tx: &mut Tx<'_>, key: &[u8], value: Vec<u8>) {
+        self.meta.head -= 1;
+        self.put_at(tx, key, self.meta.head, value);
+        self.meta.count += 1;
+    }
+
+    pub fn push_back(&mut self, tx: &mut Tx<'_>, key: &[u8], value: Vec<u8>) {
+        self.put_at(tx, key, self.meta.head + self.meta.count as i64, value);
+        self.meta.count += 1;
+    }
+
+    pub async fn pop_front(
+        &mut self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        let Some(v) = self.at(tx, key, 0).await? else {
+            return Ok(None);
+        };
+        self.delete_at(tx, key, self.meta.head);
+        self.meta.head += 1;
+        self.meta.count -= 1;
+        Ok(Some(v))
+    }
+
+    pub async fn pop_back(
+        &mut self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, CommandError> {
+        let Some(last) = self.meta.count.checked_sub(1) else {
+            return Ok(None);
+        };
+        let v = self.at(tx, key, last).await?;
+        self.delete_at(tx, key, self.meta.head + last as i64);
+        self.meta.count = last;
+        Ok(v)
+    }
+
+    /// Replaces the list element at `index` (which must exist).
+    pub fn set_at(&self, tx: &mut Tx<'_>, key: &[u8], index: u64, value: Vec<u8>) {
+        self.put_at(tx, key, self.meta.head + index as i64, value);
+    }
+
+    /// Makes the list hold exactly `items` (LREM, LINSERT, LTRIM: O(n), as in Redis).
+    pub fn replace_items(&mut self, tx: &mut Tx<'_>, key: &[u8], items: Vec<Vec<u8>>) {
+        for i in 0..self.meta.count {
+            self.delete_at(tx, key, self.meta.head + i as i64);
+        }
+        self.meta.count = 0;
+        for v in items {
+            self.push_back(tx, key, v);
+        }
     }
 
     /// Writes the record back (every change does, see the module docs); an empty

@@ -5,6 +5,7 @@ mod collection;
 pub mod glob;
 mod hashes;
 mod keys;
+mod lists;
 mod sets;
 mod strings;
 
@@ -95,6 +96,23 @@ pub const COMMANDS: &[(&str, i32)] = &[
     ("sunion", -2),
     ("sdiff", -2),
     ("sscan", -3),
+    // lists
+    ("lpush", -3),
+    ("rpush", -3),
+    ("lpushx", -3),
+    ("rpushx", -3),
+    ("lpop", -2),
+    ("rpop", -2),
+    ("llen", 2),
+    ("lindex", 3),
+    ("lrange", 4),
+    ("lset", 4),
+    ("ltrim", 4),
+    ("lrem", 4),
+    ("linsert", 5),
+    ("lpos", -3),
+    ("rpoplpush", 3),
+    ("lmove", 5),
 ];
 
 /// The arity of `name` (lower case), None for an unknown command.
@@ -171,6 +189,21 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "srandmember" => sets::srandmember(tx, args).await,
         "sinter" | "sunion" | "sdiff" => sets::combine(tx, args, name).await,
         "sscan" => sets::sscan(tx, args).await,
+        "lpush" | "rpush" | "lpushx" | "rpushx" => lists::push(tx, args, name).await,
+        "lpop" | "rpop" => lists::pop(tx, args, name).await,
+        "llen" => lists::llen(tx, args).await,
+        "lindex" => lists::lindex(tx, args).await,
+        "lrange" => lists::lrange(tx, args).await,
+        "lset" => lists::lset(tx, args).await,
+        "ltrim" => lists::ltrim(tx, args).await,
+        "lrem" => lists::lrem(tx, args).await,
+        "linsert" => lists::linsert(tx, args).await,
+        "lpos" => lists::lpos(tx, args).await,
+        "rpoplpush" => lists::lmove(tx, &args[0], &args[1], false, true).await,
+        "lmove" => {
+            let (from_left, to_left) = (lists::side(&args[2])?, lists::side(&args[3])?);
+            lists::lmove(tx, &args[0], &args[1], from_left, to_left).await
+        }
         other => Err(CommandError::other(format!(
             "ERR unknown command '{other}'"
         ))),

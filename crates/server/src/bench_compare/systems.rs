@@ -28,6 +28,8 @@ pub struct Member {
     pub client: String,
     pub peer: String,
     pub http: String,
+    /// The Redis endpoint (brisk only; see [`Cluster::serve_redis`]).
+    pub redis: Option<String>,
     pub dir: PathBuf,
     pub child: Option<Child>,
 }
@@ -94,6 +96,7 @@ impl Cluster {
                 client: format!("127.0.0.1:{}", free_port(&mut taken)?),
                 peer: format!("127.0.0.1:{}", free_port(&mut taken)?),
                 http: format!("127.0.0.1:{}", free_port(&mut taken)?),
+                redis: None,
                 dir: base.join(format!("m{i}")),
                 child: None,
             });
@@ -128,6 +131,9 @@ impl Cluster {
                     // etcd's peers talk plaintext here too.
                     .arg("--peer-insecure")
                     .args(["--log", "warn"]);
+                if let Some(r) = &m.redis {
+                    cmd.args(["--redis", r]);
+                }
             }
             System::Etcd => {
                 let initial = self
@@ -158,6 +164,15 @@ impl Cluster {
         }
         cmd.args(&self.extra_args);
         cmd
+    }
+
+    /// Gives every brisk member a Redis endpoint (before [`start`](Self::start)).
+    pub fn serve_redis(&mut self) -> Result<()> {
+        let mut taken = Vec::new();
+        for m in &mut self.members {
+            m.redis = Some(format!("127.0.0.1:{}", free_port(&mut taken)?));
+        }
+        Ok(())
     }
 
     pub fn start(&mut self) -> Result<Instant> {
