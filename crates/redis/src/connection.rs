@@ -18,7 +18,7 @@ const MAX_WATCHED: usize = 10_000;
 
 /// Before attempt `n` (from 0): nothing first, then a short random wait that grows, so that
 /// clients contending for one key spread out instead of conflicting in lockstep.
-async fn backoff(attempt: usize) {
+pub(crate) async fn backoff(attempt: usize) {
     if attempt == 0 {
         return;
     }
@@ -33,9 +33,9 @@ pub const REDIS_VERSION: &str = "7.2.0";
 
 /// State the connections of one endpoint share: SCAN cursors (a cursor names the last key a
 /// SCAN returned; clients see an integer).
-#[derive(Default)]
 pub struct Shared {
     cursors: std::sync::Mutex<Cursors>,
+    combiner: crate::combiner::Combiner,
 }
 
 #[derive(Default)]
@@ -50,6 +50,13 @@ struct Cursors {
 const MAX_CURSORS: usize = 1 << 16;
 
 impl Shared {
+    pub fn new(service: Arc<Service>) -> Shared {
+        Shared {
+            cursors: Default::default(),
+            combiner: crate::combiner::Combiner::start(service),
+        }
+    }
+
     fn remember(&self, last_key: Vec<u8>) -> u64 {
         let mut c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         if c.next == 0 {
@@ -114,6 +121,25 @@ impl Connection {
         self.resp3
     }
 
+    /// Queues `args` in the node's batches when it is a data command outside MULTI (its
+    /// reply comes later; commands queued from one connection keep their order), or hands it
+    /// back to be run with [`execute`](Self::execute) once earlier replies are in.
+    pub async fn submit(
+        &mut self,
+        mut args: Vec<Vec<u8>>,
+    ) -> Result<crate::combiner::Pending, Vec<Vec<u8>>> {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let batched = self.multi.is_none()
+            && is_data_command(&name)
+            && arity(&name).is_some_and(|a| arity_ok(a, args.len()));
+        if !batched {
+            return Err(args);
+        }
+        metrics::counter!("brisk_redis_commands_total", "command" => name.clone()).increment(1);
+        args.remove(0);
+        Ok(self.shared.combiner.submit(name, args).await)
+    }
+
     /// Runs one command (`args[0]` is its name) and returns its reply.
     pub async fn execute(&mut self, mut args: Vec<Vec<u8>>) -> (Reply, After) {
         let raw_name = args.remove(0);
@@ -165,7 +191,10 @@ impl Connection {
                 },
             ),
             Some(Err(e)) => (Reply::error(e), After::Continue),
-            None => (self.run_data(&name, &args).await, After::Continue),
+            None => (
+                self.shared.combiner.submit(name, args).await.reply().await,
+                After::Continue,
+            ),
         }
     }
 
@@ -197,24 +226,6 @@ impl Connection {
             q.push((name, args));
         }
         Reply::Simple("QUEUED".into())
-    }
-
-    /// A data command on its own: one transaction, run again while it conflicts.
-    async fn run_data(&self, name: &str, args: &[Vec<u8>]) -> Reply {
-        for attempt in 0..MAX_ATTEMPTS {
-            backoff(attempt).await;
-            let mut tx = Tx::new(&self.service);
-            let reply = match command::run(&mut tx, name, args).await {
-                Ok(r) => r,
-                Err(e) => return Reply::error(e),
-            };
-            match tx.commit().await {
-                Ok(Committed::Yes) => return reply,
-                Ok(Committed::Conflict { .. }) => continue,
-                Err(e) => return Reply::error(CommandError::from(e)),
-            }
-        }
-        Reply::error(CommandError::TooManyConflicts)
     }
 
     /// Connection and server commands; None for a data command.

@@ -6,6 +6,7 @@
 //!
 //! Keys live in their own part of brisk's keyspace (see [`keyspace`]).
 
+mod combiner;
 mod command;
 mod connection;
 mod error;
@@ -14,6 +15,7 @@ pub mod keyspace;
 mod reply;
 mod tx;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub use connection::REDIS_VERSION;
 pub use error::CommandError;
 pub use frame::FrameError;
 
+use combiner::Pending;
 use connection::{After, Connection};
 use reply::Reply;
 
@@ -50,6 +53,15 @@ impl Default for RedisConfig {
 
 /// Flush replies once this many bytes are waiting, even in the middle of a pipeline.
 const FLUSH_BYTES: usize = 1 << 20;
+/// Most batched commands of one connection waiting for their replies.
+const MAX_PENDING: usize = 256;
+
+/// Encodes the replies of `pending`, in order, as they come in.
+async fn flush_pending(pending: &mut VecDeque<Pending>, out: &mut Vec<u8>, resp3: bool) {
+    while let Some(p) = pending.pop_front() {
+        p.reply().await.encode(out, resp3);
+    }
+}
 
 /// Serves Redis clients on `listener` until `stop` turns true.
 pub async fn serve(
@@ -59,7 +71,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let shared = Arc::new(connection::Shared::default());
+    let shared = Arc::new(connection::Shared::new(service.clone()));
     let ids = AtomicU64::new(1);
     loop {
         let accepted = tokio::select! {
@@ -117,10 +129,24 @@ async fn handle(
             return Ok(());
         }
         let mut taken = 0;
+        // Replies of batched commands not in yet, in order: a pipeline's data commands join
+        // the node's batches together; anything else first waits for them.
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
             match decoder.next_command(&input[taken..], config.max_request_bytes) {
                 Ok(Some((args, used))) => {
                     taken += used;
+                    let args = match conn.submit(args).await {
+                        Ok(p) => {
+                            pending.push_back(p);
+                            if pending.len() >= MAX_PENDING {
+                                flush_pending(&mut pending, &mut out, conn.resp3()).await;
+                            }
+                            continue;
+                        }
+                        Err(args) => args,
+                    };
+                    flush_pending(&mut pending, &mut out, conn.resp3()).await;
                     let (reply, after) = conn.execute(args).await;
                     reply.encode(&mut out, conn.resp3());
                     if after == After::Close {
@@ -134,6 +160,7 @@ async fn handle(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    flush_pending(&mut pending, &mut out, conn.resp3()).await;
                     metrics::counter!("brisk_redis_protocol_errors_total").increment(1);
                     Reply::error(&e).encode(&mut out, conn.resp3());
                     stream.write_all(&out).await?;
@@ -142,6 +169,7 @@ async fn handle(
                 }
             }
         }
+        flush_pending(&mut pending, &mut out, conn.resp3()).await;
         input.drain(..taken);
         if !out.is_empty() {
             stream.write_all(&out).await?;

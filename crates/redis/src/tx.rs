@@ -181,6 +181,11 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Starts a new command's read budget (commands batched in one transaction).
+    pub fn reset_read_budget(&mut self) {
+        self.read_bytes = 0;
+    }
+
     pub fn save_point(&self) -> SavePoint {
         SavePoint {
             writes: self.writes.clone(),

@@ -105,3 +105,50 @@ fn rolling_restart_bench_writes_a_complete_report() {
     let svg = std::fs::read_to_string(out.join("rolling-restart.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }
+
+/// `brisk bench redis` with a few requests: both systems answer every test at every depth and
+/// the report, table and plot are written (no timing is asserted).
+#[test]
+fn redis_bench_writes_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    let o = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "redis",
+            "--tests",
+            "set,get,lpush",
+            "--requests",
+            "2000",
+        ])
+        .args(["--clients", "8", "--pipelines", "1,4"])
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .arg("--out")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{report}");
+    for r in rows {
+        for system in ["redis", "brisk"] {
+            assert!(
+                r[system]["requests_per_s"].as_f64().unwrap() > 0.0,
+                "{report}"
+            );
+        }
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(stdout.contains("| SET | 4 |"), "{stdout}");
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
