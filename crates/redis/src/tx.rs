@@ -29,6 +29,8 @@ pub struct Tx<'a> {
     discarded: Vec<Vec<u8>>,
     /// Bytes of values read so far (bounded by [`READ_BUDGET`]).
     read_bytes: usize,
+    /// Every buffered write's predecessor, newest last (see [`SavePoint`]).
+    undo: Vec<Undo>,
 }
 
 /// The most value bytes one command (or one EXEC) may read: a reply is built from what it
@@ -36,11 +38,15 @@ pub struct Tx<'a> {
 /// million times would otherwise build a reply of terabytes).
 pub const READ_BUDGET: usize = 64 << 20;
 
-/// The writes of a transaction at one moment, to undo a command that failed half-way.
+/// A moment of a transaction, to undo a command that failed half-way: how long the undo
+/// log and the discard list were then.
 pub struct SavePoint {
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    undo: usize,
     discarded: usize,
 }
+
+/// What a buffered write replaced: the key and its previous buffered write, if any.
+type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
 
 /// Pairs read per page when a transaction scans a prefix.
 const SCAN_PAGE: u32 = 10_000;
@@ -96,6 +102,7 @@ impl<'a> Tx<'a> {
             now_ms: wall_clock_ms(),
             discarded: Vec::new(),
             read_bytes: 0,
+            undo: Vec::new(),
         }
     }
 
@@ -186,25 +193,38 @@ impl<'a> Tx<'a> {
         self.read_bytes = 0;
     }
 
+    fn buffer(&mut self, bkey: Vec<u8>, value: Option<Vec<u8>>) {
+        let before = self.writes.insert(bkey.clone(), value);
+        self.undo.push((bkey, before));
+    }
+
     pub fn save_point(&self) -> SavePoint {
         SavePoint {
-            writes: self.writes.clone(),
+            undo: self.undo.len(),
             discarded: self.discarded.len(),
         }
     }
 
-    /// Undoes every write since `point` (a command that failed half-way inside EXEC).
+    /// Undoes every write since `point` (a command that failed half-way).
     pub fn roll_back(&mut self, point: SavePoint) {
-        self.writes = point.writes;
+        while self.undo.len() > point.undo {
+            let Some((key, before)) = self.undo.pop() else {
+                break;
+            };
+            match before {
+                Some(v) => self.writes.insert(key, v),
+                None => self.writes.remove(&key),
+            };
+        }
         self.discarded.truncate(point.discarded);
     }
 
     pub fn put_raw(&mut self, bkey: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(bkey, Some(value));
+        self.buffer(bkey, Some(value));
     }
 
     pub fn delete_raw(&mut self, bkey: Vec<u8>) {
-        self.writes.insert(bkey, None);
+        self.buffer(bkey, None);
     }
 
     /// After the commit, deletes every key under `prefix` (a dropped collection's elements).
@@ -244,12 +264,12 @@ impl<'a> Tx<'a> {
                 crate::keyspace::RECORD_HEADER
             )));
         }
-        self.writes.insert(record_key(key), Some(bytes));
+        self.buffer(record_key(key), Some(bytes));
         Ok(())
     }
 
     pub fn remove(&mut self, key: &[u8]) {
-        self.writes.insert(record_key(key), None);
+        self.buffer(record_key(key), None);
     }
 
     /// Writes the buffered changes atomically, if no key read or written changed since the
