@@ -13,6 +13,7 @@ mod error;
 mod frame;
 pub mod keyspace;
 mod reply;
+mod sweep;
 mod tx;
 
 use std::collections::VecDeque;
@@ -72,6 +73,7 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let shared = Arc::new(connection::Shared::new(service.clone()));
+    tokio::spawn(sweep::run(service.clone(), stop.clone()));
     let ids = AtomicU64::new(1);
     loop {
         let accepted = tokio::select! {

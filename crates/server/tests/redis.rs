@@ -175,3 +175,58 @@ async fn killing_the_leader_during_a_redis_write_loop_loses_no_acknowledged_writ
     let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("summary line");
     assert!(summary["acked"].as_u64().unwrap_or(0) > 50, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_keys_are_reclaimed_from_the_store() {
+    let (c, ports) = redis_cluster().await;
+    let leader = c.leader().await;
+    let port = ports[leader as usize - 1].to_string();
+    let cli = |args: &[&str]| {
+        let o = Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["set", "short", "v", "px", "200"]), "OK");
+    assert_eq!(cli(&["hset", "h", "f", "v"]), "1");
+    assert_eq!(cli(&["pexpire", "h", "200"]), "1");
+    assert_eq!(cli(&["set", "kept", "v"]), "OK");
+    // The stored records themselves, read through the gRPC API: gone once swept.
+    let record = |k: &str| [b"\0redis\0k".as_slice(), k.as_bytes()].concat();
+    let mut raw = c.raw(leader).await;
+    common::wait_for("the sweep to delete expired records", Duration::from_secs(20), async || {
+        let mut present = 0;
+        for k in ["short", "h"] {
+            let r = raw
+                .raw_get(brisk_proto::RawGetRequest {
+                    key: record(k),
+                    at_ts: 0,
+                    stale: false,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            present += r.found as usize;
+        }
+        (present == 0).then_some(())
+    })
+    .await;
+    let kept = raw
+        .raw_get(brisk_proto::RawGetRequest {
+            key: record("kept"),
+            at_ts: 0,
+            stale: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(kept.found, "a key without expiry was swept");
+    assert!(
+        c.metrics(leader)
+            .contains("brisk_redis_expired_keys_reclaimed_total 2"),
+        "{}",
+        c.metrics(leader)
+    );
+}

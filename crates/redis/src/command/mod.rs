@@ -4,6 +4,7 @@
 mod collection;
 pub mod glob;
 mod hashes;
+pub use hashes::forget_elements;
 mod keys;
 mod lists;
 mod sets;
