@@ -55,3 +55,14 @@ def test_a_transaction_queue_is_bounded(brisk):
     with pytest.raises(redis.exceptions.ExecAbortError):
         brisk.execute_command("EXEC")
     assert brisk.exists("a", "b", "c") == 0
+
+
+def test_an_oversized_write_fails_alone_in_its_batch(brisk):
+    p = brisk.pipeline(transaction=False)
+    p.set("ok1", "v").set("k" * 5000, "v").hset("h", "f", b"x" * (9 << 20)).set("ok2", "v")
+    res = p.execute(raise_on_error=False)
+    assert res[0] is True and res[3] is True, res
+    assert isinstance(res[1], redis.ResponseError) and "too large" in str(res[1])
+    assert isinstance(res[2], redis.ResponseError) and "too large" in str(res[2])
+    assert brisk.mget("ok1", "ok2") == [b"v", b"v"]
+    assert brisk.exists("h") == 0

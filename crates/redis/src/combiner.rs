@@ -65,25 +65,35 @@ impl Pending {
 }
 
 async fn run(service: Arc<Service>, mut rx: mpsc::Receiver<Job>) {
-    // A batch carries at most half an entry of arguments, so its writes fit in one commit.
+    // A batch carries at most half an entry of arguments, so its writes usually fit in one
+    // commit (a batch that would not is cut, see `run_batch`).
     let byte_limit = service.limits().max_entry_bytes / 2;
-    while let Some(first) = rx.recv().await {
-        let mut bytes = job_bytes(&first);
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && bytes < byte_limit {
+    let mut waiting: Vec<Job> = Vec::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(job) => waiting.push(job),
+                None => return,
+            }
+        }
+        let mut bytes: usize = waiting.iter().map(job_bytes).sum();
+        while waiting.len() < MAX_BATCH && bytes < byte_limit {
             match rx.try_recv() {
                 Ok(job) => {
                     bytes += job_bytes(&job);
-                    batch.push(job);
+                    waiting.push(job);
                 }
                 Err(_) => break,
             }
         }
+        let batch = std::mem::take(&mut waiting);
         metrics::histogram!("brisk_redis_batch_commands").record(batch.len() as f64);
-        let replies = run_batch(&service, &batch).await;
-        for (job, reply) in batch.into_iter().zip(replies) {
+        let (done, rest) = run_batch(&service, batch).await;
+        for (job, reply) in done {
             let _ = job.reply.send(reply);
         }
+        // Commands cut from the batch go first in the next one, in their order.
+        waiting = rest;
     }
 }
 
@@ -91,31 +101,72 @@ fn job_bytes(j: &Job) -> usize {
     j.args.iter().map(|a| a.len() + 16).sum::<usize>() + j.name.len()
 }
 
-async fn run_batch(service: &Service, batch: &[Job]) -> Vec<Reply> {
+/// Runs `batch` in one transaction. Returns the commands that ran with their replies, and
+/// the commands cut from the batch to run in the next one: a command that would take the
+/// batch over the read budget or over one log entry is cut with every command after it
+/// (alone in a batch, it answers the error instead).
+async fn run_batch(service: &Service, mut batch: Vec<Job>) -> (Vec<(Job, Reply)>, Vec<Job>) {
+    let entry_limit = service.limits().max_entry_bytes;
+    let mut outcome = Err(CommandError::TooManyConflicts);
+    let mut cut = batch.len();
     for attempt in 0..MAX_ATTEMPTS {
         crate::connection::backoff(attempt).await;
         let mut tx = Tx::new(service);
         let mut replies = Vec::with_capacity(batch.len());
-        for job in batch {
+        cut = batch.len();
+        for (i, job) in batch.iter().enumerate() {
             let before = tx.save_point();
-            tx.reset_read_budget();
-            match command::run(&mut tx, &job.name, &job.args).await {
-                Ok(r) => replies.push(r),
-                Err(e) => {
-                    tx.roll_back(before);
-                    replies.push(Reply::error(e));
-                }
+            let result = command::run(&mut tx, &job.name, &job.args).await;
+            let refused = tx.take_refusal();
+            let too_big = tx.entry_bytes() > entry_limit;
+            let over_budget = matches!(result, Err(CommandError::ReadBudget(_)));
+            if i > 0 && (too_big || over_budget) {
+                tx.roll_back(before);
+                cut = i;
+                break;
             }
+            let reply = match (result, refused) {
+                (_, Some(e)) | (Err(e), None) => {
+                    tx.roll_back(before);
+                    Reply::error(e)
+                }
+                (Ok(_), None) if too_big => {
+                    tx.roll_back(before);
+                    Reply::error(CommandError::other(format!(
+                        "ERR the command would write more than {entry_limit} bytes in one commit (the server's --max-entry-bytes)"
+                    )))
+                }
+                (Ok(r), None) => {
+                    if !tx.wrote_since(&before) {
+                        tx.forget_reads_since(&before);
+                    }
+                    r
+                }
+            };
+            replies.push(reply);
         }
         match tx.commit().await {
-            Ok(Committed::Yes) => return replies,
+            Ok(Committed::Yes) => {
+                outcome = Ok(replies);
+                break;
+            }
             Ok(Committed::Conflict { .. }) => continue,
             Err(e) => {
-                let line = CommandError::from(e).to_string();
-                return batch.iter().map(|_| Reply::Error(line.clone())).collect();
+                outcome = Err(CommandError::from(e));
+                break;
             }
         }
     }
-    let line = CommandError::TooManyConflicts.to_string();
-    batch.iter().map(|_| Reply::Error(line.clone())).collect()
+    let rest = batch.split_off(cut);
+    let done = match outcome {
+        Ok(replies) => batch.into_iter().zip(replies).collect(),
+        Err(e) => {
+            let line = e.to_string();
+            batch
+                .into_iter()
+                .map(|j| (j, Reply::Error(line.clone())))
+                .collect()
+        }
+    };
+    (done, rest)
 }

@@ -429,7 +429,11 @@ impl Connection {
             let mut replies = Vec::with_capacity(queued.len());
             for (name, args) in &queued {
                 let before = tx.save_point();
-                match command::run(&mut tx, name, args).await {
+                let result = match (command::run(&mut tx, name, args).await, tx.take_refusal()) {
+                    (Ok(_), Some(refused)) => Err(refused),
+                    (result, _) => result,
+                };
+                match result {
                     Ok(r) => replies.push(r),
                     // Nothing is written when brisk itself could not serve a command.
                     Err(CommandError::Service(e)) => return Err(e.into()),

@@ -25,6 +25,9 @@ pub enum CommandError {
     /// Any other error line, code included (`ERR ...`).
     #[error("{0}")]
     Other(String),
+    /// The command (or its batch) read more than the budget of value bytes.
+    #[error("ERR the command reads more than {0} MiB; read less at a time")]
+    ReadBudget(usize),
     /// Optimistic transactions kept conflicting; nothing was written.
     #[error("TRYAGAIN the keys were changed concurrently too many times; nothing was written")]
     TooManyConflicts,

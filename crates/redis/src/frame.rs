@@ -45,35 +45,25 @@ pub struct Decoder {
 
 impl Decoder {
     /// The next complete command at the front of `buf` and the bytes it took (the caller
-    /// drops them before the next call), None when more bytes are needed. Empty commands (an
-    /// empty array, a blank line) are skipped and counted in the bytes taken.
+    /// drops them before the next call), None when more bytes are needed. An empty command
+    /// (an empty array, a blank line) comes back with no arguments: the caller skips it.
     pub fn next_command(
         &mut self,
         buf: &[u8],
         max_bytes: usize,
     ) -> Result<Option<Decoded>, FrameError> {
-        let mut skipped = 0;
-        loop {
-            let rest = &buf[skipped..];
-            let Some(&first) = rest.first() else {
-                return Ok(None);
-            };
-            let done = if first == b'*' || self.expected.is_some() {
-                self.array(rest)?
-            } else {
-                inline(rest)?
-            };
-            match done {
-                None => {
-                    if rest.len() > max_bytes {
-                        return Err(FrameError::TooLarge(max_bytes));
-                    }
-                    return Ok(None);
-                }
-                Some((args, used)) if args.is_empty() => skipped += used,
-                Some((args, used)) => return Ok(Some((args, skipped + used))),
-            }
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let done = if first == b'*' || self.expected.is_some() {
+            self.array(buf)?
+        } else {
+            inline(buf)?
+        };
+        if done.is_none() && buf.len() > max_bytes {
+            return Err(FrameError::TooLarge(max_bytes));
         }
+        Ok(done)
     }
 
     fn array(&mut self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
@@ -171,7 +161,9 @@ mod tests {
         let mut taken = 0;
         while let Some((c, used)) = d.next_command(&buf[taken..], max)? {
             taken += used;
-            out.push(c);
+            if !c.is_empty() {
+                out.push(c);
+            }
         }
         buf.drain(..taken);
         Ok(out)
@@ -214,6 +206,18 @@ mod tests {
             );
             assert!(buf.is_empty());
         }
+    }
+
+    #[test]
+    fn an_empty_command_before_a_split_request_keeps_the_place() {
+        let mut d = Decoder::default();
+        let mut buf = b"\r\n*1\r\n$4\r\nPI".to_vec();
+        assert!(drain(&mut d, &mut buf, 1 << 20).unwrap().is_empty());
+        buf.extend_from_slice(b"NG\r\n");
+        assert_eq!(
+            drain(&mut d, &mut buf, 1 << 20).unwrap(),
+            vec![vec![b"PING".to_vec()]]
+        );
     }
 
     #[test]

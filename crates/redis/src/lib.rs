@@ -55,7 +55,7 @@ impl Default for RedisConfig {
 /// Flush replies once this many bytes are waiting, even in the middle of a pipeline.
 const FLUSH_BYTES: usize = 1 << 20;
 /// Most batched commands of one connection waiting for their replies.
-const MAX_PENDING: usize = 256;
+const MAX_PENDING: usize = 16;
 
 /// Encodes the replies of `pending`, in order, as they come in.
 async fn flush_pending(pending: &mut VecDeque<Pending>, out: &mut Vec<u8>, resp3: bool) {
@@ -138,11 +138,18 @@ async fn handle(
             match decoder.next_command(&input[taken..], config.max_request_bytes) {
                 Ok(Some((args, used))) => {
                     taken += used;
+                    if args.is_empty() {
+                        continue;
+                    }
                     let args = match conn.submit(args).await {
                         Ok(p) => {
                             pending.push_back(p);
                             if pending.len() >= MAX_PENDING {
                                 flush_pending(&mut pending, &mut out, conn.resp3()).await;
+                                if out.len() >= FLUSH_BYTES {
+                                    stream.write_all(&out).await?;
+                                    out.clear();
+                                }
                             }
                             continue;
                         }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::command::forget_elements;
 use crate::keyspace::{record_prefix, Record};
-use crate::tx::{wall_clock_ms, Tx};
+use crate::tx::{wall_clock_ms, Committed, Tx};
 
 /// Records examined per round.
 const PAGE: u32 = 1_000;
@@ -86,8 +86,7 @@ async fn round(
     let mut deleted = 0;
     for key in &expired {
         // `load` hides expired records: read the stored one to see it is still expired.
-        if let Some(bytes) = tx.get_raw(&crate::keyspace::record_key(key)).await? {
-            let r = Record::decode(bytes)?;
+        if let Some(r) = tx.load_stored(key).await? {
             if r.expired(tx.now_ms()) {
                 forget_elements(&mut tx, key, &r);
                 tx.remove(key);
@@ -95,6 +94,9 @@ async fn round(
             }
         }
     }
-    tx.commit().await?;
-    Ok(deleted)
+    match tx.commit().await? {
+        Committed::Yes => Ok(deleted),
+        // A key was rewritten meanwhile: the next pass finds what is still expired.
+        Committed::Conflict { .. } => Ok(0),
+    }
 }

@@ -31,6 +31,10 @@ pub struct Tx<'a> {
     read_bytes: usize,
     /// Every buffered write's predecessor, newest last (see [`SavePoint`]).
     undo: Vec<Undo>,
+    /// Keys added to the read set, in order (see [`SavePoint`]).
+    read_log: Vec<Vec<u8>>,
+    /// A write refused for its size (reported by [`Tx::take_refusal`]).
+    refused: Option<CommandError>,
 }
 
 /// The most value bytes one command (or one EXEC) may read: a reply is built from what it
@@ -43,6 +47,7 @@ pub const READ_BUDGET: usize = 64 << 20;
 pub struct SavePoint {
     undo: usize,
     discarded: usize,
+    reads: usize,
 }
 
 /// What a buffered write replaced: the key and its previous buffered write, if any.
@@ -51,16 +56,17 @@ type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
 /// Pairs read per page when a transaction scans a prefix.
 const SCAN_PAGE: u32 = 10_000;
 
-/// A generation number no collection of this process used before; across processes, the
-/// clock in its high bits keeps them apart.
+/// A generation number no collection used before: a counter from a random 64-bit start
+/// per process (the standard library's OS-seeded hasher keys), so two nodes, or one node
+/// before and after a restart, do not hand out the same numbers.
 pub fn fresh_generation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        wall_clock_ms().wrapping_mul(1 << 20),
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    if NEXT.load(Ordering::SeqCst) == 0 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(wall_clock_ms());
+        let _ = NEXT.compare_exchange(0, h.finish() | 1, Ordering::SeqCst, Ordering::SeqCst);
+    }
     NEXT.fetch_add(1, Ordering::SeqCst)
 }
 
@@ -103,6 +109,8 @@ impl<'a> Tx<'a> {
             discarded: Vec::new(),
             read_bytes: 0,
             undo: Vec::new(),
+            read_log: Vec::new(),
+            refused: None,
         }
     }
 
@@ -126,7 +134,13 @@ impl<'a> Tx<'a> {
 
     /// Adds `bkey` to the read set without reading it (WATCH).
     pub fn watch(&mut self, bkey: Vec<u8>) {
-        self.read_set.insert(bkey);
+        self.record_read(bkey);
+    }
+
+    fn record_read(&mut self, bkey: Vec<u8>) {
+        if self.read_set.insert(bkey.clone()) {
+            self.read_log.push(bkey);
+        }
     }
 
     /// Every pair whose brisk key begins with `prefix`, in key order, as of the snapshot
@@ -172,41 +186,83 @@ impl<'a> Tx<'a> {
         Ok(found.into_iter().collect())
     }
 
-    /// Reads a brisk key (an element), adding it to the read set.
-    pub async fn get_raw(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
-        self.get(bkey).await
+    /// Reads a collection element. Not added to the read set: the collection's record,
+    /// read first, stands for every element (each change of the collection rewrites it).
+    pub async fn get_element(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
+        self.read(bkey, false).await
     }
 
-    fn charge(&mut self, bytes: usize) -> Result<(), CommandError> {
+    /// Charges `bytes` of reply built from values already read (SRANDMEMBER's repeats).
+    pub fn charge(&mut self, bytes: usize) -> Result<(), CommandError> {
         self.read_bytes = self.read_bytes.saturating_add(bytes);
         if self.read_bytes > READ_BUDGET {
-            return Err(CommandError::other(format!(
-                "ERR the command reads more than {} MiB; read less at a time",
-                READ_BUDGET >> 20
-            )));
+            return Err(CommandError::ReadBudget(READ_BUDGET >> 20));
         }
         Ok(())
     }
 
-    /// Starts a new command's read budget (commands batched in one transaction).
-    pub fn reset_read_budget(&mut self) {
-        self.read_bytes = 0;
-    }
-
+    /// Buffers a write. A key or value over the server's limits is not buffered: the
+    /// command is refused (see [`take_refusal`](Self::take_refusal)) instead of failing the
+    /// commit for every command batched with it.
     fn buffer(&mut self, bkey: Vec<u8>, value: Option<Vec<u8>>) {
+        let limits = self.service.limits();
+        let value_len = value.as_ref().map_or(0, Vec::len);
+        if bkey.len() > limits.max_key_bytes || value_len > limits.max_value_bytes {
+            if self.refused.is_none() {
+                self.refused = Some(CommandError::other(format!(
+                    "ERR key or value too large: {} and {value_len} bytes stored, the limits are {} and {} bytes (the server's --max-key-bytes and --max-value-bytes)",
+                    bkey.len(),
+                    limits.max_key_bytes,
+                    limits.max_value_bytes
+                )));
+            }
+            return;
+        }
         let before = self.writes.insert(bkey.clone(), value);
         self.undo.push((bkey, before));
+    }
+
+    /// The refusal of a write since the last save point, if any (the command must then be
+    /// rolled back and answer it).
+    pub fn take_refusal(&mut self) -> Option<CommandError> {
+        self.refused.take()
+    }
+
+    /// Bytes the commit's log entry would carry: keys and values written, keys read.
+    pub fn entry_bytes(&self) -> usize {
+        let writes: usize = self
+            .writes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        writes + self.read_set.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether anything was written since `point`.
+    pub fn wrote_since(&self, point: &SavePoint) -> bool {
+        self.undo.len() > point.undo || self.discarded.len() > point.discarded
+    }
+
+    /// Drops from the read set what was read since `point`: a command that wrote nothing
+    /// was answered from the snapshot, so its reads need not hold the commit back.
+    pub fn forget_reads_since(&mut self, point: &SavePoint) {
+        for k in self.read_log.drain(point.reads..) {
+            self.read_set.remove(&k);
+        }
     }
 
     pub fn save_point(&self) -> SavePoint {
         SavePoint {
             undo: self.undo.len(),
             discarded: self.discarded.len(),
+            reads: self.read_log.len(),
         }
     }
 
-    /// Undoes every write since `point` (a command that failed half-way).
+    /// Undoes every write and read since `point` (a command that failed half-way).
     pub fn roll_back(&mut self, point: SavePoint) {
+        self.forget_reads_since(&point);
+        self.refused = None;
         while self.undo.len() > point.undo {
             let Some((key, before)) = self.undo.pop() else {
                 break;
@@ -232,25 +288,32 @@ impl<'a> Tx<'a> {
         self.discarded.push(prefix);
     }
 
-    async fn get(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
+    async fn read(&mut self, bkey: &[u8], record: bool) -> Result<Option<Vec<u8>>, CommandError> {
         if let Some(w) = self.writes.get(bkey).cloned() {
             self.charge(w.as_ref().map_or(0, Vec::len))?;
             return Ok(w);
         }
         let ts = self.start_ts().await?;
         let v = self.service.txn_get(Origin::Client, ts, bkey).await?;
-        self.read_set.insert(bkey.to_vec());
+        if record {
+            self.record_read(bkey.to_vec());
+        }
         self.charge(v.as_ref().map_or(0, |v| v.value.len()))?;
         Ok(v.map(|v| v.value))
     }
 
+    /// Redis key `key`'s record as stored, expired or not.
+    pub async fn load_stored(&mut self, key: &[u8]) -> Result<Option<Record>, CommandError> {
+        match self.read(&record_key(key), true).await? {
+            Some(bytes) => Ok(Some(Record::decode(bytes)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Redis key `key`'s record, None if absent or expired.
     pub async fn load(&mut self, key: &[u8]) -> Result<Option<Record>, CommandError> {
-        let Some(bytes) = self.get(&record_key(key)).await? else {
-            return Ok(None);
-        };
-        let r = Record::decode(bytes)?;
-        Ok((!r.expired(self.now_ms)).then_some(r))
+        let now = self.now_ms;
+        Ok(self.load_stored(key).await?.filter(|r| !r.expired(now)))
     }
 
     /// Buffers `record` as key's value; a record larger than the server's value limit is

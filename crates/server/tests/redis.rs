@@ -196,22 +196,26 @@ async fn expired_keys_are_reclaimed_from_the_store() {
     // The stored records themselves, read through the gRPC API: gone once swept.
     let record = |k: &str| [b"\0redis\0k".as_slice(), k.as_bytes()].concat();
     let mut raw = c.raw(leader).await;
-    common::wait_for("the sweep to delete expired records", Duration::from_secs(20), async || {
-        let mut present = 0;
-        for k in ["short", "h"] {
-            let r = raw
-                .raw_get(brisk_proto::RawGetRequest {
-                    key: record(k),
-                    at_ts: 0,
-                    stale: false,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            present += r.found as usize;
-        }
-        (present == 0).then_some(())
-    })
+    common::wait_for(
+        "the sweep to delete expired records",
+        Duration::from_secs(20),
+        async || {
+            let mut present = 0;
+            for k in ["short", "h"] {
+                let r = raw
+                    .raw_get(brisk_proto::RawGetRequest {
+                        key: record(k),
+                        at_ts: 0,
+                        stale: false,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                present += r.found as usize;
+            }
+            (present == 0).then_some(())
+        },
+    )
     .await;
     let kept = raw
         .raw_get(brisk_proto::RawGetRequest {

@@ -25,9 +25,29 @@ pub async fn load(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Option<Hand
     }
 }
 
-/// Collection `key`, or a new empty one (saved only if it gets an element).
+/// Collection `key`, or a new empty one (saved only if it gets an element). An expired
+/// collection's elements are deleted after the commit: the new one takes a new generation.
 pub async fn load_or_new(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Handle, CommandError> {
-    Ok(load(tx, key, kind).await?.unwrap_or_else(|| Handle {
+    let now = tx.now_ms();
+    match tx.load_stored(key).await? {
+        Some(r) if !r.expired(now) => {
+            if r.kind != kind {
+                return Err(CommandError::WrongType);
+            }
+            return Ok(Handle {
+                kind,
+                meta: Collection::decode(&r.body)?,
+                expire_at_ms: r.expire_at_ms,
+            });
+        }
+        Some(expired) => {
+            if let Some(prefix) = elements_of(key, &expired) {
+                tx.discard_after_commit(prefix);
+            }
+        }
+        None => {}
+    }
+    Ok(Handle {
         kind,
         meta: Collection {
             count: 0,
@@ -35,7 +55,7 @@ pub async fn load_or_new(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Hand
             head: 0,
         },
         expire_at_ms: None,
-    }))
+    })
 }
 
 /// The elements a dropped collection record left behind, if `record` is a collection.
@@ -59,7 +79,7 @@ impl Handle {
         key: &[u8],
         member: &[u8],
     ) -> Result<Option<Vec<u8>>, CommandError> {
-        tx.get_raw(&element_key(key, self.meta.generation, member))
+        tx.get_element(&element_key(key, self.meta.generation, member))
             .await
     }
 
@@ -77,6 +97,20 @@ impl Handle {
             self.meta.count += 1;
         }
         Ok(new)
+    }
+
+    /// Adds `member` with an empty value unless it is there; true if it was new (a set
+    /// member that exists already is not written again).
+    pub async fn insert(
+        &mut self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<bool, CommandError> {
+        if self.get(tx, key, member).await?.is_some() {
+            return Ok(false);
+        }
+        self.put(tx, key, member, Vec::new()).await
     }
 
     /// Removes `member`; true if it was there.

@@ -25,7 +25,7 @@ pub async fn sadd(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandErr
     let mut s = load_or_new(tx, key, Kind::Set).await?;
     let mut added = 0;
     for m in &args[1..] {
-        if s.put(tx, key, m, Vec::new()).await? {
+        if s.insert(tx, key, m).await? {
             added += 1;
         }
     }
@@ -158,9 +158,15 @@ pub async fn srandmember(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, Com
             .collect()
     } else {
         let want = count.unsigned_abs().min(1 << 20) as usize;
-        (0..want)
-            .map(|i| all[pick(all.len(), i as u64)].clone())
-            .collect()
+        let mut picked = Vec::with_capacity(want.min(1024));
+        for i in 0..want {
+            let m = &all[pick(all.len(), i as u64)];
+            // Repeats build a reply larger than what was read: they count against the
+            // budget, before they are copied.
+            tx.charge(m.len())?;
+            picked.push(m.clone());
+        }
+        picked
     };
     Ok(Reply::Array(out.into_iter().map(Reply::Bulk).collect()))
 }
