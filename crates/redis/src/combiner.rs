@@ -116,7 +116,7 @@ async fn run_batch(service: &Service, mut batch: Vec<Job>) -> (Vec<(Job, Reply)>
         cut = batch.len();
         for (i, job) in batch.iter().enumerate() {
             let before = tx.save_point();
-            let result = command::run(&mut tx, &job.name, &job.args).await;
+            let result = Box::pin(command::run(&mut tx, &job.name, &job.args)).await;
             let refused = tx.take_refusal();
             let too_big = tx.entry_bytes() > entry_limit;
             let over_budget = matches!(result, Err(CommandError::ReadBudget(_)));

@@ -429,7 +429,10 @@ impl Connection {
             let mut replies = Vec::with_capacity(queued.len());
             for (name, args) in &queued {
                 let before = tx.save_point();
-                let result = match (command::run(&mut tx, name, args).await, tx.take_refusal()) {
+                let result = match (
+                    Box::pin(command::run(&mut tx, name, args)).await,
+                    tx.take_refusal(),
+                ) {
                     (Ok(_), Some(refused)) => Err(refused),
                     (result, _) => result,
                 };
