@@ -480,6 +480,55 @@ impl ServeArgs {
 mod tests {
     use super::*;
 
+    /// deploy/brisk.toml documents every setting: each key parses (commented ones too, with
+    /// the default they show), and no flag is missing from it.
+    #[test]
+    fn the_example_config_covers_every_setting_and_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/brisk.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let active: ServeArgs = toml::from_str(&text).unwrap();
+        assert_eq!(active.id, Some(1));
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                // A commented-out setting: `# key = value` with a flag-like key.
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let all: ServeArgs = toml::from_str(&uncommented).unwrap();
+        assert_eq!(all.snapshot_every, Some(10_000));
+        assert_eq!(all.max_value_bytes, Some(8 << 20));
+        assert_eq!(all.max_entry_bytes, Some(16 << 20));
+        assert_eq!(all.redis_max_request_bytes, Some(32 << 20));
+        assert_eq!(all.fsm_sync, Some(FsmSync::Sync));
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Probe {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        for arg in Probe::command().get_arguments() {
+            let Some(flag) = arg.get_long() else { continue };
+            if flag == "config" {
+                continue;
+            }
+            assert!(
+                uncommented
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{flag} = "))),
+                "deploy/brisk.toml does not document {flag}"
+            );
+        }
+    }
+
     #[test]
     fn members_parse_and_reject() {
         let m = parse_members("1=127.0.0.1:1/127.0.0.1:11,2=127.0.0.1:2/127.0.0.1:12").unwrap();

@@ -353,6 +353,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         timeout_s = limit.as_secs_f64(),
         "stopping gracefully (a second SIGTERM exits at once)"
     );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tokio::spawn(async move {
         tokio::select! {
             _ = stops.next() => tracing::warn!("second stop signal: exiting at once"),
@@ -419,6 +420,11 @@ async fn watch_ready(node: Arc<RaftNode>) {
                 ready_ms = ms(since_start),
                 "ready"
             );
+            // Under systemd's Type=notify the unit turns active now, when /readyz would say
+            // 200 (without NOTIFY_SOCKET this does nothing).
+            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+                tracing::warn!(error = %e, "telling the service manager the node is ready failed");
+            }
             node.resume_compactions();
             return;
         }

@@ -814,3 +814,23 @@ async fn a_leader_stopped_with_sigterm_hands_over_without_client_errors() {
         );
     }
 }
+
+/// Under systemd's Type=notify a node says READY=1 once it is ready (when /readyz turns 200),
+/// not when it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_notifies_the_service_manager_when_it_is_ready() {
+    let mut c = Cluster::new(3, &[]);
+    let socket_path = c.tmp.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    c.spawn(2);
+    c.spawn(3);
+    c.spawn_with_env(1, &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())]);
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("no notification within 30 s");
+    let message = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(message.contains("READY=1"), "{message}");
+    assert!(c.ready(1), "READY=1 came before /readyz said 200");
+}
