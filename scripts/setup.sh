@@ -2,7 +2,8 @@
 # Installs what building and testing brisk needs and is not on a fresh Debian machine with
 # the Rust toolchain: libclang-dev (bindgen, for RocksDB), for the fault harness fuse3
 # (fusermount3, for the power-loss filesystem) and nftables (network partitions), and for the
-# Redis compatibility suite redis-server and a Python virtualenv with redis-py and pytest.
+# Redis compatibility suite and the deployment-file checks redis-server and a Python
+# virtualenv with redis-py, pytest and PyYAML.
 # Idempotent; quiet when all is present.
 set -euo pipefail
 
@@ -39,8 +40,8 @@ mkdir -p "$CARGO_TARGET_DIR"
 # The Python environment of the Redis compatibility suite (tests/redis): redis-py and pytest,
 # pinned, in a virtualenv outside the clone.
 export BRISK_VENV="${BRISK_VENV:-$HOME/.cache/brisk-venv}"
-if ! "$BRISK_VENV/bin/python" -c "import redis, pytest" >/dev/null 2>&1; then
+if ! "$BRISK_VENV/bin/python" -c "import redis, pytest, yaml" >/dev/null 2>&1; then
   echo "setup: creating the Python test environment in $BRISK_VENV" >&2
   python3 -m venv "$BRISK_VENV"
-  "$BRISK_VENV/bin/pip" install -q redis==5.2.1 pytest==8.3.4
+  "$BRISK_VENV/bin/pip" install -q redis==5.2.1 pytest==8.3.4 pyyaml==6.0.2
 fi

@@ -261,6 +261,12 @@ impl Connection {
             }
             "dbsize" => count_keys(&self.service).await.map(Reply::Int),
             "scan" => self.scan(args).await,
+            // KEYS walks the whole keyspace: on its own transaction, not in the node's
+            // batches, where it would hold every other client's command back.
+            "keys" => {
+                let mut tx = Tx::new(&self.service);
+                Box::pin(command::run(&mut tx, "keys", args)).await
+            }
             "info" => self.info().await,
             "flushdb" | "flushall" => self
                 .service
@@ -561,6 +567,7 @@ fn is_data_command(name: &str) -> bool {
             | "info"
             | "dbsize"
             | "scan"
+            | "keys"
             | "flushdb"
             | "flushall"
             | "multi"
