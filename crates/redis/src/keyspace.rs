@@ -37,6 +37,7 @@ pub enum Kind {
     Hash = 2,
     Set = 3,
     List = 4,
+    SortedSet = 5,
 }
 
 impl Kind {
@@ -47,6 +48,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::List => "list",
+            Kind::SortedSet => "zset",
         }
     }
 
@@ -56,6 +58,7 @@ impl Kind {
             2 => Some(Kind::Hash),
             3 => Some(Kind::Set),
             4 => Some(Kind::List),
+            5 => Some(Kind::SortedSet),
             _ => None,
         }
     }
@@ -115,6 +118,19 @@ impl Collection {
             head: i64::from_be_bytes(field(2)),
         })
     }
+}
+
+/// A score as element-key bytes that sort like the numbers (negative scores below positive
+/// ones, -0 with 0).
+pub fn score_bytes(score: f64) -> [u8; 8] {
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    ordered.to_be_bytes()
 }
 
 /// A list position as element-key bytes that sort like the numbers.
@@ -208,6 +224,20 @@ mod tests {
             head: -4,
         };
         assert!(position_bytes(-1) < position_bytes(0));
+        let scores = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -1e-300,
+            0.0,
+            1e-300,
+            1.0,
+            2.5,
+            f64::INFINITY,
+        ];
+        for w in scores.windows(2) {
+            assert!(score_bytes(w[0]) < score_bytes(w[1]), "{w:?}");
+        }
+        assert_eq!(score_bytes(-0.0), score_bytes(0.0));
         assert!(position_bytes(i64::MIN) < position_bytes(i64::MAX));
         assert_eq!(Collection::decode(&c.encode()).unwrap(), c);
         assert!(Collection::decode(b"short").is_err());

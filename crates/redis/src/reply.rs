@@ -24,6 +24,11 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A set in RESP3; an array in RESP2.
     Set(Vec<Reply>),
+    /// A double in RESP3; its decimal form as a bulk string in RESP2 (sorted-set scores).
+    Double(f64),
+    /// Pairs (a member and its score): an array of 2-element arrays in RESP3, one flat array
+    /// in RESP2 (WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -59,6 +64,25 @@ impl Reply {
                     i.encode(out, resp3);
                 }
             }
+            Reply::Double(d) if resp3 => {
+                let _ = write!(out, ",{}\r\n", score_text(*d));
+            }
+            Reply::Double(d) => Reply::Bulk(score_text(*d).into_bytes()).encode(out, resp3),
+            Reply::Pairs(pairs) if resp3 => {
+                let _ = write!(out, "*{}\r\n", pairs.len());
+                for (a, b) in pairs {
+                    out.extend_from_slice(b"*2\r\n");
+                    a.encode(out, resp3);
+                    b.encode(out, resp3);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                let _ = write!(out, "*{}\r\n", pairs.len() * 2);
+                for (a, b) in pairs {
+                    a.encode(out, resp3);
+                    b.encode(out, resp3);
+                }
+            }
             Reply::Set(items) => {
                 let kind = if resp3 { '~' } else { '*' };
                 let _ = write!(out, "{kind}{}\r\n", items.len());
@@ -90,6 +114,16 @@ fn line(out: &mut Vec<u8>, kind: u8, text: &[u8]) {
             .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
     out.extend_from_slice(b"\r\n");
+}
+
+/// A sorted-set score as Redis prints it: the shortest decimal that reads back the same,
+/// `inf`/`-inf`.
+pub fn score_text(d: f64) -> String {
+    if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        format!("{d}")
+    }
 }
 
 /// A float result as INCRBYFLOAT prints it. Redis computes in long double and prints 17

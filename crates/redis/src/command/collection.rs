@@ -62,7 +62,7 @@ pub async fn load_or_new(tx: &mut Tx<'_>, key: &[u8], kind: Kind) -> Result<Hand
 pub fn elements_of(key: &[u8], record: &Record) -> Option<Vec<u8>> {
     match record.kind {
         Kind::String => None,
-        Kind::Hash | Kind::Set | Kind::List => Collection::decode(&record.body)
+        Kind::Hash | Kind::Set | Kind::List | Kind::SortedSet => Collection::decode(&record.body)
             .ok()
             .map(|c| element_prefix(key, c.generation)),
     }
@@ -111,6 +111,33 @@ impl Handle {
             return Ok(false);
         }
         self.put(tx, key, member, Vec::new()).await
+    }
+
+    /// Buffers an element that is not counted (a sorted set's score index entry).
+    pub fn put_uncounted(&self, tx: &mut Tx<'_>, key: &[u8], member: &[u8], value: Vec<u8>) {
+        tx.put_raw(element_key(key, self.meta.generation, member), value);
+    }
+
+    pub fn delete_uncounted(&self, tx: &mut Tx<'_>, key: &[u8], member: &[u8]) {
+        tx.delete_raw(element_key(key, self.meta.generation, member));
+    }
+
+    /// Every (member, value) whose member begins with `prefix`, in member order.
+    pub async fn all_with(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CommandError> {
+        let mut p = element_prefix(key, self.meta.generation);
+        let base = p.len();
+        p.extend_from_slice(prefix);
+        Ok(tx
+            .scan_prefix(&p)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k[base..].to_vec(), v))
+            .collect())
     }
 
     /// Removes `member`; true if it was there.

@@ -9,6 +9,7 @@ mod keys;
 mod lists;
 mod sets;
 mod strings;
+mod zsets;
 
 use crate::error::CommandError;
 use crate::reply::Reply;
@@ -114,6 +115,27 @@ pub const COMMANDS: &[(&str, i32)] = &[
     ("lpos", -3),
     ("rpoplpush", 3),
     ("lmove", 5),
+    // sorted sets
+    ("zadd", -4),
+    ("zcard", 2),
+    ("zcount", 4),
+    ("zincrby", 4),
+    ("zrange", -4),
+    ("zrangebyscore", -4),
+    ("zrevrange", -4),
+    ("zrevrangebyscore", -4),
+    ("zrangebylex", -4),
+    ("zrevrangebylex", -4),
+    ("zrank", 3),
+    ("zrevrank", 3),
+    ("zrem", -3),
+    ("zremrangebyrank", 4),
+    ("zremrangebyscore", 4),
+    ("zscore", 3),
+    ("zmscore", -3),
+    ("zpopmin", -2),
+    ("zpopmax", -2),
+    ("zscan", -3),
 ];
 
 /// The arity of `name` (lower case), None for an unknown command.
@@ -201,6 +223,22 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "linsert" => lists::linsert(tx, args).await,
         "lpos" => lists::lpos(tx, args).await,
         "rpoplpush" => lists::lmove(tx, &args[0], &args[1], false, true).await,
+        "zadd" => zsets::zadd(tx, args).await,
+        "zcard" => zsets::zcard(tx, args).await,
+        "zcount" => zsets::zcount(tx, args).await,
+        "zincrby" => zsets::zincrby(tx, args).await,
+        "zrange" | "zrangebyscore" | "zrevrange" | "zrevrangebyscore" | "zrangebylex"
+        | "zrevrangebylex" => zsets::zrange(tx, args, name).await,
+        "zrank" => zsets::zrank(tx, args, false).await,
+        "zrevrank" => zsets::zrank(tx, args, true).await,
+        "zrem" => zsets::zrem(tx, args).await,
+        "zremrangebyrank" => zsets::zremrange(tx, args, false).await,
+        "zremrangebyscore" => zsets::zremrange(tx, args, true).await,
+        "zscore" => zsets::zscore(tx, args).await,
+        "zmscore" => zsets::zmscore(tx, args).await,
+        "zpopmin" => zsets::zpop(tx, args, false).await,
+        "zpopmax" => zsets::zpop(tx, args, true).await,
+        "zscan" => zsets::zscan(tx, args).await,
         "lmove" => {
             let (from_left, to_left) = (lists::side(&args[2])?, lists::side(&args[3])?);
             lists::lmove(tx, &args[0], &args[1], from_left, to_left).await
