@@ -3,7 +3,7 @@
 //! removals in the middle rewrite the list (O(n), as in Redis).
 
 use super::collection::{load, load_or_new, Handle};
-use super::parse_i64;
+use super::{index_range, parse_i64};
 use crate::error::CommandError;
 use crate::keyspace::Kind;
 use crate::reply::Reply;
@@ -98,28 +98,12 @@ pub async fn lindex(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandE
     Ok(l.at(tx, &args[0], i).await?.map_or(Reply::Nil, Reply::Bulk))
 }
 
-/// The inclusive range start..=stop of a list of `len`, clamped as LRANGE and LTRIM do.
-fn clamp(start: i64, stop: i64, len: u64) -> Option<(u64, u64)> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        len + stop
-    } else {
-        stop.min(len - 1)
-    };
-    (start <= stop && start < len).then_some((start as u64, stop as u64))
-}
-
 pub async fn lrange(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
     let (start, stop) = (parse_i64(&args[1])?, parse_i64(&args[2])?);
     let Some(l) = load(tx, &args[0], Kind::List).await? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let Some((from, to)) = clamp(start, stop, l.len()) else {
+    let Some((from, to)) = index_range(start, stop, l.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
     let mut out = Vec::new();
@@ -151,7 +135,7 @@ pub async fn ltrim(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandEr
         return Ok(Reply::Ok);
     };
     let items = l.items(tx, key).await?;
-    let kept = match clamp(start, stop, l.len()) {
+    let kept = match index_range(start, stop, l.len()) {
         Some((from, to)) => items[from as usize..=to as usize].to_vec(),
         None => Vec::new(),
     };

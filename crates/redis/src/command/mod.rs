@@ -249,6 +249,23 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
     }
 }
 
+/// The inclusive index range start..=stop of a sequence of `len` (negative indexes count
+/// from the end), clamped as LRANGE, LTRIM and ZRANGE clamp it; None when it is empty.
+pub fn index_range(start: i64, stop: i64, len: u64) -> Option<(u64, u64)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as u64, stop as u64))
+}
+
 /// SCAN-family options after the key: the cursor, MATCH, COUNT and (SCAN only) TYPE.
 pub struct ScanArgs {
     pub cursor: u64,
@@ -363,6 +380,16 @@ mod tests {
         for bad in [&b"nan"[..], b" 1", b"", b"x"] {
             assert!(parse_f64(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn index_ranges_clamp_as_redis_does() {
+        assert_eq!(index_range(0, -1, 5), Some((0, 4)));
+        assert_eq!(index_range(-2, 100, 5), Some((3, 4)));
+        assert_eq!(index_range(-100, 1, 5), Some((0, 1)));
+        assert_eq!(index_range(3, 1, 5), None);
+        assert_eq!(index_range(5, 9, 5), None);
+        assert_eq!(index_range(0, -1, 0), None);
     }
 
     #[test]

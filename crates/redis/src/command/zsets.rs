@@ -5,7 +5,7 @@
 //! O(log n)).
 
 use super::collection::{load, load_or_new, Handle};
-use super::{glob, parse_f64, parse_i64, scan_args};
+use super::{glob, index_range, parse_f64, parse_i64, scan_args};
 use crate::error::CommandError;
 use crate::keyspace::{score_bytes, Kind};
 use crate::reply::Reply;
@@ -326,22 +326,6 @@ fn lex_below(m: &[u8], max: &Lex) -> bool {
     }
 }
 
-/// The inclusive rank range start..=stop of a set of `len`, clamped as ZRANGE does.
-fn ranks(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        len + stop
-    } else {
-        stop.min(len - 1)
-    };
-    (start <= stop && start < len).then_some((start as usize, stop as usize))
-}
-
 fn members_reply(items: Vec<(Vec<u8>, f64)>, with_scores: bool) -> Reply {
     if with_scores {
         Reply::Pairs(
@@ -415,8 +399,8 @@ pub async fn zrange(tx: &mut Tx<'_>, args: &[Vec<u8>], name: &str) -> Result<Rep
             if rev {
                 items.reverse();
             }
-            match ranks(start, stop, items.len()) {
-                Some((a, b)) => items.drain(a..=b).collect(),
+            match index_range(start, stop, items.len() as u64) {
+                Some((a, b)) => items.drain(a as usize..=b as usize).collect(),
                 None => Vec::new(),
             }
         }
@@ -508,8 +492,12 @@ pub async fn zremrange(
             .filter(|(_, s)| above(*s, min) && below(*s, max))
             .collect()
     } else {
-        match ranks(parse_i64(&args[1])?, parse_i64(&args[2])?, items.len()) {
-            Some((a, b)) => items[a..=b].to_vec(),
+        match index_range(
+            parse_i64(&args[1])?,
+            parse_i64(&args[2])?,
+            items.len() as u64,
+        ) {
+            Some((a, b)) => items[a as usize..=b as usize].to_vec(),
             None => Vec::new(),
         }
     };
