@@ -255,7 +255,14 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
             .tls_config(tls)
             .context("configuring the client port's TLS")?;
     }
+    // grpc.health.v1: SERVING exactly when /readyz says 200 (see `report_health`).
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    tokio::spawn(report_health(node.clone(), health));
     let grpc = client_server
+        .add_service(health_service)
         .add_service(
             RawKvServer::new(RawKvService {
                 service: service.clone(),
@@ -429,6 +436,34 @@ async fn watch_ready(node: Arc<RaftNode>) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Keeps the gRPC health status of the node ("") and of each client service in step with
+/// readiness: NOT_SERVING while starting, catching up, recovering or draining.
+async fn report_health(node: Arc<RaftNode>, health: tonic_health::server::HealthReporter) {
+    use tonic::server::NamedService;
+    let services = [
+        "",
+        <RawKvServer<RawKvService> as NamedService>::NAME,
+        <TransactionalKvServer<TxnService> as NamedService>::NAME,
+        <RaftAdminServer<AdminService> as NamedService>::NAME,
+    ];
+    let mut last = None;
+    loop {
+        let ready = node.is_ready();
+        if last != Some(ready) {
+            let status = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for name in services {
+                health.set_service_status(name, status).await;
+            }
+            last = Some(ready);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

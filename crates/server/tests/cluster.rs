@@ -834,3 +834,41 @@ async fn a_node_notifies_the_service_manager_when_it_is_ready() {
     assert!(message.contains("READY=1"), "{message}");
     assert!(c.ready(1), "READY=1 came before /readyz said 200");
 }
+
+/// grpc.health.v1 on the client port follows readiness: NOT_SERVING while the node has no
+/// leader, SERVING once it is ready; an unknown service is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_checking_follows_readiness() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let mut c = Cluster::new(3, &[]);
+    c.spawn(1);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", c.node(1).grpc))
+        .unwrap()
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    let check = |service: &str| HealthCheckRequest {
+        service: service.to_string(),
+    };
+    // Alone, node 1 has no leader: it answers, but not serving.
+    let alone = common::wait_for(
+        "node 1 to answer health checks",
+        Duration::from_secs(30),
+        async || health.check(check("")).await.ok(),
+    )
+    .await;
+    assert_eq!(alone.into_inner().status, ServingStatus::NotServing as i32);
+    c.spawn(2);
+    c.spawn(3);
+    c.wait_all_ready().await;
+    common::wait_for("SERVING after ready", Duration::from_secs(10), async || {
+        let s = health.check(check("")).await.ok()?.into_inner().status;
+        (s == ServingStatus::Serving as i32).then_some(())
+    })
+    .await;
+    let raw = health.check(check("brisk.v1.RawKV")).await.unwrap();
+    assert_eq!(raw.into_inner().status, ServingStatus::Serving as i32);
+    let unknown = health.check(check("no.such.Service")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
