@@ -3,7 +3,7 @@
 //! removals in the middle rewrite the list (O(n), as in Redis).
 
 use super::collection::{load, load_or_new, Handle};
-use super::{index_range, parse_i64};
+use super::{index_range, optional_count, parse_i64};
 use crate::error::CommandError;
 use crate::keyspace::Kind;
 use crate::reply::Reply;
@@ -41,21 +41,7 @@ pub async fn push(tx: &mut Tx<'_>, args: &[Vec<u8>], name: &str) -> Result<Reply
 
 /// LPOP and RPOP, with an optional count.
 pub async fn pop(tx: &mut Tx<'_>, args: &[Vec<u8>], name: &str) -> Result<Reply, CommandError> {
-    if args.len() > 2 {
-        return Err(CommandError::Syntax);
-    }
-    let count = match args.get(1) {
-        Some(c) => {
-            let n = parse_i64(c)?;
-            if n < 0 {
-                return Err(CommandError::other(
-                    "ERR value is out of range, must be positive",
-                ));
-            }
-            Some(n as u64)
-        }
-        None => None,
-    };
+    let count = optional_count(args)?;
     let key = &args[0];
     let Some(mut l) = load(tx, key, Kind::List).await? else {
         return Ok(if count.is_some() {

@@ -249,6 +249,26 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
     }
 }
 
+/// The optional COUNT after a key (LPOP, RPOP, SPOP, ZPOPMIN, ZPOPMAX): None when absent;
+/// a negative count is refused as Redis refuses it, and so is anything after the count.
+pub fn optional_count(args: &[Vec<u8>]) -> Result<Option<u64>, CommandError> {
+    if args.len() > 2 {
+        return Err(CommandError::Syntax);
+    }
+    match args.get(1) {
+        None => Ok(None),
+        Some(c) => {
+            let n = parse_i64(c)?;
+            if n < 0 {
+                return Err(CommandError::other(
+                    "ERR value is out of range, must be positive",
+                ));
+            }
+            Ok(Some(n as u64))
+        }
+    }
+}
+
 /// The inclusive index range start..=stop of a sequence of `len` (negative indexes count
 /// from the end), clamped as LRANGE, LTRIM and ZRANGE clamp it; None when it is empty.
 pub fn index_range(start: i64, stop: i64, len: u64) -> Option<(u64, u64)> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::collection::{load, load_or_new};
-use super::{glob, parse_i64, scan_args};
+use super::{glob, optional_count, parse_i64, scan_args};
 use crate::error::CommandError;
 use crate::keyspace::Kind;
 use crate::reply::Reply;
@@ -101,15 +101,7 @@ fn parse_count(arg: Option<&Vec<u8>>) -> Result<Option<i64>, CommandError> {
 }
 
 pub async fn spop(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
-    if args.len() > 2 {
-        return Err(CommandError::Syntax);
-    }
-    let count = parse_count(args.get(1))?;
-    if count.is_some_and(|c| c < 0) {
-        return Err(CommandError::other(
-            "ERR value is out of range, must be positive",
-        ));
-    }
+    let count = optional_count(args)?;
     let key = &args[0];
     let Some(mut s) = load(tx, key, Kind::Set).await? else {
         return Ok(if count.is_some() {

@@ -5,7 +5,7 @@
 //! O(log n)).
 
 use super::collection::{load, load_or_new, Handle};
-use super::{glob, index_range, parse_f64, parse_i64, scan_args};
+use super::{glob, index_range, optional_count, parse_f64, parse_i64, scan_args};
 use crate::error::CommandError;
 use crate::keyspace::{score_bytes, Kind};
 use crate::reply::Reply;
@@ -512,21 +512,7 @@ pub async fn zremrange(
 
 /// ZPOPMIN and ZPOPMAX [count].
 pub async fn zpop(tx: &mut Tx<'_>, args: &[Vec<u8>], max: bool) -> Result<Reply, CommandError> {
-    if args.len() > 2 {
-        return Err(CommandError::Syntax);
-    }
-    let count = match args.get(1) {
-        Some(c) => {
-            let n = parse_i64(c)?;
-            if n < 0 {
-                return Err(CommandError::other(
-                    "ERR value is out of range, must be positive",
-                ));
-            }
-            n as usize
-        }
-        None => 1,
-    };
+    let count = optional_count(args)?.map_or(1, |n| n as usize);
     let key = &args[0];
     // Without a count the reply is one flat member-score pair (RESP3 too), as Redis's.
     let flat = args.len() == 1;
