@@ -7,6 +7,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use brisk_proto::raft_admin_client::RaftAdminClient;
+use brisk_proto::raw_kv_client::RawKvClient;
+use brisk_proto::transactional_kv_client::TransactionalKvClient;
+use brisk_proto::MAX_MESSAGE_BYTES;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{from_forwarded, Effect, ServiceError};
@@ -97,4 +101,19 @@ pub(crate) fn request<T>(msg: T) -> tonic::Request<T> {
     );
     r.set_timeout(FORWARD_TIMEOUT);
     r
+}
+
+// Clients for a forwarded request. Each accepts replies as large as a node's client port
+// sends (values and scan pages beyond tonic's 4 MiB default).
+
+pub(crate) fn raw_kv(ch: Channel) -> RawKvClient<Channel> {
+    RawKvClient::new(ch).max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(crate) fn txn_kv(ch: Channel) -> TransactionalKvClient<Channel> {
+    TransactionalKvClient::new(ch).max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(crate) fn admin(ch: Channel) -> RaftAdminClient<Channel> {
+    RaftAdminClient::new(ch).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }

@@ -1,7 +1,6 @@
 //! Single-key operations, scans and timestamps.
 
 use brisk_kv::{Command, Response};
-use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::{
     GetTimestampRequest, RawDeletePrefixRequest, RawDeleteRequest, RawGetRequest,
     RawLatestCommitTsRequest, RawPutRequest, RawScanRequest,
@@ -28,8 +27,7 @@ impl Service {
         };
         let local = self.write(Command::Put { key, value }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_put(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -42,8 +40,7 @@ impl Service {
         let remote = RawDeleteRequest { key: key.clone() };
         let local = self.write(Command::Delete { key }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_delete(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -63,8 +60,7 @@ impl Service {
         };
         let local = self.write(Command::DeletePrefix { prefix }).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_delete_prefix(forward::request(remote))
                 .await?;
             Ok(written_from_wire(r.into_inner().result))
@@ -91,8 +87,7 @@ impl Service {
             stale,
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_get(forward::request(remote))
                 .await?
                 .into_inner();
@@ -130,8 +125,7 @@ impl Service {
             prefix,
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_scan(forward::request(remote))
                 .await?
                 .into_inner();
@@ -171,8 +165,7 @@ impl Service {
             stale: read == Read::Stale,
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .raw_latest_commit_ts(forward::request(remote))
                 .await?
                 .into_inner();
@@ -190,8 +183,7 @@ impl Service {
             Err(e) => Err(e.into()),
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = RawKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::raw_kv(ch)
                 .get_timestamp(forward::request(GetTimestampRequest {}))
                 .await?;
             Ok(r.into_inner().ts)

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::{
     AddLearnerRequest, AddVoterRequest, ConfigurationRequest, RemoveServerRequest,
     TransferLeadershipRequest,
@@ -62,8 +61,7 @@ impl Service {
         };
         let asked = self
             .on_leader(origin, Effect::Read, local, |ch| async move {
-                let r = RaftAdminClient::new(ch)
-                    .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+                let r = forward::admin(ch)
                     .configuration(forward::request(ConfigurationRequest {}))
                     .await?;
                 Ok(r.into_inner())
@@ -101,8 +99,7 @@ impl Service {
             peer_addr,
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RaftAdminClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::admin(ch)
                 .add_learner(forward::request(remote))
                 .await?;
             Ok(r.into_inner())
@@ -138,8 +135,7 @@ impl Service {
             peer_addr,
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RaftAdminClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::admin(ch)
                 .add_voter(forward::request(remote))
                 .await?;
             Ok(r.into_inner())
@@ -158,8 +154,7 @@ impl Service {
             Err(e) => Err(e),
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RaftAdminClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::admin(ch)
                 .remove_server(forward::request(RemoveServerRequest { id }))
                 .await?;
             Ok(r.into_inner())
@@ -177,8 +172,7 @@ impl Service {
             Err(e) => Err(e),
         };
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = RaftAdminClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::admin(ch)
                 .transfer_leadership(forward::request(TransferLeadershipRequest { to }))
                 .await?;
             Ok(r.into_inner().leader_id)

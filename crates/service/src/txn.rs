@@ -5,7 +5,6 @@
 //! (commit timestamps increase in log order), so a read at `start_ts` is a stable snapshot.
 
 use brisk_kv::{Command, Mutation, Response};
-use brisk_proto::transactional_kv_client::TransactionalKvClient;
 use brisk_proto::{mutation, BeginRequest, CommitRequest, TxnGetRequest, TxnScanRequest};
 
 use crate::error::{Effect, ServiceError};
@@ -22,8 +21,7 @@ impl Service {
             Err(e) => Err(e.into()),
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = TransactionalKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::txn_kv(ch)
                 .begin(forward::request(BeginRequest {}))
                 .await?;
             Ok(r.into_inner().start_ts)
@@ -48,8 +46,7 @@ impl Service {
             key: key.to_vec(),
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = TransactionalKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::txn_kv(ch)
                 .get(forward::request(remote))
                 .await?
                 .into_inner();
@@ -84,8 +81,7 @@ impl Service {
             prefix,
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
-            let r = TransactionalKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::txn_kv(ch)
                 .scan(forward::request(remote))
                 .await?
                 .into_inner();
@@ -111,8 +107,7 @@ impl Service {
         };
         let local = self.local_commit(start_ts, mutations, read_set).await;
         self.on_leader(origin, Effect::Write, local, |ch| async move {
-            let r = TransactionalKvClient::new(ch)
-                .max_decoding_message_size(brisk_proto::MAX_MESSAGE_BYTES)
+            let r = forward::txn_kv(ch)
                 .commit(forward::request(remote))
                 .await?
                 .into_inner();
