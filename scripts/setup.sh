@@ -24,6 +24,8 @@ command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 # The Redis compatibility suite runs against a real redis-server too.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# promtool (Debian's prometheus package) lints the /metrics page in the tests.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""

@@ -5,7 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=../../proto/brisk.proto");
     println!("cargo:rerun-if-changed=../../proto/etcd/kv.proto");
+    // The descriptor set feeds gRPC server reflection, so tools discover the API without
+    // the .proto file.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("brisk_descriptor.bin"))
         .compile_protos(&["../../proto/brisk.proto"], &["../../proto"])?;
     // The subset of etcd's API the comparison benchmark drives (client side only).
     tonic_prost_build::configure()

@@ -6,6 +6,9 @@ pub mod v1 {
 }
 pub use v1::*;
 
+/// The encoded descriptors of `proto/brisk.proto`, served by gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("brisk_descriptor");
+
 /// Response metadata naming the leader's client address, set on redirects.
 pub const LEADER_ADDR_HEADER: &str = "x-brisk-leader-addr";
 

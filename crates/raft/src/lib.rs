@@ -10,6 +10,7 @@ pub use brisk_storage::fault;
 pub mod gate;
 pub mod layout;
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;

@@ -413,9 +413,11 @@ impl RaftNode {
         metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
             .increment(1);
         metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
-        // The applied index of the store the node serves from (after a restore: X).
-        metrics::gauge!("brisk_cold_start_applied_index")
-            .set(g.served_applied_index.map(|a| a as f64).unwrap_or(-1.0));
+        // The applied index of the store the node serves from (after a restore: X); absent
+        // for a store that never applied an entry.
+        if let Some(applied) = g.served_applied_index {
+            metrics::gauge!("brisk_cold_start_applied_index").set(applied as f64);
+        }
         for (phase, d) in [
             ("open", g.open),
             ("gate", g.gate),
@@ -729,10 +731,7 @@ impl RaftNode {
                 }
                 let ceiling_ms = wall_clock_ms().max(hlc.ceiling_ms()) + node.config.hlc_window_ms;
                 match node.propose(Command::LeaseRenewal { ceiling_ms }).await {
-                    Ok(_) => {
-                        last_renewal = Some((term, Instant::now()));
-                        metrics::gauge!("brisk_hlc_ceiling_ms").set(hlc.ceiling_ms() as f64);
-                    }
+                    Ok(_) => last_renewal = Some((term, Instant::now())),
                     Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
                 }
             }

@@ -64,6 +64,27 @@ async fn flush_pending(pending: &mut VecDeque<Pending>, out: &mut Vec<u8>, resp3
     }
 }
 
+/// Registers the HELP text of every metric the Redis endpoint records.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "brisk_redis_commands_total",
+        "Redis commands received, by command name."
+    );
+    metrics::describe_gauge!("brisk_redis_connections", "Open Redis client connections.");
+    metrics::describe_counter!(
+        "brisk_redis_protocol_errors_total",
+        "Redis connections closed for a malformed or oversized request."
+    );
+    metrics::describe_histogram!(
+        "brisk_redis_batch_commands",
+        "Commands committed together in one transaction by a node's batching task."
+    );
+    metrics::describe_counter!(
+        "brisk_redis_expired_keys_reclaimed_total",
+        "Expired Redis keys deleted by the leader's replicated sweep."
+    );
+}
+
 /// Serves Redis clients on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,

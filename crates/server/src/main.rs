@@ -10,6 +10,7 @@ mod config;
 mod dev;
 mod http;
 mod inspect;
+mod metrics;
 mod rolling;
 mod serve;
 mod tls;

@@ -155,18 +155,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let cfg = args.resolve()?;
     init_tracing(&cfg.log);
     let _lock = lock_data_dir(&cfg.data_dir)?;
-    // Latency metrics as Prometheus histograms (the exporter renders summaries otherwise).
-    let latency_buckets = [
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    ];
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
-            &latency_buckets,
-        )
-        .context("configuring histogram buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let prometheus = crate::metrics::install()?;
 
     let (peer_server_tls, peer_client_tls) = match &cfg.peer_tls {
         Some(files) => {
@@ -261,8 +250,10 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     tokio::spawn(report_health(node.clone(), health));
+    let reflection = reflection_service()?;
     let grpc = client_server
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(
             RawKvServer::new(RawKvService {
                 service: service.clone(),
@@ -439,16 +430,38 @@ async fn watch_ready(node: Arc<RaftNode>) {
     }
 }
 
+/// The services on the client port, by full gRPC name (the peer transport, in the same
+/// package, lives on the peer port).
+const CLIENT_SERVICES: [&str; 3] = [
+    <RawKvServer<RawKvService> as tonic::server::NamedService>::NAME,
+    <TransactionalKvServer<TxnService> as tonic::server::NamedService>::NAME,
+    <RaftAdminServer<AdminService> as tonic::server::NamedService>::NAME,
+];
+
+/// gRPC server reflection (v1) for the client port's services, so `grpcurl` and other tools
+/// discover the API without the .proto file.
+fn reflection_service() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(brisk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection");
+    for name in CLIENT_SERVICES {
+        builder = builder.with_service_name(name);
+    }
+    builder
+        .build_v1()
+        .context("building the gRPC reflection service")
+}
+
 /// Keeps the gRPC health status of the node ("") and of each client service in step with
 /// readiness: NOT_SERVING while starting, catching up, recovering or draining.
 async fn report_health(node: Arc<RaftNode>, health: tonic_health::server::HealthReporter) {
-    use tonic::server::NamedService;
-    let services = [
-        "",
-        <RawKvServer<RawKvService> as NamedService>::NAME,
-        <TransactionalKvServer<TxnService> as NamedService>::NAME,
-        <RaftAdminServer<AdminService> as NamedService>::NAME,
-    ];
+    let services = std::iter::once("").chain(CLIENT_SERVICES);
     let mut last = None;
     loop {
         let ready = node.is_ready();
@@ -458,7 +471,7 @@ async fn report_health(node: Arc<RaftNode>, health: tonic_health::server::Health
             } else {
                 tonic_health::ServingStatus::NotServing
             };
-            for name in services {
+            for name in services.clone() {
                 health.set_service_status(name, status).await;
             }
             last = Some(ready);

@@ -201,10 +201,10 @@ async fn leader_kill9_fails_over_and_the_node_catches_up_after_restart() {
             "{k} on restarted node"
         );
     }
-    let m = c.metrics(old);
     assert!(
-        m.contains(r#"brisk_cold_start_total{outcome="skip""#),
-        "{m}"
+        c.metric(old, "brisk_cold_start_total", &[("outcome", "skip")]) >= Some(1.0),
+        "{}",
+        c.metrics(old)
     );
     // One INFO line per start carries the decision, A, X and the phase durations.
     let log = c.log_text(old);
@@ -471,10 +471,10 @@ async fn a_lagging_follower_receives_a_snapshot() {
     let commit = c.status(leader).await.unwrap().commit_index;
     c.wait_applied(lagging, commit).await;
     holds_the_snapshotted_keys(&c, lagging).await;
-    let m = c.metrics(lagging);
     assert!(
-        m.contains("brisk_snapshots_installed_total"),
-        "no snapshot was installed:\n{m}"
+        c.metric(lagging, "brisk_snapshots_installed_total", &[]) >= Some(1.0),
+        "no snapshot was installed:\n{}",
+        c.metrics(lagging)
     );
     assert_eq!(
         digest(&c, lagging).await.unwrap().0,
@@ -568,10 +568,7 @@ async fn snapshot_receptions_beyond_the_limit_are_refused() {
         "two receptions in progress",
         Duration::from_secs(20),
         async || {
-            c.metrics(1)
-                .lines()
-                .any(|l| l == "brisk_snapshot_receptions_in_progress 2")
-                .then_some(())
+            (c.metric(1, "brisk_snapshot_receptions_in_progress", &[]) == Some(2.0)).then_some(())
         },
     )
     .await;
@@ -719,7 +716,7 @@ async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_followe
         .log_text(leader)
         .contains("failed verification while being sent"));
     assert!(
-        c.metrics(leader).contains("brisk_snapshots_repaired_total"),
+        c.metric(leader, "brisk_snapshots_repaired_total", &[]) >= Some(1.0),
         "the leader did not rebuild its snapshot"
     );
 }

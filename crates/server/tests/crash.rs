@@ -443,9 +443,12 @@ async fn unverifiable_snapshot_is_never_served_and_the_node_refetches_from_the_l
     // neither vote nor serve reads.
     c.spawn_with_args(f, &["--max-snapshot-bytes", "1"]);
     wait_for("recovery under way", Duration::from_secs(30), async || {
-        let m = c.metrics(f);
-        m.contains(r#"brisk_cold_start_verify_failed_total{check="file_crc"} 1"#)
-            .then_some(())
+        (c.metric(
+            f,
+            "brisk_cold_start_verify_failed_total",
+            &[("check", "file_crc")],
+        ) == Some(1.0))
+        .then_some(())
     })
     .await;
     assert!(c.log_text(f).contains("snapshot failed verification"));

@@ -227,9 +227,9 @@ async fn expired_keys_are_reclaimed_from_the_store() {
         .unwrap()
         .into_inner();
     assert!(kept.found, "a key without expiry was swept");
-    assert!(
-        c.metrics(leader)
-            .contains("brisk_redis_expired_keys_reclaimed_total 2"),
+    assert_eq!(
+        c.metric(leader, "brisk_redis_expired_keys_reclaimed_total", &[]),
+        Some(2.0),
         "{}",
         c.metrics(leader)
     );

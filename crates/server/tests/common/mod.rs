@@ -111,6 +111,20 @@ pub async fn transport_client(
 }
 
 /// GET `path` on `addr`; the HTTP status code, or None if unreachable.
+/// The value of the series `name` whose labels include `labels` in a Prometheus text page.
+pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).ok()?;
+    scrape.samples.iter().find_map(|s| {
+        let matches = s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
+        match (&s.value, matches) {
+            (prometheus_parse::Value::Counter(v), true)
+            | (prometheus_parse::Value::Gauge(v), true)
+            | (prometheus_parse::Value::Untyped(v), true) => Some(*v),
+            _ => None,
+        }
+    })
+}
+
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -478,6 +492,12 @@ impl Cluster {
         http_get(&self.node(id).http, "/metrics")
             .map(|(_, b)| b)
             .unwrap_or_default()
+    }
+
+    /// The value of the series `name` whose labels include `labels` on node `id`'s
+    /// `/metrics` page, parsed as Prometheus text (a counter, gauge or untyped sample).
+    pub fn metric(&self, id: u64, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.metrics(id), name, labels)
     }
 
     pub fn data_dir(&self, id: u64) -> &Path {
