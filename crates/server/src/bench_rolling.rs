@@ -138,7 +138,7 @@ impl DevProcess {
 impl Drop for DevProcess {
     fn drop(&mut self) {
         // brisk dev stops its nodes gracefully on SIGTERM.
-        crate::dev::signal(self.child.id(), libc::SIGTERM);
+        crate::dev::signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
     }
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
@@ -190,11 +192,9 @@ pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a pid of a child we spawned; no memory is shared.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
+/// Sends `sig` to process `pid`; a process that is already gone is not an error here.
+pub fn signal(pid: u32, sig: Signal) {
+    let _ = kill(Pid::from_raw(pid as i32), sig);
 }
 
 pub async fn run(args: DevArgs) -> Result<ExitCode> {
@@ -389,7 +389,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
     // Only the children still running: a stopped node's pid may belong to another process.
     for c in children.iter().flatten() {
         if let Some(pid) = c.id() {
-            signal(pid, libc::SIGTERM);
+            signal(pid, Signal::SIGTERM);
         }
     }
     for c in children.iter_mut().flatten() {
@@ -430,10 +430,7 @@ fn spawn_node(
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
         });
     }
     let child = cmd

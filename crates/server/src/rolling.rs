@@ -520,7 +520,7 @@ impl Roll {
                 let path = dev::restart_request_path(data_dir, m.id);
                 std::fs::write(&path, serde_json::to_string(request)?)
                     .with_context(|| format!("writing {}", path.display()))?;
-                dev::signal(node.pid, libc::SIGTERM);
+                dev::signal(node.pid, nix::sys::signal::Signal::SIGTERM);
                 // brisk dev consumes the request once the old process has exited.
                 let deadline = Instant::now() + self.hook_timeout;
                 while path.exists() {
@@ -560,8 +560,8 @@ fn dev_node_http(data_dir: &std::path::Path, id: u64) -> Option<String> {
 }
 
 fn process_alive(pid: u32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
+    // kill(2) with no signal only checks that the process exists.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
 
 /// Some(reason) once `brisk dev` has reaped the process it last started for node `id`.

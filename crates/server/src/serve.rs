@@ -18,7 +18,6 @@ use brisk_raft::peer::PeerConnector;
 use brisk_raft::transport::RaftTransportService;
 use brisk_raft::RaftNode;
 use brisk_service::{Limits, Service};
-use fs2::FileExt;
 use tokio::net::TcpListener;
 use tonic::transport::ClientTlsConfig;
 
@@ -54,7 +53,7 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    if file.try_lock_exclusive().is_err() {
+    if file.try_lock().is_err() {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         let holder = holder.trim();

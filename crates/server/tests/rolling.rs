@@ -155,11 +155,13 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         let nodes = self.cluster_file().map(|f| f.nodes).unwrap_or_default();
-        // SAFETY: kill(2) on processes this test started (the dev supervisor and its nodes).
-        unsafe {
-            libc::kill(self.dev.id() as i32, libc::SIGKILL);
+        // The processes this test started: the dev supervisor and its nodes.
+        {
+            use nix::sys::signal::{kill, Signal};
+            use nix::unistd::Pid;
+            let _ = kill(Pid::from_raw(self.dev.id() as i32), Signal::SIGKILL);
             for n in &nodes {
-                libc::kill(n.pid as i32, libc::SIGKILL);
+                let _ = kill(Pid::from_raw(n.pid as i32), Signal::SIGKILL);
             }
         }
         let _ = self.dev.wait();

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use brisk_lazyfs::{LazyFs, Mounted};
 use brisk_proto::raft_admin_client::RaftAdminClient;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 pub struct Node {
     pub id: u64,
@@ -65,11 +67,9 @@ pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     buf.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on a child process this harness spawned and has not reaped.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
+/// Sends `sig` to a child this harness spawned and has not reaped.
+fn signal(child: &Child, sig: Signal) {
+    let _ = kill(Pid::from_raw(child.id() as i32), sig);
 }
 
 impl Cluster {
@@ -241,10 +241,10 @@ impl Cluster {
             return true;
         };
         if n.paused {
-            signal(&c, libc::SIGCONT);
+            signal(&c, Signal::SIGCONT);
             n.paused = false;
         }
-        signal(&c, libc::SIGTERM);
+        signal(&c, Signal::SIGTERM);
         let deadline = Instant::now() + patience;
         loop {
             if let Ok(Some(_)) = c.try_wait() {
@@ -262,7 +262,7 @@ impl Cluster {
     pub fn pause(&mut self, id: u64) {
         let n = self.node_mut(id);
         if let Some(c) = &n.child {
-            signal(c, libc::SIGSTOP);
+            signal(c, Signal::SIGSTOP);
             n.paused = true;
         }
     }
@@ -270,7 +270,7 @@ impl Cluster {
     pub fn resume_all(&mut self) {
         for n in &mut self.nodes {
             if let (Some(c), true) = (&n.child, n.paused) {
-                signal(c, libc::SIGCONT);
+                signal(c, Signal::SIGCONT);
                 n.paused = false;
             }
         }

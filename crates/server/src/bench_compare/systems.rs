@@ -291,8 +291,11 @@ impl Drop for Cluster {
 
 /// CPU seconds (user + system) `pids` have used so far, from /proc.
 pub fn cpu_seconds(pids: &[u32]) -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as f64;
     pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .filter_map(|s| {
