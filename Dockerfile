@@ -5,7 +5,7 @@
 #   docker build -t brisk .
 #   docker compose up        # a three-node cluster, see docker-compose.yml
 
-FROM rust:1.87-bookworm AS builder
+FROM rust:1.89-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libclang-dev \
  && rm -rf /var/lib/apt/lists/*
