@@ -2,13 +2,16 @@
 # included: the first build takes about ten minutes on two cores); the runtime image is
 # debian-slim with the binary, a non-root user and the data volume.
 #
-#   docker build -t brisk .
+#   docker build --build-arg BRISK_COMMIT=$(git rev-parse --short=12 HEAD) -t brisk .
 #   docker compose up        # a three-node cluster, see docker-compose.yml
 
 FROM rust:1.89-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libclang-dev \
  && rm -rf /var/lib/apt/lists/*
+# The commit brisk_build_info reports (the build context has no .git).
+ARG BRISK_COMMIT=unknown
+ENV BRISK_COMMIT=${BRISK_COMMIT}
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin brisk \
