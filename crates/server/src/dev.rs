@@ -171,25 +171,21 @@ fn plan(args: &DevArgs) -> Result<Vec<Planned>> {
     Ok(out)
 }
 
-/// Minimal HTTP GET returning the status code (for /readyz; avoids an HTTP client crate).
+/// GET `path` on a node's HTTP address: the status code, or None when unreachable or slow.
 pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect(addr),
-    )
+    let url = format!("http://{addr}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_millis(500)))
+            .timeout_global(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent.get(url).call().ok().map(|r| r.status().as_u16())
+    })
     .await
-    .ok()?
-    .ok()?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1)?.parse().ok()
+    .ok()
+    .flatten()
 }
 
 /// Sends `sig` to process `pid`; a process that is already gone is not an error here.

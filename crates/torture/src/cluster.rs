@@ -57,14 +57,14 @@ fn free_port(ip: Ipv4Addr, taken: &mut Vec<u16>) -> Result<u16> {
 
 /// GET `path` on `addr`: the HTTP status, or None when unreachable.
 pub fn http_status(addr: &str, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let sock: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(300)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_millis(300)))
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent.get(format!("http://{addr}{path}")).call().ok()?;
+    Some(response.status().as_u16())
 }
 
 /// Sends `sig` to a child this harness spawned and has not reaped.

@@ -3,8 +3,6 @@
 //! deadline; nothing sleeps to synchronise.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -110,7 +108,6 @@ pub async fn transport_client(
     Ok(brisk_proto::raft_transport_client::RaftTransportClient::new(ch))
 }
 
-/// GET `path` on `addr`; the HTTP status code, or None if unreachable.
 /// The value of the series `name` whose labels include `labels` in a Prometheus text page.
 pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).ok()?;
@@ -125,14 +122,17 @@ pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
     })
 }
 
+/// GET `path` on `addr`: the HTTP status code and body, or None if unreachable.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(300)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_millis(300)))
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(format!("http://{addr}{path}")).call().ok()?;
+    let code = response.status().as_u16();
+    let body = response.body_mut().read_to_string().ok()?;
     Some((code, body))
 }
 
