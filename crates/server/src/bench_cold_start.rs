@@ -17,7 +17,7 @@ use brisk_proto::*;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::client::connect;
+use crate::cli::connect;
 use crate::dev::http_status;
 
 #[derive(clap::Args, Debug)]

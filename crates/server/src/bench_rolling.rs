@@ -192,7 +192,7 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         })
         .await?;
     for m in membership.members {
-        let ch = crate::client::connect(&m.addr).await?;
+        let ch = crate::cli::connect(&m.addr).await?;
         let mut req = tonic::Request::new(brisk_proto::SnapshotRequest {});
         req.set_timeout(Duration::from_secs(600));
         brisk_proto::raft_admin_client::RaftAdminClient::new(ch)
