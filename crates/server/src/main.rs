@@ -75,6 +75,10 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Restart the cluster's nodes one at a time, each gated on health and readiness.
     RollingRestart(rolling::RollingArgs),
+    /// Print a shell completion script.
+    Completions(cli::completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --out-dir.
+    Man(cli::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,8 @@ fn main() -> ExitCode {
             Cmd::Snapshot(a) => cli::snapshot::run(a).await,
             Cmd::Timestamp(a) => cli::timestamp::run(a).await,
             Cmd::Inspect(a) => cli::inspect::run(a),
+            Cmd::Completions(a) => cli::completions::run(a),
+            Cmd::Man(a) => cli::man::run(a),
         };
         exit.map(ExitCode::from)
     });

@@ -7,10 +7,12 @@
 //! `--json`, as one JSON document ([`output`]); errors go to stderr; the exit code says what
 //! happened ([`exit::Exit`]).
 
+pub mod completions;
 pub mod delete;
 pub mod exit;
 pub mod get;
 pub mod inspect;
+pub mod man;
 pub mod members;
 pub mod membership;
 pub mod output;
