@@ -62,7 +62,7 @@ pub struct StateMachine {
 }
 
 // The fields of `Applied` and `Node` are in alphabetical order: the text output prints them
-// as JSON, in the order it always had.
+// as compact JSON, and keeps the key order of its documented example.
 
 /// The log id of the last entry the state machine applied.
 #[derive(Serialize, Debug)]
