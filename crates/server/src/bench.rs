@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use brisk_client::Idempotence;
 
-use crate::client::{call, connect, ConnArgs};
+use crate::cli::{call, connect, ConnArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {

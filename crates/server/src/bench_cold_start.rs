@@ -17,7 +17,7 @@ use brisk_proto::*;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::client::connect;
+use crate::cli::connect;
 use crate::dev::http_status;
 
 #[derive(clap::Args, Debug)]
@@ -28,9 +28,10 @@ pub struct ColdStartArgs {
     /// Restarts per size and mode.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Smallest and largest value, bytes.
+    /// Smallest value, bytes.
     #[arg(long, default_value_t = 4096)]
     pub value_min: usize,
+    /// Largest value, bytes.
     #[arg(long, default_value_t = 65536)]
     pub value_max: usize,
     /// Concurrent writers while filling.

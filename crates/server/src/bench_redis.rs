@@ -34,8 +34,10 @@ pub struct RedisBenchArgs {
     /// Scratch directory for both systems' data.
     #[arg(long, default_value = "/tmp/brisk-bench-redis")]
     pub work_dir: PathBuf,
+    /// Where the results go, as JSON.
     #[arg(long, default_value = "bench-redis.json")]
     pub out: PathBuf,
+    /// Where the chart of the results goes.
     #[arg(long, default_value = "bench-redis.svg")]
     pub svg: PathBuf,
 }

@@ -33,11 +33,13 @@ pub struct RollingBenchArgs {
     /// The roll's --health-timeout, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub health_timeout: f64,
-    /// Smallest and largest fill value, bytes.
+    /// Smallest fill value, bytes.
     #[arg(long, default_value_t = 4096)]
     pub value_min: usize,
+    /// Largest fill value, bytes.
     #[arg(long, default_value_t = 65536)]
     pub value_max: usize,
+    /// Concurrent writers while filling.
     #[arg(long, default_value_t = 32)]
     pub fill_clients: usize,
     /// Working directory for the cluster (emptied first).
@@ -190,7 +192,7 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         })
         .await?;
     for m in membership.members {
-        let ch = crate::client::connect(&m.addr).await?;
+        let ch = crate::cli::connect(&m.addr).await?;
         let mut req = tonic::Request::new(brisk_proto::SnapshotRequest {});
         req.set_timeout(Duration::from_secs(600));
         brisk_proto::raft_admin_client::RaftAdminClient::new(ch)

@@ -24,6 +24,7 @@ pub struct DevArgs {
     /// ports 2000 higher, Redis ports 3000 higher). 0 picks free ports.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
+    /// The nodes' apply durability: sync (default) or nosync.
     #[arg(long, value_enum)]
     pub fsm_sync: Option<FsmSync>,
     /// Run the peer transport in plaintext instead of mutual TLS with throw-away

@@ -15,7 +15,7 @@ use brisk_proto::{
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{connect_tls, ConnArgs};
+use crate::cli::{connect_tls, ConnArgs};
 use crate::dev::{self, RestartRequest};
 
 #[derive(clap::Args, Debug)]
@@ -131,7 +131,7 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
     let tls = a.conn.tls()?;
     let client = Client::builder(endpoints)
         .tls(tls.clone())
-        .deadline(Duration::from_secs_f64(a.conn.timeout))
+        .deadline(a.conn.timeout)
         .build()?;
     let roll = Roll {
         client,

@@ -526,7 +526,7 @@ async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsCon
         };
         let reached = tokio::time::timeout(
             Duration::from_secs(5),
-            crate::client::connect_tls(&via, tls.as_ref()),
+            crate::cli::connect_tls(&via, tls.as_ref()),
         )
         .await;
         match reached {

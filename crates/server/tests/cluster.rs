@@ -75,7 +75,7 @@ async fn three_nodes_bootstrap_and_serve_writes_through_a_follower() {
     assert!(stdout(&o).contains("COMMITTED"), "{}", stdout(&o));
     // A transaction whose start_ts predates a commit to a key it writes conflicts.
     let o = c.cli(&["txn", "--put", "a=3", "--start-ts", "1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stdout(&o).contains("CONFLICT key=a"), "{}", stdout(&o));
     let o = c.cli(&["get", "a"]);
     assert_eq!(stdout(&o), "1\n", "the aborted transaction wrote nothing");
