@@ -276,24 +276,18 @@ impl Cluster {
     }
 
     /// The cold-start decision node `id` recorded: (outcome, reason, applied index at the gate).
-    pub fn cold_start(&self, id: u64) -> Option<(String, String, i64)> {
-        let m = self.metrics(id);
-        let line = m
-            .lines()
-            .find(|l| l.starts_with("brisk_cold_start_total{"))?;
-        let field = |name: &str| -> Option<String> {
-            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-            let end = line[start..].find('"')? + start;
-            Some(line[start..end].to_string())
-        };
-        let applied = m
-            .lines()
-            .find(|l| l.starts_with("brisk_cold_start_applied_index "))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<f64>()
-            .ok()? as i64;
-        Some((field("outcome")?, field("reason")?, applied))
+    pub fn cold_start(&self, id: u64) -> Option<(String, String, Option<u64>)> {
+        let page = self.metrics(id);
+        let scrape =
+            prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string()))).ok()?;
+        let gate = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "brisk_cold_start_total")?;
+        let label = |name: &str| gate.labels.get(name).map(str::to_string);
+        // Absent when the store the node serves from never applied an entry.
+        let applied = metric_value(&page, "brisk_cold_start_applied_index", &[]).map(|v| v as u64);
+        Some((label("outcome")?, label("reason")?, applied))
     }
 
     /// Adds a node that is not part of the bootstrap list (it joins later).
