@@ -267,7 +267,7 @@ fn run_flusher(
         for cb in pending {
             let r = match &result {
                 Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::other(e.to_string())),
+                Err(e) => Err(io::Error::other(e.clone())),
             };
             cb.io_completed(r);
         }

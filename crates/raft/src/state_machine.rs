@@ -34,10 +34,6 @@ pub struct SmShared {
     live_store_damaged: std::sync::atomic::AtomicBool,
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
 impl SmShared {
     pub fn new(
         kv: KvStateMachine,
@@ -59,7 +55,7 @@ impl SmShared {
     }
 
     fn reload_membership(&self) -> io::Result<()> {
-        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        let meta = self.kv.store()?.meta()?;
         let m = match meta.membership {
             Some(raw) if !raw.is_empty() => codec::decode(&raw)?,
             _ => StoredMembership::default(),
@@ -70,7 +66,7 @@ impl SmShared {
     }
 
     pub fn applied(&self) -> io::Result<Option<LogId>> {
-        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        let meta = self.kv.store()?.meta()?;
         Ok(meta.applied.as_ref().map(from_applied))
     }
 
@@ -116,15 +112,12 @@ impl SmShared {
             };
             drop(membership);
             let started = std::time::Instant::now();
-            let resp = self
-                .kv
-                .apply(state, request.as_ref(), false)
-                .map_err(other)?;
+            let resp = self.kv.apply(state, request.as_ref(), false)?;
             metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
         if self.sync && !run.is_empty() {
-            self.kv.store().map_err(other)?.sync_wal().map_err(other)?;
+            self.kv.store()?.sync_wal()?;
         }
         metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
         if let Some((last, _, _)) = run.last() {
@@ -152,15 +145,18 @@ impl SmShared {
         }
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-            let store = self.kv.store().map_err(other)?;
-            let meta = store.meta().map_err(other)?;
+            let store = self.kv.store()?;
+            let meta = store.meta()?;
             let Some(applied) = meta.applied else {
                 return Err(io::Error::other(
                     "nothing applied yet; no snapshot to build",
                 ));
             };
             let tag = format!("{}-{}", applied.index, applied.term);
-            let tmp = self.snapshots.checkpoint(&store, &tag).map_err(other)?;
+            let tmp = self
+                .snapshots
+                .checkpoint(&store, &tag)
+                .map_err(io::Error::other)?;
             let info = CheckpointInfo {
                 index: applied.index,
                 term: applied.term,
@@ -171,7 +167,10 @@ impl SmShared {
             (tmp, info)
         };
         let started = std::time::Instant::now();
-        let snap = self.snapshots.finish_build(&tmp, info).map_err(other)?;
+        let snap = self
+            .snapshots
+            .finish_build(&tmp, info)
+            .map_err(io::Error::other)?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,
@@ -194,19 +193,17 @@ impl SmShared {
         // becomes the restart point. A crash before the adoption leaves the store at or past
         // the old pointer (the gate skips) and the snapshot is received again.
         self.kv.swap_store(|| -> io::Result<Store> {
-            self.snapshots.restore(incoming, true).map_err(other)?;
-            Store::open_existing(&live).map_err(other)
+            self.snapshots
+                .restore(incoming, true)
+                .map_err(io::Error::other)?;
+            Ok(Store::open_existing(&live)?)
         })?;
-        let snap = self.snapshots.adopt(incoming).map_err(other)?;
+        let snap = self.snapshots.adopt(incoming).map_err(io::Error::other)?;
         self.reload_membership()?;
         self.publish_applied()?;
         // A store opened for a swap starts with compactions paused (fast open); this one is
         // not on the start-up path, so resume them at once.
-        self.kv
-            .store()
-            .map_err(other)?
-            .resume_compactions()
-            .map_err(other)?;
+        self.kv.store()?.resume_compactions()?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,
@@ -246,7 +243,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let shared = self.shared.clone();
         let snap = tokio::task::spawn_blocking(move || shared.build_snapshot())
             .await
-            .map_err(other)??;
+            .map_err(io::Error::other)??;
         // Crash point pointer_before_purge: the pointer moved; openraft purges the log after we return.
         fault::crash_point(fault::POINTER_BEFORE_PURGE);
         Ok(to_snapshot(snap))
@@ -282,7 +279,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         let responses = tokio::task::spawn_blocking(move || shared.apply_run(&run))
             .await
-            .map_err(other)??;
+            .map_err(io::Error::other)??;
         // Crash point apply_before_ack: the batch is durable (sync mode), the client not yet
         // acknowledged.
         fault::crash_point(fault::APPLY_BEFORE_ACK);
@@ -308,7 +305,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.install(&snapshot))
             .await
-            .map_err(other)?
+            .map_err(io::Error::other)?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
@@ -317,7 +314,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .shared
             .snapshots
             .current()
-            .map_err(other)?
+            .map_err(io::Error::other)?
             .map(to_snapshot))
     }
 }

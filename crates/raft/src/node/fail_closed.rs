@@ -85,8 +85,7 @@ pub(super) async fn recover(
     .unwrap_or(0);
     log.reset_for_recovery(target)
         .map_err(NodeError::log_store(&layout.raft_log()))?;
-    let (store, quarantine) = recovery::quarantine_and_reset(layout)
-        .map_err(|e| NodeError::StateMachine(e.to_string()))?;
+    let (store, quarantine) = recovery::quarantine_and_reset(layout)?;
     tracing::warn!(path = %quarantine.display(), "unverifiable state machine moved aside");
     fault::crash_point(fault::RECOVERY_BEFORE_CATCH_UP);
     let report = GateReport {
@@ -113,9 +112,7 @@ pub(super) async fn rejoin_replaced_member(
     log: &LogStore,
 ) -> Result<Option<u64>, NodeError> {
     let Some(target) =
-        recovery::replaced_member_target(&config.connector, &config.peers, config.id)
-            .await
-            .map_err(NodeError::Rejoin)?
+        recovery::replaced_member_target(&config.connector, &config.peers, config.id).await?
     else {
         return Ok(None);
     };

@@ -60,7 +60,7 @@ impl RaftNode {
             gate::run(&gate_layout, &gate_snapshots, mode, log_compacted)
         })
         .await
-        .map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        .map_err(NodeError::GateTask)?;
         let (store, report, recover_to) = match gate_result {
             Ok((store, report)) => (store, report, None),
             Err(GateError::Verification { check, source }) => {
@@ -127,10 +127,8 @@ impl GatedNode {
             recover_to,
         } = self;
         let hlc = Arc::new(Hlc::new());
-        let kv =
-            KvStateMachine::new(store, hlc).map_err(|e| NodeError::StateMachine(e.to_string()))?;
-        let sm = SmShared::new(kv, snapshots, config.fsm_sync)
-            .map_err(|e| NodeError::StateMachine(e.to_string()))?;
+        let kv = KvStateMachine::new(store, hlc)?;
+        let sm = SmShared::new(kv, snapshots, config.fsm_sync).map_err(NodeError::StateMachine)?;
 
         let raft_config = openraft::Config {
             cluster_name: "brisk".into(),
@@ -144,8 +142,7 @@ impl GatedNode {
             enable_elect: recover_to.is_none(),
             ..Default::default()
         }
-        .validate()
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        .validate()?;
 
         let raft_started = Instant::now();
         let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
@@ -157,8 +154,7 @@ impl GatedNode {
             log.clone(),
             StateMachineStore { shared: sm.clone() },
         )
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        .await?;
         directory.follow(&raft);
 
         let node = Arc::new(RaftNode {
@@ -219,12 +215,7 @@ impl RaftNode {
             // Rejoining an existing cluster: its leader sends the membership.
             return Ok(());
         }
-        if self
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?
-        {
+        if self.raft.is_initialized().await? {
             return Ok(());
         }
         match self.raft.initialize(members).await {
@@ -234,7 +225,7 @@ impl RaftNode {
                 tracing::info!(error = %e, "bootstrap skipped");
                 Ok(())
             }
-            Err(e) => Err(NodeError::Raft(e.to_string())),
+            Err(e) => Err(NodeError::Bootstrap(e)),
         }
     }
 }

@@ -23,6 +23,12 @@ pub enum SnapshotError {
     },
     #[error("snapshot pointer {path} is invalid: {detail}")]
     BadPointer { path: PathBuf, detail: String },
+    #[error("snapshot pointer {path} is invalid: {source}")]
+    PointerToken {
+        path: PathBuf,
+        #[source]
+        source: ManifestError,
+    },
     #[error("snapshot pointer {path} holds token {pointer}, but the manifest in {dir} has token {manifest}")]
     TokenMismatch {
         path: PathBuf,
@@ -89,10 +95,10 @@ impl SnapshotError {
                 ManifestError::BadMagic => "manifest_magic",
                 ManifestError::UnknownVersion(_) => "unknown_version",
                 ManifestError::ChecksumMismatch { .. } => "manifest_crc",
-                ManifestError::BadBody(_) => "manifest_body",
+                ManifestError::BadBody(_) | ManifestError::TrailingBytes(_) => "manifest_body",
                 ManifestError::BadToken(_) => "token",
             },
-            SnapshotError::BadPointer { .. } => "pointer",
+            SnapshotError::BadPointer { .. } | SnapshotError::PointerToken { .. } => "pointer",
             SnapshotError::TokenMismatch { .. } => "token",
             SnapshotError::FileMissing { .. } => "file_missing",
             SnapshotError::FileSize { .. } => "file_size",

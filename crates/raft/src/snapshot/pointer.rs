@@ -31,10 +31,11 @@ impl SnapshotStore {
             path: p.clone(),
             detail: format!("bad directory name {dir:?}"),
         })?;
-        let token = SnapshotToken::from_hex(token).map_err(|e| SnapshotError::BadPointer {
-            path: p.clone(),
-            detail: e.to_string(),
-        })?;
+        let token =
+            SnapshotToken::from_hex(token).map_err(|source| SnapshotError::PointerToken {
+                path: p.clone(),
+                source,
+            })?;
         Ok(Some((dir.to_string(), token)))
     }
 
