@@ -4,7 +4,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use brisk_kv::{KvStateMachine, Request, Response};
-use brisk_storage::{AppliedState, Store};
+use brisk_storage::{AppliedState, Durability, Store};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -27,7 +27,8 @@ pub struct SmShared {
     /// Membership in force after the last applied entry (also stored in every batch, I1).
     /// With its encoding, written into every apply batch (encoded once per change).
     membership: Mutex<(StoredMembership, Vec<u8>)>,
-    sync: bool,
+    /// Whether an applied run is fsynced before it is acknowledged (I7).
+    durability: Durability,
     /// The last applied index, published after each applied run (read barriers wait on it).
     applied_index: tokio::sync::watch::Sender<u64>,
     /// Set once a file of the live store was found corrupt: no snapshot is built from it.
@@ -38,14 +39,14 @@ impl SmShared {
     pub fn new(
         kv: KvStateMachine,
         snapshots: SnapshotStore,
-        sync: bool,
+        durability: Durability,
     ) -> Result<Arc<Self>, io::Error> {
         let shared = Arc::new(SmShared {
             kv,
             snapshots,
             apply_lock: Mutex::new(()),
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
-            sync,
+            durability,
             applied_index: tokio::sync::watch::channel(0).0,
             live_store_damaged: Default::default(),
         });
@@ -93,8 +94,8 @@ impl SmShared {
     }
 
     /// Applies a run of committed entries. Each entry gets its own atomic batch carrying its
-    /// log id (I1); in `sync` mode one WAL fsync covers the run before any client is
-    /// acknowledged (I7).
+    /// log id (I1); with [`Durability::Sync`] one WAL fsync covers the run before any client
+    /// is acknowledged (I7).
     fn apply_run(
         &self,
         run: &[(LogId, Option<Request>, Option<StoredMembership>)],
@@ -112,11 +113,13 @@ impl SmShared {
             };
             drop(membership);
             let started = std::time::Instant::now();
-            let resp = self.kv.apply(state, request.as_ref(), false)?;
+            let resp = self
+                .kv
+                .apply(state, request.as_ref(), Durability::Buffered)?;
             metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
-        if self.sync && !run.is_empty() {
+        if self.durability.is_sync() && !run.is_empty() {
             self.kv.store()?.sync_wal()?;
         }
         metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
@@ -330,14 +333,14 @@ mod tests {
     use crate::layout::DataLayout;
     use crate::types::{log_id, Membership};
 
-    fn shared(dir: &std::path::Path, sync: bool) -> Arc<SmShared> {
+    fn shared(dir: &std::path::Path, durability: Durability) -> Arc<SmShared> {
         let layout = DataLayout::new(dir);
         let kv = KvStateMachine::new(
             Store::open(&layout.state_machine()).unwrap(),
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        SmShared::new(kv, SnapshotStore::new(layout, 2), sync).unwrap()
+        SmShared::new(kv, SnapshotStore::new(layout, 2), durability).unwrap()
     }
 
     fn puts(from: u64, n: u64) -> Vec<(LogId, Option<Request>, Option<StoredMembership>)> {
@@ -361,7 +364,7 @@ mod tests {
     #[test]
     fn an_apply_run_is_acknowledged_only_after_one_wal_fsync_in_sync_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), true);
+        let sm = shared(dir.path(), Durability::Sync);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         let responses = sm.apply_run(&puts(1, 5)).unwrap();
@@ -369,7 +372,7 @@ mod tests {
         assert_eq!(store.wal_syncs(), before + 1, "one fsync for the run");
 
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), false);
+        let sm = shared(dir.path(), Durability::Buffered);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         sm.apply_run(&puts(1, 5)).unwrap();
@@ -381,7 +384,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_built_on_a_synced_wal_with_synced_files() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), false);
+        let sm = shared(dir.path(), Durability::Buffered);
         sm.apply_run(&puts(1, 20)).unwrap();
         let store = sm.kv.store().unwrap();
         let wal_before = store.wal_syncs();
@@ -413,7 +416,7 @@ mod tests {
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), true).unwrap();
+        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), Durability::Sync).unwrap();
         let m12 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], []);
         let m123 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], []);
         let req = |command| Some(Request { ts: 10, command });

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use brisk_storage::Durability;
 use openraft::ReadPolicy;
 
 use crate::gate::ColdStartMode;
@@ -19,6 +20,8 @@ pub struct NodeConfig {
     pub peer_advertise_addr: String,
     /// How this node reaches its peers (mutual TLS or plaintext).
     pub connector: PeerConnector,
+    /// `--fsm-sync`: whether an applied run is fsynced before it is acknowledged (I7); see
+    /// [`fsm_durability`](Self::fsm_durability).
     pub fsm_sync: bool,
     pub snapshot_every: u64,
     pub snapshot_keep: usize,
@@ -68,6 +71,15 @@ impl NodeConfig {
             read_policy: ReadPolicy::ReadIndex,
             ready_lag: 0,
             peers: BTreeMap::new(),
+        }
+    }
+
+    /// How durable the state machine's applied runs are when acknowledged (I7).
+    pub fn fsm_durability(&self) -> Durability {
+        if self.fsm_sync {
+            Durability::Sync
+        } else {
+            Durability::Buffered
         }
     }
 }
