@@ -112,7 +112,7 @@ impl SnapshotError {
 }
 
 /// Maps an I/O error to [`SnapshotError::Io`] naming `path`.
-pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
