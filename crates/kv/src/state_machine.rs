@@ -1,7 +1,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use brisk_storage::{AppliedState, MetaSnapshot, StorageError, Store, Version, VersionedPair};
+use brisk_storage::{
+    AppliedState, Durability, MetaSnapshot, StorageError, Store, Version, VersionedPair,
+};
 
 use crate::command::{Command, Mutation, Request, Response};
 use crate::hlc::Hlc;
@@ -84,7 +86,7 @@ impl KvStateMachine {
     }
 
     /// Applies one committed entry: `request` is `None` for blank and membership entries.
-    /// Effects and `state` land in one atomic batch (I1), fsynced when `sync` (I7).
+    /// Effects and `state` land in one atomic batch (I1), as durably as `durability` says (I7).
     ///
     /// Deterministic: every replica computes the same commit timestamp and the same OCC
     /// outcome from the same log prefix, so re-applying after a lost tail converges (I6).
@@ -92,12 +94,12 @@ impl KvStateMachine {
         &self,
         state: AppliedState,
         request: Option<&Request>,
-        sync: bool,
+        durability: Durability,
     ) -> Result<Response, StorageError> {
         let store = self.store()?;
         let mut batch = store.begin_apply(state);
         let Some(request) = request else {
-            batch.commit(sync)?;
+            batch.commit(durability)?;
             return Ok(Response::Applied);
         };
         // Commit timestamps increase in log order, whatever order the leader issued them in.
@@ -176,7 +178,7 @@ impl KvStateMachine {
                 }
             }
         };
-        batch.commit(sync)?;
+        batch.commit(durability)?;
         match &response {
             Response::Written { commit_ts, .. } => {
                 self.last_commit_ts.store(*commit_ts, Ordering::SeqCst);
@@ -299,7 +301,9 @@ mod tests {
                 membership: b"m".to_vec(),
             };
             let req = command.map(|command| Request { ts, command });
-            self.sm.apply(state, req.as_ref(), true).unwrap()
+            self.sm
+                .apply(state, req.as_ref(), Durability::Sync)
+                .unwrap()
         }
 
         fn put(&mut self, ts: u64, k: &str, v: &str) -> u64 {
@@ -660,7 +664,7 @@ mod tests {
                 ts: 0,
                 command: Command::LeaseRenewal { ceiling_ms: 9_000 },
             };
-            sm.apply(st(1), Some(&req), true).unwrap();
+            sm.apply(st(1), Some(&req), Durability::Sync).unwrap();
             let req = Request {
                 ts: 77,
                 command: Command::Put {
@@ -668,7 +672,7 @@ mod tests {
                     value: "v".into(),
                 },
             };
-            sm.apply(st(2), Some(&req), true).unwrap();
+            sm.apply(st(2), Some(&req), Durability::Sync).unwrap();
         }
         let hlc = Arc::new(Hlc::new());
         let sm = KvStateMachine::new(Store::open(&path).unwrap(), hlc.clone()).unwrap();

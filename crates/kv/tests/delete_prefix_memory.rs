@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use brisk_kv::{Command, Hlc, KvStateMachine, Request, Response};
-use brisk_storage::{AppliedLogId, AppliedState, Store};
+use brisk_storage::{AppliedLogId, AppliedState, Durability, Store};
 
 struct Counting;
 
@@ -65,7 +65,8 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
                 value: value.clone(),
             },
         };
-        sm.apply(state(i + 1), Some(&req), false).unwrap();
+        sm.apply(state(i + 1), Some(&req), Durability::Buffered)
+            .unwrap();
     }
     let req = Request {
         ts: 1_000_000,
@@ -75,7 +76,9 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
     };
     let before = LIVE.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
-    let resp = sm.apply(state(KEYS + 1), Some(&req), true).unwrap();
+    let resp = sm
+        .apply(state(KEYS + 1), Some(&req), Durability::Sync)
+        .unwrap();
     let peak = PEAK.load(Ordering::SeqCst) - before;
     assert_eq!(
         resp,

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
+use brisk_storage::Durability;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
 
 use crate::codec;
 use crate::fault;
@@ -88,14 +87,17 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> io::Result<()> {
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        durability: Durability,
+    ) -> io::Result<()> {
         let raw = codec::encode(value)?;
-        let mut wo = WriteOptions::default();
-        wo.set_sync(sync);
         self.db
-            .put_cf_opt(self.cf(CF_META), key, raw, &wo)
+            .put_cf_opt(self.cf(CF_META), key, raw, &durability.write_options())
             .map_err(io_err)?;
-        if sync {
+        if durability.is_sync() {
             self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
@@ -146,9 +148,9 @@ impl LogStore {
             KEY_RECOVER_UNTIL,
             codec::encode(&recover_until)?,
         );
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(io_err)?;
+        self.db
+            .write_opt(batch, &Durability::Sync.write_options())
+            .map_err(io_err)?;
         self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -161,10 +163,12 @@ impl LogStore {
 
     /// Ends a recovery durably, once the state machine has applied its target.
     pub fn finish_recovery(&self) -> io::Result<()> {
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
         self.db
-            .delete_cf_opt(self.cf(CF_META), KEY_RECOVER_UNTIL, &wo)
+            .delete_cf_opt(
+                self.cf(CF_META),
+                KEY_RECOVER_UNTIL,
+                &Durability::Sync.write_options(),
+            )
             .map_err(io_err)?;
         self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -267,7 +271,7 @@ fn run_flusher(
         for cb in pending {
             let r = match &result {
                 Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::other(e.to_string())),
+                Err(e) => Err(io::Error::other(e.clone())),
             };
             cb.io_completed(r);
         }
@@ -415,13 +419,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         // Raft safety: a vote must be durable before it is acted on.
-        self.put_meta(KEY_VOTE, vote, true)
+        self.put_meta(KEY_VOTE, vote, Durability::Sync)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not fsynced: committed only tells a restarting node how far it may apply at once;
         // losing the newest value merely delays that until the leader's next heartbeat.
-        self.put_meta(KEY_COMMITTED, &committed, false)
+        self.put_meta(KEY_COMMITTED, &committed, Durability::Buffered)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -442,9 +446,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             batch.put_cf(cf, index_key(entry.log_id.index), codec::encode(&entry)?);
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        self.db.write_opt(batch, &wo).map_err(io_err)?;
+        // Group commit: the flusher's WAL fsync makes the entries durable before the callback.
+        self.db
+            .write_opt(batch, &Durability::Buffered.write_options())
+            .map_err(io_err)?;
         self.flusher
             .send(callback)
             .map_err(|_| io::Error::other("raft log flusher thread is gone"))
@@ -454,9 +459,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOGS), index_key(from), index_key(u64::MAX));
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(io_err)
+        self.db
+            .write_opt(batch, &Durability::Sync.write_options())
+            .map_err(io_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -464,7 +469,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // restart point only after the state machine's applied index >= its index was fsynced
         // (see snapshot::build). The purged marker is durable before entries go, so a crash in
         // between (the `mid_purge` crash point) leaves entries that are merely ignored.
-        self.put_meta(KEY_PURGED, &log_id, true)?;
+        self.put_meta(KEY_PURGED, &log_id, Durability::Sync)?;
         fault::crash_point(fault::MID_PURGE);
         // When the log runs past the purge point, the last PURGE_RETAIN entries up to it stay
         // readable a little longer: openraft can plan a replication read just before it

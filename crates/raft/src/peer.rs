@@ -82,6 +82,16 @@ pub fn complete(
     }
 }
 
+/// Why no endpoint could be built for a member's Raft transport.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("member at {addr} has no peer address: it was recorded by an older version; list it in --bootstrap as ID=CLIENT/PEER")]
+    NoPeerAddress { addr: String },
+    /// A malformed peer address or an unusable TLS configuration.
+    #[error("{0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// Builds channels to peers. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct PeerConnector {
@@ -104,21 +114,19 @@ impl PeerConnector {
 
     /// An endpoint for `node`'s Raft transport (see [`PeerDirectory::resolve`] for members
     /// recorded without a peer address).
-    pub fn endpoint(&self, node: &BriskNode) -> Result<Endpoint, String> {
+    pub fn endpoint(&self, node: &BriskNode) -> Result<Endpoint, EndpointError> {
         let Some(peer_addr) = &node.peer_addr else {
-            return Err(format!(
-                "member at {} has no peer address: it was recorded by an older version; list it in --bootstrap as ID=CLIENT/PEER",
-                node.addr
-            ));
+            return Err(EndpointError::NoPeerAddress {
+                addr: node.addr.clone(),
+            });
         };
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut ep = Endpoint::from_shared(format!("{scheme}://{peer_addr}"))
-            .map_err(|e| e.to_string())?
+        let mut ep = Endpoint::from_shared(format!("{scheme}://{peer_addr}"))?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .local_address(self.local_ip);
         if let Some(tls) = &self.tls {
-            ep = ep.tls_config(tls.clone()).map_err(|e| e.to_string())?;
+            ep = ep.tls_config(tls.clone())?;
         }
         Ok(ep)
     }

@@ -110,6 +110,12 @@ pub async fn prepare_rejoin(
     }
 }
 
+/// A running cluster counts this node, whose data directory is new, as a member, but its
+/// leader did not accept the node's empty log: the node must not start.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster has a leader, but it did not accept this node's empty log within 10 s; retry, or remove and re-add the node")]
+pub struct LogResetRefused;
+
 /// For a node whose data directory is new: whether its peers already run a cluster that
 /// counts it as a member (its disk was replaced or wiped), and if so the index it must apply
 /// before it votes or serves again. One pass over the peers: the highest commit index any
@@ -125,7 +131,7 @@ pub async fn replaced_member_target(
     connector: &PeerConnector,
     configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, LogResetRefused> {
     let peers: Vec<BriskNode> = configured.values().cloned().collect();
     let peers = peers.as_slice();
     let mut target = None;
@@ -150,9 +156,7 @@ pub async fn replaced_member_target(
     }
     match prepare_rejoin(connector, peers, configured, me, Duration::from_secs(10)).await {
         Some(leader_last) => Ok(Some(target.max(leader_last))),
-        None => Err(
-            "the cluster has a leader, but it did not accept this node's empty log within 10 s; retry, or remove and re-add the node".into(),
-        ),
+        None => Err(LogResetRefused),
     }
 }
 

@@ -4,7 +4,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use brisk_kv::{KvStateMachine, Request, Response};
-use brisk_storage::{AppliedState, Store};
+use brisk_storage::{AppliedState, Durability, Store};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -27,29 +27,26 @@ pub struct SmShared {
     /// Membership in force after the last applied entry (also stored in every batch, I1).
     /// With its encoding, written into every apply batch (encoded once per change).
     membership: Mutex<(StoredMembership, Vec<u8>)>,
-    sync: bool,
+    /// Whether an applied run is fsynced before it is acknowledged (I7).
+    durability: Durability,
     /// The last applied index, published after each applied run (read barriers wait on it).
     applied_index: tokio::sync::watch::Sender<u64>,
     /// Set once a file of the live store was found corrupt: no snapshot is built from it.
     live_store_damaged: std::sync::atomic::AtomicBool,
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
 impl SmShared {
     pub fn new(
         kv: KvStateMachine,
         snapshots: SnapshotStore,
-        sync: bool,
+        durability: Durability,
     ) -> Result<Arc<Self>, io::Error> {
         let shared = Arc::new(SmShared {
             kv,
             snapshots,
             apply_lock: Mutex::new(()),
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
-            sync,
+            durability,
             applied_index: tokio::sync::watch::channel(0).0,
             live_store_damaged: Default::default(),
         });
@@ -59,7 +56,7 @@ impl SmShared {
     }
 
     fn reload_membership(&self) -> io::Result<()> {
-        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        let meta = self.kv.store()?.meta()?;
         let m = match meta.membership {
             Some(raw) if !raw.is_empty() => codec::decode(&raw)?,
             _ => StoredMembership::default(),
@@ -70,7 +67,7 @@ impl SmShared {
     }
 
     pub fn applied(&self) -> io::Result<Option<LogId>> {
-        let meta = self.kv.store().map_err(other)?.meta().map_err(other)?;
+        let meta = self.kv.store()?.meta()?;
         Ok(meta.applied.as_ref().map(from_applied))
     }
 
@@ -97,8 +94,8 @@ impl SmShared {
     }
 
     /// Applies a run of committed entries. Each entry gets its own atomic batch carrying its
-    /// log id (I1); in `sync` mode one WAL fsync covers the run before any client is
-    /// acknowledged (I7).
+    /// log id (I1); with [`Durability::Sync`] one WAL fsync covers the run before any client
+    /// is acknowledged (I7).
     fn apply_run(
         &self,
         run: &[(LogId, Option<Request>, Option<StoredMembership>)],
@@ -118,13 +115,12 @@ impl SmShared {
             let started = std::time::Instant::now();
             let resp = self
                 .kv
-                .apply(state, request.as_ref(), false)
-                .map_err(other)?;
+                .apply(state, request.as_ref(), Durability::Buffered)?;
             metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
-        if self.sync && !run.is_empty() {
-            self.kv.store().map_err(other)?.sync_wal().map_err(other)?;
+        if self.durability.is_sync() && !run.is_empty() {
+            self.kv.store()?.sync_wal()?;
         }
         metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
         if let Some((last, _, _)) = run.last() {
@@ -152,15 +148,18 @@ impl SmShared {
         }
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-            let store = self.kv.store().map_err(other)?;
-            let meta = store.meta().map_err(other)?;
+            let store = self.kv.store()?;
+            let meta = store.meta()?;
             let Some(applied) = meta.applied else {
                 return Err(io::Error::other(
                     "nothing applied yet; no snapshot to build",
                 ));
             };
             let tag = format!("{}-{}", applied.index, applied.term);
-            let tmp = self.snapshots.checkpoint(&store, &tag).map_err(other)?;
+            let tmp = self
+                .snapshots
+                .checkpoint(&store, &tag)
+                .map_err(io::Error::other)?;
             let info = CheckpointInfo {
                 index: applied.index,
                 term: applied.term,
@@ -171,7 +170,10 @@ impl SmShared {
             (tmp, info)
         };
         let started = std::time::Instant::now();
-        let snap = self.snapshots.finish_build(&tmp, info).map_err(other)?;
+        let snap = self
+            .snapshots
+            .finish_build(&tmp, info)
+            .map_err(io::Error::other)?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,
@@ -194,19 +196,17 @@ impl SmShared {
         // becomes the restart point. A crash before the adoption leaves the store at or past
         // the old pointer (the gate skips) and the snapshot is received again.
         self.kv.swap_store(|| -> io::Result<Store> {
-            self.snapshots.restore(incoming, true).map_err(other)?;
-            Store::open_existing(&live).map_err(other)
+            self.snapshots
+                .restore(incoming, true)
+                .map_err(io::Error::other)?;
+            Ok(Store::open_existing(&live)?)
         })?;
-        let snap = self.snapshots.adopt(incoming).map_err(other)?;
+        let snap = self.snapshots.adopt(incoming).map_err(io::Error::other)?;
         self.reload_membership()?;
         self.publish_applied()?;
         // A store opened for a swap starts with compactions paused (fast open); this one is
         // not on the start-up path, so resume them at once.
-        self.kv
-            .store()
-            .map_err(other)?
-            .resume_compactions()
-            .map_err(other)?;
+        self.kv.store()?.resume_compactions()?;
         tracing::info!(
             index = snap.manifest.index,
             term = snap.manifest.term,
@@ -246,7 +246,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let shared = self.shared.clone();
         let snap = tokio::task::spawn_blocking(move || shared.build_snapshot())
             .await
-            .map_err(other)??;
+            .map_err(io::Error::other)??;
         // Crash point pointer_before_purge: the pointer moved; openraft purges the log after we return.
         fault::crash_point(fault::POINTER_BEFORE_PURGE);
         Ok(to_snapshot(snap))
@@ -282,7 +282,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         let responses = tokio::task::spawn_blocking(move || shared.apply_run(&run))
             .await
-            .map_err(other)??;
+            .map_err(io::Error::other)??;
         // Crash point apply_before_ack: the batch is durable (sync mode), the client not yet
         // acknowledged.
         fault::crash_point(fault::APPLY_BEFORE_ACK);
@@ -308,7 +308,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.install(&snapshot))
             .await
-            .map_err(other)?
+            .map_err(io::Error::other)?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
@@ -317,7 +317,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .shared
             .snapshots
             .current()
-            .map_err(other)?
+            .map_err(io::Error::other)?
             .map(to_snapshot))
     }
 }
@@ -333,14 +333,14 @@ mod tests {
     use crate::layout::DataLayout;
     use crate::types::{log_id, Membership};
 
-    fn shared(dir: &std::path::Path, sync: bool) -> Arc<SmShared> {
+    fn shared(dir: &std::path::Path, durability: Durability) -> Arc<SmShared> {
         let layout = DataLayout::new(dir);
         let kv = KvStateMachine::new(
             Store::open(&layout.state_machine()).unwrap(),
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        SmShared::new(kv, SnapshotStore::new(layout, 2), sync).unwrap()
+        SmShared::new(kv, SnapshotStore::new(layout, 2), durability).unwrap()
     }
 
     fn puts(from: u64, n: u64) -> Vec<(LogId, Option<Request>, Option<StoredMembership>)> {
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn an_apply_run_is_acknowledged_only_after_one_wal_fsync_in_sync_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), true);
+        let sm = shared(dir.path(), Durability::Sync);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         let responses = sm.apply_run(&puts(1, 5)).unwrap();
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(store.wal_syncs(), before + 1, "one fsync for the run");
 
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), false);
+        let sm = shared(dir.path(), Durability::Buffered);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         sm.apply_run(&puts(1, 5)).unwrap();
@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_built_on_a_synced_wal_with_synced_files() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), false);
+        let sm = shared(dir.path(), Durability::Buffered);
         sm.apply_run(&puts(1, 20)).unwrap();
         let store = sm.kv.store().unwrap();
         let wal_before = store.wal_syncs();
@@ -416,7 +416,7 @@ mod tests {
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), true).unwrap();
+        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), Durability::Sync).unwrap();
         let m12 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], []);
         let m123 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], []);
         let req = |command| Some(Request { ts: 10, command });

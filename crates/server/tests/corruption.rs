@@ -16,7 +16,7 @@ use brisk_raft::snapshot::manifest::MANIFEST_FILE;
 use brisk_raft::snapshot::store::CheckpointInfo;
 use brisk_raft::snapshot::{SnapshotManifest, SnapshotStore};
 use brisk_raft::types::StoredMembership;
-use brisk_storage::{AppliedLogId, AppliedState, Store};
+use brisk_storage::{AppliedLogId, AppliedState, Durability, Store};
 use common::BIN;
 
 fn apply(sm: &KvStateMachine, index: u64) {
@@ -35,7 +35,7 @@ fn apply(sm: &KvStateMachine, index: u64) {
             value: vec![b'x'; 2000],
         },
     };
-    sm.apply(state, Some(&req), true).unwrap();
+    sm.apply(state, Some(&req), Durability::Sync).unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {

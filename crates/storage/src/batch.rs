@@ -2,7 +2,7 @@ use rocksdb::WriteBatch;
 
 use crate::meta::{self, AppliedState};
 use crate::store::{TAG_PUT, TAG_TOMBSTONE};
-use crate::{mvcc_key, StorageError, Store};
+use crate::{mvcc_key, Durability, StorageError, Store};
 
 /// The only way to write to the store.
 ///
@@ -58,7 +58,7 @@ impl<'a> ApplyBatch<'a> {
     /// commit, which reads never exceed.
     pub fn spill(&mut self) -> Result<(), StorageError> {
         let batch = std::mem::take(&mut self.batch);
-        self.store.write(batch, false)?;
+        self.store.write(batch, Durability::Buffered)?;
         crate::fault::crash_point(crate::fault::DELETE_PREFIX_SPILLED);
         Ok(())
     }
@@ -72,8 +72,8 @@ impl<'a> ApplyBatch<'a> {
         self.hlc_ceiling_ms = Some(ms);
     }
 
-    /// Writes data and meta keys atomically; fsynced when `sync` (I7).
-    pub fn commit(mut self, sync: bool) -> Result<(), StorageError> {
+    /// Writes data and meta keys atomically, as durably as `durability` says (I7).
+    pub fn commit(mut self, durability: Durability) -> Result<(), StorageError> {
         let cf = self.store.cf_meta();
         self.batch
             .put_cf(cf, meta::KEY_APPLIED, self.state.log_id.encode());
@@ -87,6 +87,6 @@ impl<'a> ApplyBatch<'a> {
             self.batch
                 .put_cf(cf, meta::KEY_HLC_CEILING, ms.to_be_bytes());
         }
-        self.store.write(self.batch, sync)
+        self.store.write(self.batch, durability)
     }
 }

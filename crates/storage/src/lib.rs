@@ -5,11 +5,12 @@
 //!
 //! Durability contract: every mutation reaches RocksDB through an [`ApplyBatch`], which can
 //! only be built from an [`AppliedState`] and writes it in the same atomic batch as the data
-//! (docs/design/cold-start.md I1). When [`ApplyBatch::commit`] returns with `sync = true` the batch
-//! is fsynced; with `sync = false` it is visible but may be lost on a crash, and the Raft log is
-//! the backstop (I7).
+//! (docs/design/cold-start.md I1). When [`ApplyBatch::commit`] returns with [`Durability::Sync`]
+//! the batch is fsynced; with [`Durability::Buffered`] it is visible but may be lost on a crash,
+//! and the Raft log is the backstop (I7).
 
 mod batch;
+mod durability;
 mod error;
 pub mod fault;
 mod meta;
@@ -17,6 +18,7 @@ pub mod mvcc_key;
 mod store;
 
 pub use batch::ApplyBatch;
+pub use durability::Durability;
 pub use error::StorageError;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
 pub use store::{

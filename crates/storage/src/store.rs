@@ -1,10 +1,10 @@
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
+use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, ReadOptions, DB};
 
 use crate::batch::ApplyBatch;
 use crate::meta::{self, AppliedLogId, AppliedState, MetaSnapshot};
-use crate::{mvcc_key, StorageError};
+use crate::{mvcc_key, Durability, StorageError};
 
 pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_META: &str = "meta";
@@ -138,11 +138,13 @@ impl Store {
             .expect("the meta column family is created by open()")
     }
 
-    pub(crate) fn write(&self, batch: rocksdb::WriteBatch, sync: bool) -> Result<(), StorageError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(sync);
-        self.db.write_opt(batch, &opts)?;
-        if sync {
+    pub(crate) fn write(
+        &self,
+        batch: rocksdb::WriteBatch,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
+        self.db.write_opt(batch, &durability.write_options())?;
+        if durability.is_sync() {
             self.count_wal_sync();
         }
         Ok(())

@@ -1,0 +1,53 @@
+//! Readiness (docs/design/cold-start.md I8, "Readiness"): a leader is known and this node
+//! has applied what the cluster had committed when it started.
+
+use std::sync::atomic::Ordering;
+
+use openraft::RaftMetrics;
+
+use super::RaftNode;
+use crate::types::TypeConfig;
+
+impl RaftNode {
+    /// I8: ready once a leader is known and this node has applied (within `ready_lag`
+    /// entries) the cluster's commit index as the leader reported it after this start.
+    pub fn is_ready(&self) -> bool {
+        self.is_ready_at(&self.metrics())
+    }
+
+    /// [`is_ready`](Self::is_ready) as of the metrics `m`.
+    pub fn is_ready_at(&self, m: &RaftMetrics<TypeConfig>) -> bool {
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        if m.current_leader.is_none()
+            || self.recovering.load(Ordering::SeqCst)
+            || self.draining.load(Ordering::SeqCst)
+        {
+            return false;
+        }
+        match self.ready_target(m) {
+            Some(target) => applied.saturating_add(self.config.ready_lag) >= target,
+            None => false,
+        }
+    }
+
+    /// The readiness target if already learned (learning it is [`is_ready`]'s business).
+    ///
+    /// [`is_ready`]: Self::is_ready
+    pub fn learned_ready_target(&self) -> Option<u64> {
+        self.ready_target.get().copied()
+    }
+
+    /// The readiness target, learned now if a leader has reported the cluster's commit index
+    /// (see the field's docs). Called only with a leader known.
+    pub(super) fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<u64> {
+        if let Some(t) = self.ready_target.get() {
+            return Some(*t);
+        }
+        let cluster = m.cluster_committed.as_ref()?.index;
+        Some(
+            *self
+                .ready_target
+                .get_or_init(|| cluster.max(self.start_commit_index)),
+        )
+    }
+}

@@ -1,0 +1,234 @@
+//! Starting a node in two halves: the cold-start gate ([`RaftNode::pass_gate`]), then Raft
+//! ([`GatedNode::start_raft`]); the caller binds its listeners in between (I8).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use brisk_kv::{Hlc, KvStateMachine};
+use openraft::errors::RaftError;
+use openraft::SnapshotPolicy;
+
+use super::fail_closed;
+use super::{NodeConfig, NodeError, RaftNode};
+use crate::gate::{self, GateError, GateReport};
+use crate::layout::DataLayout;
+use crate::log_store::LogStore;
+use crate::network::NetworkFactory;
+use crate::peer::PeerDirectory;
+use crate::snapshot::SnapshotStore;
+use crate::state_machine::{SmShared, StateMachineStore};
+use crate::types::{BriskNode, NodeId};
+
+impl RaftNode {
+    /// Starts a node in two halves. This one runs the cold-start gate (and, on a failed
+    /// verification, the fail-closed recovery's preparation); [`GatedNode::start_raft`]
+    /// starts Raft. The caller binds its listeners in between, so they answer while Raft
+    /// re-applies the log tail (I8). `process_started` is when the process began, for the
+    /// phase durations.
+    pub async fn pass_gate(
+        config: NodeConfig,
+        process_started: Instant,
+    ) -> Result<GatedNode, NodeError> {
+        let layout = DataLayout::new(&config.data_dir);
+        std::fs::create_dir_all(layout.path()).map_err(|source| NodeError::DataDir {
+            path: layout.root.clone(),
+            source,
+        })?;
+        let log_path = layout.raft_log();
+        let log_err = NodeError::log_store(&log_path);
+        let log = LogStore::open(&log_path).map_err(&log_err)?;
+        // A Raft log with no vote, no entry and no recovery marker is new: a brand-new member,
+        // or a member whose disk was replaced or wiped (see the rejoin below). Judged by
+        // content, not by the directory's existence, so a crash during the rejoin repeats it.
+        let fresh = log.is_pristine().map_err(&log_err)?;
+        let log_compacted = log.last_purged().map_err(&log_err)?.is_some();
+        let start_commit_index = log
+            .committed()
+            .map_err(&log_err)?
+            .map(|l| l.index)
+            .unwrap_or(0);
+        // A recovery interrupted by a crash resumes: the node still may not vote (I5).
+        let unfinished_recovery = log.recover_until().map_err(&log_err)?;
+
+        let snapshots = SnapshotStore::new(layout.clone(), config.snapshot_keep);
+        let gate_layout = layout.clone();
+        let gate_snapshots = snapshots.clone();
+        let mode = config.cold_start;
+        let gate_result = tokio::task::spawn_blocking(move || {
+            gate::run(&gate_layout, &gate_snapshots, mode, log_compacted)
+        })
+        .await
+        .map_err(NodeError::GateTask)?;
+        let (store, report, recover_to) = match gate_result {
+            Ok((store, report)) => (store, report, None),
+            Err(GateError::Verification { check, source }) => {
+                let failed = fail_closed::FailedVerification {
+                    check,
+                    source,
+                    start_commit_index,
+                    unfinished_recovery,
+                };
+                let (store, report, target) =
+                    fail_closed::recover(&config, &layout, &snapshots, &log, failed).await?;
+                (store, report, Some(target))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A recovery begun by this very start already asked the leader to accept the reset.
+        let resuming = recover_to.is_none() && unfinished_recovery.is_some();
+        let mut recover_to = recover_to.or(unfinished_recovery);
+        if fresh && recover_to.is_none() && !config.peers.is_empty() {
+            recover_to = fail_closed::rejoin_replaced_member(&config, &layout, &log).await?;
+        }
+        if let Some(target) = unfinished_recovery.filter(|_| resuming) {
+            fail_closed::resume(&config, &layout, &snapshots, target).await;
+        }
+
+        Ok(GatedNode {
+            config,
+            process_started,
+            log,
+            store,
+            snapshots,
+            report,
+            start_commit_index,
+            recover_to,
+        })
+    }
+}
+
+/// A node that passed the cold-start gate and has not started Raft yet.
+pub struct GatedNode {
+    config: NodeConfig,
+    process_started: Instant,
+    log: LogStore,
+    store: brisk_storage::Store,
+    snapshots: SnapshotStore,
+    report: GateReport,
+    start_commit_index: u64,
+    /// Set while a fail-closed recovery is under way (I5): the index to apply before voting.
+    recover_to: Option<u64>,
+}
+
+impl GatedNode {
+    /// The second half of a start (see [`RaftNode::pass_gate`]): opens the state machine
+    /// and starts Raft.
+    pub async fn start_raft(self) -> Result<Arc<RaftNode>, NodeError> {
+        let GatedNode {
+            config,
+            process_started,
+            log,
+            store,
+            snapshots,
+            report,
+            start_commit_index,
+            recover_to,
+        } = self;
+        let hlc = Arc::new(Hlc::new());
+        let kv = KvStateMachine::new(store, hlc)?;
+        let sm = SmShared::new(kv, snapshots, config.fsm_durability())
+            .map_err(NodeError::StateMachine)?;
+
+        let raft_config = openraft::Config {
+            cluster_name: "brisk".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_min_ms,
+            election_timeout_max: config.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.logs_to_keep,
+            install_snapshot_timeout: 60_000,
+            // A recovering node must not campaign until it holds verified state again.
+            enable_elect: recover_to.is_none(),
+            ..Default::default()
+        }
+        .validate()?;
+
+        let raft_started = Instant::now();
+        let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
+        let directory = PeerDirectory::new(config.peers.clone());
+        let raft = openraft::Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            NetworkFactory::new(repairs, config.connector.clone(), directory.clone()),
+            log.clone(),
+            StateMachineStore { shared: sm.clone() },
+        )
+        .await?;
+        directory.follow(&raft);
+
+        let node = Arc::new(RaftNode {
+            config,
+            raft,
+            sm,
+            log,
+            gate: report,
+            start_commit_index: recover_to.unwrap_or(0).max(start_commit_index),
+            ready_target: std::sync::OnceLock::new(),
+            started_at: process_started,
+            raft_started,
+            recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
+            draining: AtomicBool::new(false),
+        });
+        node.record_gate();
+        if let Some(target) = recover_to {
+            node.spawn_recovery_watch(target);
+        }
+        crate::snapshot::repair::spawn(node.clone(), repair_requests);
+        Ok(node)
+    }
+}
+
+impl RaftNode {
+    fn record_gate(&self) {
+        let g = &self.gate;
+        metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
+            .increment(1);
+        metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
+        // The applied index of the store the node serves from (after a restore: X); absent
+        // for a store that never applied an entry.
+        if let Some(applied) = g.served_applied_index {
+            metrics::gauge!("brisk_cold_start_applied_index").set(applied as f64);
+        }
+        for (phase, d) in [
+            ("open", g.open),
+            ("gate", g.gate),
+            ("verify", g.verify),
+            ("restore", g.restore),
+        ] {
+            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase)
+                .set(d.as_secs_f64());
+        }
+        // The decision, logged at once (the `ready` line adds every phase duration).
+        tracing::info!(
+            outcome = %g.outcome,
+            reason = %g.reason,
+            applied_index = ?g.applied_index,
+            snapshot_index = ?g.snapshot_index,
+            start_commit_index = self.start_commit_index,
+            "cold start"
+        );
+    }
+
+    /// Initializes the cluster with `members` unless this node already has Raft state
+    /// (restarting with the same `--bootstrap` flags resumes the cluster).
+    pub async fn bootstrap(&self, members: BTreeMap<NodeId, BriskNode>) -> Result<(), NodeError> {
+        if self.recovering.load(Ordering::SeqCst) {
+            // Rejoining an existing cluster: its leader sends the membership.
+            return Ok(());
+        }
+        if self.raft.is_initialized().await? {
+            return Ok(());
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(e)) => {
+                // Another member's vote or log reached us first: already part of a cluster.
+                tracing::info!(error = %e, "bootstrap skipped");
+                Ok(())
+            }
+            Err(e) => Err(NodeError::Bootstrap(e)),
+        }
+    }
+}
