@@ -82,7 +82,10 @@ fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig
         c.peer_advertise.clone(),
     );
     n.connector = PeerConnector::new(peer_tls, specific_ip(&c.peer_listen));
-    n.fsm_sync = c.fsm_sync == FsmSync::Sync;
+    n.fsm_durability = match c.fsm_sync {
+        FsmSync::Sync => brisk_storage::Durability::Sync,
+        FsmSync::Nosync => brisk_storage::Durability::Buffered,
+    };
     n.snapshot_every = c.snapshot_every;
     n.snapshot_keep = c.snapshot_keep;
     n.logs_to_keep = c.logs_to_keep;

@@ -20,9 +20,8 @@ pub struct NodeConfig {
     pub peer_advertise_addr: String,
     /// How this node reaches its peers (mutual TLS or plaintext).
     pub connector: PeerConnector,
-    /// `--fsm-sync`: whether an applied run is fsynced before it is acknowledged (I7); see
-    /// [`fsm_durability`](Self::fsm_durability).
-    pub fsm_sync: bool,
+    /// `--fsm-sync`: whether an applied run is fsynced before it is acknowledged (I7).
+    pub fsm_durability: Durability,
     pub snapshot_every: u64,
     pub snapshot_keep: usize,
     /// Entries kept after a snapshot for slow followers.
@@ -57,7 +56,7 @@ impl NodeConfig {
             advertise_addr,
             peer_advertise_addr,
             connector: PeerConnector::plaintext(),
-            fsm_sync: true,
+            fsm_durability: Durability::Sync,
             snapshot_every: 10_000,
             snapshot_keep: 2,
             logs_to_keep: 1_000,
@@ -71,15 +70,6 @@ impl NodeConfig {
             read_policy: ReadPolicy::ReadIndex,
             ready_lag: 0,
             peers: BTreeMap::new(),
-        }
-    }
-
-    /// How durable the state machine's applied runs are when acknowledged (I7).
-    pub fn fsm_durability(&self) -> Durability {
-        if self.fsm_sync {
-            Durability::Sync
-        } else {
-            Durability::Buffered
         }
     }
 }

@@ -128,8 +128,8 @@ impl GatedNode {
         } = self;
         let hlc = Arc::new(Hlc::new());
         let kv = KvStateMachine::new(store, hlc)?;
-        let sm = SmShared::new(kv, snapshots, config.fsm_durability())
-            .map_err(NodeError::StateMachine)?;
+        let sm =
+            SmShared::new(kv, snapshots, config.fsm_durability).map_err(NodeError::StateMachine)?;
 
         let raft_config = openraft::Config {
             cluster_name: "brisk".into(),
