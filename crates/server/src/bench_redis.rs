@@ -112,17 +112,22 @@ fn free_port() -> Result<u16> {
 }
 
 /// Waits until `port` answers PING.
-async fn wait_ping(port: u16) -> Result<()> {
+/// Waits until a write through `port` succeeds: a brisk node answers PING before its cluster
+/// has a settled leader, and a benchmark that starts then fails on TRYAGAIN.
+async fn wait_writable(port: u16) -> Result<()> {
+    let mut last = String::new();
     for _ in 0..300 {
         let o = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "ping"])
+            .args(["-p", &port.to_string(), "set", "bench:ready", "1"])
             .output();
-        if o.is_ok_and(|o| o.stdout.starts_with(b"PONG")) {
-            return Ok(());
+        match o {
+            Ok(o) if o.stdout.starts_with(b"OK") => return Ok(()),
+            Ok(o) => last = String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("nothing answers PING on port {port}")
+    bail!("no write succeeded on port {port} within 30 s (last answer: {last})")
 }
 
 /// One redis-benchmark run; its CSV rows by test name.
@@ -199,9 +204,9 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
         .and_then(|r| r.rsplit_once(':'))
         .and_then(|(_, p)| p.parse().ok())
         .context("the leader's Redis port")?;
-    wait_ping(brisk_port).await?;
+    wait_writable(brisk_port).await?;
     let redis = DurableRedis::start(&a.work_dir.join("redis"))?;
-    wait_ping(redis.port).await?;
+    wait_writable(redis.port).await?;
 
     let mut rows = Vec::new();
     for &pipeline in &pipelines {
