@@ -2,17 +2,48 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::types::GroupId;
+
+/// The files of one Raft group inside a node's data directory.
 #[derive(Clone, Debug)]
 pub struct DataLayout {
+    /// The node's data directory (holds every group).
+    pub data_dir: PathBuf,
+    /// This group's directory inside it.
     pub root: PathBuf,
+    /// The group these files belong to.
+    pub group: GroupId,
 }
 
 impl DataLayout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        DataLayout { root: root.into() }
+    /// The layout of group 0, at the data directory's top level.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        DataLayout {
+            root: data_dir.clone(),
+            data_dir,
+            group: GroupId::default(),
+        }
     }
+
+    /// The layout of group `id` in the same data directory: group 0 keeps the top level (the
+    /// layout of every data directory written so far); any other group lives under
+    /// `groups/<id>/` with the same structure.
+    pub fn group(&self, id: GroupId) -> DataLayout {
+        let root = if id == GroupId::default() {
+            self.data_dir.clone()
+        } else {
+            self.data_dir.join("groups").join(id.to_string())
+        };
+        DataLayout {
+            data_dir: self.data_dir.clone(),
+            root,
+            group: id,
+        }
+    }
+    /// The process's lock on the whole data directory.
     pub fn lock_file(&self) -> PathBuf {
-        self.root.join("LOCK")
+        self.data_dir.join("LOCK")
     }
     /// The Raft log's RocksDB instance (vote, committed, entries).
     pub fn raft_log(&self) -> PathBuf {
@@ -60,6 +91,22 @@ pub fn is_snapshot_dir_name(name: &str) -> bool {
         }
         None => false,
     }
+}
+
+#[cfg(test)]
+#[test]
+fn groups_share_the_data_directory() {
+    let top = DataLayout::new("/data");
+    let zero = top.group(GroupId(0));
+    assert_eq!(zero.root, PathBuf::from("/data"));
+    assert_eq!(zero.raft_log(), top.raft_log());
+    let seven = top.group(GroupId(7));
+    assert_eq!(seven.group, GroupId(7));
+    assert_eq!(seven.raft_log(), PathBuf::from("/data/groups/7/raft-log"));
+    assert_eq!(seven.state_machine(), PathBuf::from("/data/groups/7/sm"));
+    // Groups are placed relative to the data directory, and the lock is the process's.
+    assert_eq!(seven.group(GroupId(0)).root, PathBuf::from("/data"));
+    assert_eq!(seven.lock_file(), PathBuf::from("/data/LOCK"));
 }
 
 #[cfg(test)]

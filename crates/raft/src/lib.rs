@@ -21,4 +21,4 @@ pub mod transport;
 pub mod types;
 
 pub use node::{NodeConfig, RaftNode};
-pub use types::{BriskRaft, LogId, Membership, NodeId, StoredMembership, TypeConfig};
+pub use types::{BriskRaft, GroupId, LogId, Membership, NodeId, StoredMembership, TypeConfig};

@@ -22,7 +22,8 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBat
 
 use crate::codec;
 use crate::fault;
-use crate::types::{Entry, LogId, TypeConfig, Vote};
+use crate::metrics::GroupMetrics;
+use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
 
 const CF_LOGS: &str = "logs";
 const CF_META: &str = "meta";
@@ -48,7 +49,8 @@ fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 }
 
 impl LogStore {
-    pub fn open(path: &Path) -> Result<Self, io::Error> {
+    /// Opens (or creates) group `group`'s log at `path`.
+    pub fn open(path: &Path, group: GroupId) -> Result<Self, io::Error> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -64,9 +66,10 @@ impl LogStore {
         let flush_db = Arc::downgrade(&db);
         let wal_syncs = Arc::new(AtomicU64::new(0));
         let flush_syncs = wal_syncs.clone();
+        let metrics = GroupMetrics::new(group);
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || run_flusher(flush_db, rx, flush_syncs))?;
+            .spawn(move || run_flusher(flush_db, rx, flush_syncs, metrics))?;
         Ok(LogStore {
             db,
             flusher: tx,
@@ -244,6 +247,7 @@ fn run_flusher(
     db: std::sync::Weak<DB>,
     rx: mpsc::Receiver<IOFlushed<TypeConfig>>,
     syncs: Arc<AtomicU64>,
+    metrics: GroupMetrics,
 ) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
@@ -266,8 +270,10 @@ fn run_flusher(
             // Counted before any callback runs: an append is acknowledged only after this.
             syncs.fetch_add(1, Ordering::SeqCst);
         }
-        metrics::histogram!("brisk_raft_log_fsync_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("brisk_raft_log_group_commit_size").record(pending.len() as f64);
+        metrics
+            .log_fsync_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.log_group_commit_size.record(pending.len() as f64);
         for cb in pending {
             let r = match &result {
                 Ok(()) => Ok(()),
@@ -502,7 +508,7 @@ mod tests {
     #[tokio::test]
     async fn an_append_is_acknowledged_only_after_a_wal_fsync() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log"), GroupId::default()).unwrap();
         for round in 1..=3u64 {
             let before = log.wal_syncs();
             let (tx, rx) = TypeConfig::oneshot();
@@ -525,7 +531,7 @@ mod tests {
     #[tokio::test]
     async fn a_replication_read_over_purged_entries_comes_back_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log"), GroupId::default()).unwrap();
         let (tx, rx) = TypeConfig::oneshot();
         log.append(
             (1..=10).map(|i| Entry::new_blank(log_id(1, 1, i))),
@@ -566,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn votes_and_the_recovery_marker_are_fsynced() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log"), GroupId::default()).unwrap();
         let before = log.wal_syncs();
         log.save_vote(&Vote::new(3, 1)).await.unwrap();
         assert_eq!(log.wal_syncs(), before + 1, "save_vote without an fsync");

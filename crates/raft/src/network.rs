@@ -19,7 +19,7 @@ use crate::codec;
 use crate::peer::{PeerConnector, PeerDirectory};
 use crate::snapshot::manifest::MANIFEST_FILE;
 use crate::snapshot::SnapshotDir;
-use crate::types::{BriskNode, NodeId, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{BriskNode, GroupId, NodeId, SnapshotMeta, TypeConfig, Vote};
 
 /// Bytes of file data per snapshot chunk message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -48,6 +48,7 @@ pub type SnapshotRepairs = tokio::sync::mpsc::UnboundedSender<SnapshotRepair>;
 
 #[derive(Clone)]
 pub struct NetworkFactory {
+    group: GroupId,
     repairs: SnapshotRepairs,
     connector: PeerConnector,
     directory: PeerDirectory,
@@ -55,11 +56,13 @@ pub struct NetworkFactory {
 
 impl NetworkFactory {
     pub fn new(
+        group: GroupId,
         repairs: SnapshotRepairs,
         connector: PeerConnector,
         directory: PeerDirectory,
     ) -> Self {
         NetworkFactory {
+            group,
             repairs,
             connector,
             directory,
@@ -72,6 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &BriskNode) -> Self::Network {
         NetworkConnection {
+            group: self.group,
             target,
             node: self.directory.resolve(target, node),
             connector: self.connector.clone(),
@@ -83,6 +87,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 }
 
 pub struct NetworkConnection {
+    /// Every message names its group, so the receiving process routes it (one group today).
+    group: GroupId,
     target: NodeId,
     node: BriskNode,
     connector: PeerConnector,
@@ -161,7 +167,13 @@ macro_rules! unary {
         let payload = codec::encode(&$rpc).map_err(network_err)?;
         let mut client = $self.client()?;
         let resp = client
-            .$method(Self::request(RaftMessage { payload }, &$option))
+            .$method(Self::request(
+                RaftMessage {
+                    payload,
+                    group: $self.group.0,
+                },
+                &$option,
+            ))
             .await
             .map_err(|s| {
                 if s.code() == tonic::Code::Unavailable {
@@ -233,10 +245,12 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
         let files = dir.manifest.files.clone();
         let root = dir.path.clone();
+        let group = self.group.0;
         let reader = tokio::spawn(async move {
             let _ = tx
                 .send(SnapshotChunk {
                     chunk: Some(snapshot_chunk::Chunk::Header(header)),
+                    group,
                 })
                 .await;
             for f in files {
@@ -284,6 +298,7 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
                             offset,
                             data: buf,
                         })),
+                        group,
                     };
                     if tx.send(chunk).await.is_err() {
                         return Ok(());

@@ -11,6 +11,7 @@ use openraft::{EntryPayload, OptionalSend};
 
 use crate::codec;
 use crate::fault;
+use crate::metrics::GroupMetrics;
 use crate::snapshot::store::CheckpointInfo;
 use crate::snapshot::{SnapshotDir, SnapshotStore};
 use crate::types::{from_applied, to_applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
@@ -29,6 +30,8 @@ pub struct SmShared {
     membership: Mutex<(StoredMembership, Vec<u8>)>,
     /// Whether an applied run is fsynced before it is acknowledged (I7).
     durability: Durability,
+    /// The group's metric handles.
+    pub metrics: GroupMetrics,
     /// The last applied index, published after each applied run (read barriers wait on it).
     applied_index: tokio::sync::watch::Sender<u64>,
     /// Set once a file of the live store was found corrupt: no snapshot is built from it.
@@ -41,12 +44,14 @@ impl SmShared {
         snapshots: SnapshotStore,
         durability: Durability,
     ) -> Result<Arc<Self>, io::Error> {
+        let metrics = GroupMetrics::new(snapshots.layout().group);
         let shared = Arc::new(SmShared {
             kv,
             snapshots,
             apply_lock: Mutex::new(()),
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
             durability,
+            metrics,
             applied_index: tokio::sync::watch::channel(0).0,
             live_store_damaged: Default::default(),
         });
@@ -116,13 +121,15 @@ impl SmShared {
             let resp = self
                 .kv
                 .apply(state, request.as_ref(), Durability::Buffered)?;
-            metrics::histogram!("brisk_apply_seconds").record(started.elapsed().as_secs_f64());
+            self.metrics
+                .apply_seconds
+                .record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
         if self.durability.is_sync() && !run.is_empty() {
             self.kv.store()?.sync_wal()?;
         }
-        metrics::counter!("brisk_applied_entries_total").increment(run.len() as u64);
+        self.metrics.applied_entries.increment(run.len() as u64);
         if let Some((last, _, _)) = run.last() {
             self.applied_index.send_replace(last.index);
         }
@@ -182,7 +189,7 @@ impl SmShared {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        metrics::counter!("brisk_snapshots_built_total").increment(1);
+        self.metrics.snapshots_built.increment(1);
         Ok(snap)
     }
 
@@ -212,7 +219,7 @@ impl SmShared {
             term = snap.manifest.term,
             "snapshot installed"
         );
-        metrics::counter!("brisk_snapshots_installed_total").increment(1);
+        self.metrics.snapshots_installed.increment(1);
         Ok(())
     }
 }

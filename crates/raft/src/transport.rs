@@ -16,13 +16,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
 use crate::fault;
+use crate::metrics::GroupMetrics;
 use crate::network::SnapshotHeader;
 use crate::snapshot::manifest::MANIFEST_FILE;
 use crate::snapshot::{SnapshotDir, SnapshotError, SnapshotManifest, SnapshotStore};
 use crate::state_machine::Snapshot;
-use crate::types::BriskRaft;
+use crate::types::{BriskRaft, GroupId};
 
 pub struct RaftTransportService {
+    /// The group this service's Raft runs; a message for another group is refused.
+    group: GroupId,
+    metrics: GroupMetrics,
     raft: BriskRaft,
     snapshots: SnapshotStore,
     max_snapshot_bytes: u64,
@@ -51,7 +55,10 @@ impl RaftTransportService {
         recovering: Arc<AtomicBool>,
         vote_grace: Duration,
     ) -> Self {
+        let group = snapshots.layout().group;
         RaftTransportService {
+            group,
+            metrics: GroupMetrics::new(group),
             raft,
             snapshots,
             max_snapshot_bytes,
@@ -84,18 +91,24 @@ impl RaftTransportService {
 
 /// A snapshot reception in progress: holds its place and shows in
 /// `brisk_snapshot_receptions_in_progress` until dropped.
-struct Reception(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+struct Reception {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    in_progress: metrics::Gauge,
+}
 
 impl Reception {
-    fn start(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        metrics::gauge!("brisk_snapshot_receptions_in_progress").increment(1.0);
-        Reception(permit)
+    fn start(permit: tokio::sync::OwnedSemaphorePermit, in_progress: metrics::Gauge) -> Self {
+        in_progress.increment(1.0);
+        Reception {
+            _permit: permit,
+            in_progress,
+        }
     }
 }
 
 impl Drop for Reception {
     fn drop(&mut self) {
-        metrics::gauge!("brisk_snapshot_receptions_in_progress").decrement(1.0);
+        self.in_progress.decrement(1.0);
     }
 }
 
@@ -128,9 +141,31 @@ fn bad(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
-fn reply<T: serde::Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
-    let payload = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(RaftMessage { payload }))
+impl RaftTransportService {
+    /// The payload of a message for this node's group; NOT_FOUND names any other group.
+    fn payload(&self, msg: RaftMessage) -> Result<Vec<u8>, Status> {
+        self.check_group(msg.group)?;
+        Ok(msg.payload)
+    }
+
+    fn check_group(&self, group: u64) -> Result<(), Status> {
+        if group == self.group.0 {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!(
+                "no Raft group {group} on this node (it runs group {})",
+                self.group
+            )))
+        }
+    }
+
+    fn reply<T: serde::Serialize>(&self, v: &T) -> Result<Response<RaftMessage>, Status> {
+        let payload = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RaftMessage {
+            payload,
+            group: self.group.0,
+        }))
+    }
 }
 
 fn raft_err(e: impl std::fmt::Display) -> Status {
@@ -143,36 +178,36 @@ impl RaftTransport for RaftTransportService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
         let resp = self.raft.append_entries(rpc).await.map_err(raft_err)?;
-        reply(&resp)
+        self.reply(&resp)
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.refuse_votes_while_recovering()?;
-        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
         let resp = self.raft.vote(rpc).await.map_err(raft_err)?;
-        reply(&resp)
+        self.reply(&resp)
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.refuse_votes_while_recovering()?;
-        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
         let resp = self.raft.pre_vote(rpc).await.map_err(raft_err)?;
-        reply(&resp)
+        self.reply(&resp)
     }
 
     async fn transfer_leader(
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let rpc = codec::decode(&req.into_inner().payload).map_err(bad)?;
+        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
         let resp = self
             .raft
             .handle_transfer_leader(rpc)
             .await
             .map_err(raft_err)?;
-        reply(&resp)
+        self.reply(&resp)
     }
 
     async fn allow_log_reset(
@@ -214,7 +249,8 @@ impl RaftTransport for RaftTransportService {
                 "too many snapshot receptions in progress on this node",
             ));
         };
-        let _reception = Reception::start(permit);
+        let _reception =
+            Reception::start(permit, self.metrics.snapshot_receptions_in_progress.clone());
         let dir = self
             .snapshots
             .incoming_dir()
@@ -237,7 +273,7 @@ impl RaftTransport for RaftTransportService {
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        reply(&resp.map_err(raft_err)?)
+        self.reply(&resp.map_err(raft_err)?)
     }
 }
 
@@ -252,6 +288,7 @@ impl RaftTransportService {
         let first = next_chunk(&mut stream)
             .await?
             .ok_or_else(|| bad("empty snapshot stream"))?;
+        self.check_group(first.group)?;
         let Some(snapshot_chunk::Chunk::Header(raw)) = first.chunk else {
             return Err(bad("snapshot stream must start with a header"));
         };
@@ -297,6 +334,7 @@ impl RaftTransportService {
         let mut total = 0u64;
         let mut chunks = 0u64;
         while let Some(msg) = next_chunk(&mut stream).await? {
+            self.check_group(msg.group)?;
             let Some(snapshot_chunk::Chunk::File(fc)) = msg.chunk else {
                 return Err(bad("unexpected second header in snapshot stream"));
             };

@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 
 pub type NodeId = u64;
 
+/// A Raft group: one replicated log and state machine. A node runs one group today (0);
+/// the id travels in every peer message and snapshot so several groups can share a
+/// process and its transport later.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct GroupId(pub u64);
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 openraft::declare_raft_types!(
     /// brisk's Raft types: entries carry [`brisk_kv::Request`], applies return [`brisk_kv::Response`].
     pub TypeConfig:

@@ -12,9 +12,6 @@ use brisk_raft::RaftNode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use openraft::ServerState;
 
-/// The only Raft group a node runs today; every per-group series carries it as `group`.
-const GROUP: &str = "0";
-
 /// Installs the process-wide recorder and describes every metric the crates emit.
 pub fn install() -> Result<PrometheusHandle> {
     // Latency metrics as Prometheus histograms (the exporter renders summaries otherwise).
@@ -28,11 +25,6 @@ pub fn install() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")?;
     brisk_raft::metrics::describe();
     brisk_redis::describe_metrics();
-    metrics::describe_gauge!(
-        "brisk_cold_start_phase_seconds",
-        metrics::Unit::Seconds,
-        "Duration of each phase of the last start: open, gate, verify, restore, replay, ready."
-    );
     Ok(handle)
 }
 
@@ -48,7 +40,7 @@ pub fn render(node: &RaftNode, prometheus: &PrometheusHandle) -> String {
 
 fn render_status(node: &RaftNode, out: &mut String) {
     let m = node.metrics();
-    let g = format!("group=\"{GROUP}\"");
+    let g = format!("group=\"{}\"", node.config().group);
     gauge_header(
         out,
         "brisk_build_info",

@@ -399,10 +399,9 @@ async fn watch_ready(node: Arc<RaftNode>) {
     loop {
         if node.is_ready() {
             let since_start = node.started_at().elapsed();
-            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "replay")
-                .set(node.raft_started().elapsed().as_secs_f64());
-            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => "ready")
-                .set(since_start.as_secs_f64());
+            let phases = node.group_metrics();
+            phases.cold_start_phase("replay", node.raft_started().elapsed());
+            phases.cold_start_phase("ready", since_start);
             // One line with the whole start (I4): decision, A, X and every phase.
             let g = node.gate();
             let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -132,8 +132,14 @@ async fn metrics_pass_promtool_and_report_status_without_sentinels() {
             (ceiling - now).abs() < 3600.0,
             "ceiling {ceiling}, now {now}"
         );
+        // Recorded per-group series carry the group too.
         assert!(
-            metric_value(&page, "brisk_applied_entries_total", &[]) >= Some(20.0),
+            metric_value(&page, "brisk_applied_entries_total", &group) >= Some(20.0),
+            "node {id}"
+        );
+        assert_eq!(
+            metric_value(&page, "brisk_cold_start_total", &group),
+            Some(1.0),
             "node {id}"
         );
     }

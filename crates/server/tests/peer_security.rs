@@ -18,6 +18,7 @@ fn hostile_vote() -> brisk_proto::RaftMessage {
     );
     brisk_proto::RaftMessage {
         payload: brisk_raft::codec::encode(&req).expect("encode a vote request"),
+        group: 0,
     }
 }
 
@@ -37,7 +38,10 @@ async fn the_client_port_serves_no_raft_rpcs() {
     let vote = client.vote(hostile_vote()).await.expect_err("vote served");
     assert_eq!(vote.code(), tonic::Code::Unimplemented, "{vote:?}");
     let append = client
-        .append_entries(brisk_proto::RaftMessage { payload: vec![] })
+        .append_entries(brisk_proto::RaftMessage {
+            payload: vec![],
+            group: 0,
+        })
         .await
         .expect_err("append served");
     assert_eq!(append.code(), tonic::Code::Unimplemented, "{append:?}");
@@ -66,6 +70,31 @@ async fn the_client_port_serves_no_raft_rpcs() {
     peer.peer_status(brisk_proto::StatusRequest {})
         .await
         .expect("peer status over mTLS");
+    // A message or snapshot for a Raft group the node does not run is refused unread.
+    let other_group = brisk_proto::RaftMessage {
+        group: 7,
+        ..hostile_vote()
+    };
+    let refused = peer
+        .vote(other_group)
+        .await
+        .expect_err("a vote for group 7");
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    assert!(refused.message().contains("no Raft group 7"), "{refused:?}");
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(brisk_proto::SnapshotChunk {
+        chunk: Some(brisk_proto::snapshot_chunk::Chunk::Header(vec![0; 8])),
+        group: 7,
+    })
+    .await
+    .expect("queue a chunk");
+    drop(tx);
+    let refused = peer
+        .install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect_err("a snapshot for group 7");
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    assert!(term(&c, f).await < 1_000);
 }
 
 /// Asks `addr` for its peer status and then for a vote, with `tls`: Ok when the node

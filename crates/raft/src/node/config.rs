@@ -8,11 +8,13 @@ use openraft::ReadPolicy;
 
 use crate::gate::ColdStartMode;
 use crate::peer::PeerConnector;
-use crate::types::{BriskNode, NodeId};
+use crate::types::{BriskNode, GroupId, NodeId};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub id: NodeId,
+    /// The Raft group this node serves (one per process today: 0).
+    pub group: GroupId,
     pub data_dir: PathBuf,
     /// The gRPC address clients use to reach this node.
     pub advertise_addr: String,
@@ -52,6 +54,7 @@ impl NodeConfig {
     ) -> Self {
         NodeConfig {
             id,
+            group: GroupId::default(),
             data_dir,
             advertise_addr,
             peer_advertise_addr,

@@ -13,6 +13,7 @@ use crate::fault;
 use crate::gate::{self, GateError, GateReport};
 use crate::layout::DataLayout;
 use crate::log_store::LogStore;
+use crate::metrics::GroupMetrics;
 use crate::recovery;
 use crate::snapshot::{SnapshotError, SnapshotStore};
 
@@ -42,7 +43,7 @@ pub(super) async fn recover(
         start_commit_index,
         unfinished_recovery,
     } = failed;
-    metrics::counter!("brisk_cold_start_verify_failed_total", "check" => check).increment(1);
+    GroupMetrics::new(config.group).verify_failed(check);
     let peers = recovery::peers(layout, snapshots, config.id, &config.peers);
     let leader_last = if peers.is_empty() {
         None

@@ -61,6 +61,11 @@ impl RaftNode {
         &self.config
     }
 
+    /// The metric handles of the node's Raft group.
+    pub fn group_metrics(&self) -> &crate::metrics::GroupMetrics {
+        &self.sm.metrics
+    }
+
     /// The openraft handle (membership changes, triggers, the metrics watch).
     pub fn raft(&self) -> &BriskRaft {
         &self.raft

@@ -52,7 +52,7 @@ impl RaftNode {
             Command::LeaseRenewal { .. } => 0,
             _ => self.issue_ts()?,
         };
-        metrics::counter!("brisk_proposals_total").increment(1);
+        self.sm.metrics.proposals.increment(1);
         match self.raft.client_write(Request { ts, command }).await {
             Ok(resp) => Ok((resp.data, resp.log_id.index)),
             Err(e) => Err(self.map_write_error(e)),
@@ -63,7 +63,7 @@ impl RaftNode {
         &self,
         e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
     ) -> ProposeError {
-        metrics::counter!("brisk_proposals_failed_total").increment(1);
+        self.sm.metrics.proposals_failed.increment(1);
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
                 let leader_addr = f.leader_node.map(|n| n.addr);

@@ -31,14 +31,14 @@ impl RaftNode {
         config: NodeConfig,
         process_started: Instant,
     ) -> Result<GatedNode, NodeError> {
-        let layout = DataLayout::new(&config.data_dir);
+        let layout = DataLayout::new(&config.data_dir).group(config.group);
         std::fs::create_dir_all(layout.path()).map_err(|source| NodeError::DataDir {
             path: layout.root.clone(),
             source,
         })?;
         let log_path = layout.raft_log();
         let log_err = NodeError::log_store(&log_path);
-        let log = LogStore::open(&log_path).map_err(&log_err)?;
+        let log = LogStore::open(&log_path, config.group).map_err(&log_err)?;
         // A Raft log with no vote, no entry and no recovery marker is new: a brand-new member,
         // or a member whose disk was replaced or wiped (see the rejoin below). Judged by
         // content, not by the directory's existence, so a crash during the rejoin repeats it.
@@ -151,7 +151,12 @@ impl GatedNode {
         let raft = openraft::Raft::new(
             config.id,
             Arc::new(raft_config),
-            NetworkFactory::new(repairs, config.connector.clone(), directory.clone()),
+            NetworkFactory::new(
+                config.group,
+                repairs,
+                config.connector.clone(),
+                directory.clone(),
+            ),
             log.clone(),
             StateMachineStore { shared: sm.clone() },
         )
@@ -183,23 +188,7 @@ impl GatedNode {
 impl RaftNode {
     fn record_gate(&self) {
         let g = &self.gate;
-        metrics::counter!("brisk_cold_start_total", "outcome" => g.outcome.as_str(), "reason" => g.reason.as_str())
-            .increment(1);
-        metrics::gauge!("brisk_cold_start_applied_index_gap").set(g.applied_index_gap() as f64);
-        // The applied index of the store the node serves from (after a restore: X); absent
-        // for a store that never applied an entry.
-        if let Some(applied) = g.served_applied_index {
-            metrics::gauge!("brisk_cold_start_applied_index").set(applied as f64);
-        }
-        for (phase, d) in [
-            ("open", g.open),
-            ("gate", g.gate),
-            ("verify", g.verify),
-            ("restore", g.restore),
-        ] {
-            metrics::gauge!("brisk_cold_start_phase_seconds", "phase" => phase)
-                .set(d.as_secs_f64());
-        }
+        self.sm.metrics.record_gate(g);
         // The decision, logged at once (the `ready` line adds every phase duration).
         tracing::info!(
             outcome = %g.outcome,

@@ -72,7 +72,10 @@ pub fn spawn(node: Arc<RaftNode>, mut requests: UnboundedReceiver<SnapshotRepair
             let live = node.sm.snapshots.layout().state_machine();
             if let Some(bad) = bad.as_deref().filter(|f| same_file_in(f, &live)) {
                 node.sm.mark_live_store_damaged();
-                metrics::counter!("brisk_snapshot_corruption_in_live_store_total").increment(1);
+                node.sm
+                    .metrics
+                    .snapshot_corruption_in_live_store
+                    .increment(1);
                 tracing::error!(
                     file = %bad.display(),
                     "a corrupt snapshot file is a file of the live store: the store is damaged; this node builds no more snapshots (replace its disk)"
@@ -109,7 +112,7 @@ pub fn spawn(node: Arc<RaftNode>, mut requests: UnboundedReceiver<SnapshotRepair
                 .await
                 .is_ok()
             {
-                metrics::counter!("brisk_snapshots_repaired_total").increment(1);
+                node.sm.metrics.snapshots_repaired.increment(1);
                 tracing::warn!(
                     corrupt = %req.dir.path.display(),
                     file = ?bad,

@@ -665,6 +665,7 @@ pub async fn ask_vote(c: &Cluster, id: u64) -> Result<(), tonic::Status> {
     client
         .vote(brisk_proto::RaftMessage {
             payload: brisk_raft::codec::encode(&req).expect("encode a vote request"),
+            group: 0,
         })
         .await
         .map(|_| ())
