@@ -2,14 +2,16 @@
 //! optional TOML file (`--config`), in that order of precedence.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use brisk_raft::gate::ColdStartMode;
 use brisk_raft::types::BriskNode;
-use serde::Deserialize;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FsmSync {
     /// fsync every apply batch (default).
@@ -18,14 +20,14 @@ pub enum FsmSync {
     Nosync,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadPolicyArg {
     ReadIndex,
     Lease,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ColdStart {
     /// Use the store as it is when it is at or past the latest snapshot.
@@ -34,8 +36,10 @@ pub enum ColdStart {
     AlwaysRestore,
 }
 
-/// Every flag is optional here so the config file can fill what flags and env leave unset.
-#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+/// Every flag is optional here so the config file can fill what flags and env leave unset,
+/// and [`ServeArgs::defaults`] what neither sets. An unset field is left out when serialized,
+/// so it never hides a value from a lower layer.
+#[derive(clap::Args, Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServeArgs {
     /// TOML file with any of these settings (keys as the flags, e.g. data-dir = "...").
@@ -44,127 +48,157 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     /// This node's id (a positive integer, unique in the cluster).
     #[arg(long, env = "BRISK_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     /// Directory for the Raft log, the state machine and snapshots.
     #[arg(long, env = "BRISK_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Client gRPC address to bind.
     #[arg(long, env = "BRISK_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// Client gRPC address clients (and members forwarding to a leader) use, if not --listen.
     #[arg(long, env = "BRISK_ADVERTISE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
     /// Peer (Raft transport) address to bind; only members talk to it.
     #[arg(long, env = "BRISK_PEER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_listen: Option<String>,
     /// Peer address the other members use, if not --peer-listen.
     #[arg(long, env = "BRISK_PEER_ADVERTISE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_advertise: Option<String>,
     /// PEM certificate this node presents to its peers (as server and as client).
     #[arg(long, env = "BRISK_PEER_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_tls_cert: Option<PathBuf>,
     /// PEM private key of --peer-tls-cert.
     #[arg(long, env = "BRISK_PEER_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_tls_key: Option<PathBuf>,
     /// PEM CA certificate every peer's certificate must chain to (mutual TLS).
     #[arg(long, env = "BRISK_PEER_TLS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_tls_ca: Option<PathBuf>,
     /// Run the peer transport without TLS: anyone who reaches the peer port can act as a
     /// member. Only for networks where nothing else can reach that port.
     #[arg(long, env = "BRISK_PEER_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_insecure: Option<bool>,
     /// PEM certificate for TLS on the client port (default: plaintext).
     #[arg(long, env = "BRISK_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
     #[arg(long, env = "BRISK_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA that signed the members' client-port certificates, trusted when this node
     /// forwards a request to the leader or joins through a member (default: --peer-tls-ca).
     #[arg(long, env = "BRISK_TLS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
     /// HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, env = "BRISK_HTTP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
     /// Address for the Redis protocol endpoint (RESP2/RESP3); off when unset.
     #[arg(long, env = "BRISK_REDIS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
     /// Largest Redis request (one command with its arguments), bytes (default 32 MiB); a
     /// larger one gets an error and its connection is closed.
     #[arg(long, env = "BRISK_REDIS_MAX_REQUEST_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_max_request_bytes: Option<usize>,
     /// Redis connections served at once (default 10000).
     #[arg(long, env = "BRISK_REDIS_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_max_connections: Option<usize>,
     /// Initial members, ID=CLIENT_HOST:PORT/PEER_HOST:PORT,...; give every founding member
     /// the same list.
     #[arg(long, env = "BRISK_BOOTSTRAP", conflicts_with = "join")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
     /// Address of a running member; this node asks to be added as a learner.
     #[arg(long, env = "BRISK_JOIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub join: Option<String>,
     /// Apply durability: sync (default) or nosync.
     #[arg(long, env = "BRISK_FSM_SYNC", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fsm_sync: Option<FsmSync>,
     /// Take a snapshot every N applied entries (default 10000).
     #[arg(long, env = "BRISK_SNAPSHOT_EVERY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_every: Option<u64>,
     /// Snapshots to keep on disk (default 2).
     #[arg(long, env = "BRISK_SNAPSHOT_KEEP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_keep: Option<usize>,
     /// Log entries kept behind a snapshot for slow followers (default 1000).
     #[arg(long, env = "BRISK_LOGS_TO_KEEP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logs_to_keep: Option<u64>,
     /// How far ahead of the wall clock the leader's HLC lease reaches, ms (default 10000).
     #[arg(long, env = "BRISK_HLC_WINDOW_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hlc_window_ms: Option<u64>,
     /// Largest key accepted, bytes (default 4096).
     #[arg(long, env = "BRISK_MAX_KEY_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_key_bytes: Option<usize>,
     /// Largest value accepted, bytes (default 8 MiB).
     #[arg(long, env = "BRISK_MAX_VALUE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_value_bytes: Option<usize>,
     /// Largest Raft log entry a request may produce, bytes (default 16 MiB): bounds what one
     /// apply holds in memory on every replica.
     #[arg(long, env = "BRISK_MAX_ENTRY_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_entry_bytes: Option<usize>,
     /// Largest snapshot accepted from a leader, bytes (default 64 GiB).
     #[arg(long, env = "BRISK_MAX_SNAPSHOT_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_snapshot_bytes: Option<u64>,
     /// Snapshot receptions accepted at once (default 2); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "BRISK_MAX_SNAPSHOT_RECEPTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_snapshot_receptions: Option<usize>,
     /// `/readyz` turns 200 once the applied index is within this many entries of the
     /// cluster's commit index as the leader reported it after start (default 0).
     #[arg(long, env = "BRISK_READY_LAG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_lag: Option<u64>,
     /// Cold-start policy: auto (default) or always-restore.
     #[arg(long, env = "BRISK_COLD_START", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<ColdStart>,
     /// Raft heartbeat interval, ms (default 100).
     #[arg(long, env = "BRISK_HEARTBEAT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
     /// Raft election timeout lower bound, ms (default 500; the upper bound is twice it).
     #[arg(long, env = "BRISK_ELECTION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub election_timeout_ms: Option<u64>,
     /// Linearizable reads: read-index (default: a quorum round per read) or lease (reuse a
     /// quorum acknowledgement younger than the leader lease; assumes bounded clock drift).
     #[arg(long, env = "BRISK_READ_POLICY", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_policy: Option<ReadPolicyArg>,
     /// Longest graceful stop, seconds (default 10): on SIGTERM the node stops taking client
     /// work, hands leadership over and exits; past this (or on a second SIGTERM) it exits at
     /// once.
     #[arg(long, env = "BRISK_SHUTDOWN_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout: Option<f64>,
     /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
     #[arg(long, env = "BRISK_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
-}
-
-macro_rules! fill {
-    ($dst:ident, $src:ident, $($f:ident),*) => {
-        $( if $dst.$f.is_none() { $dst.$f = $src.$f.clone(); } )*
-    };
 }
 
 /// Resolved settings of one node.
@@ -252,6 +286,11 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, BriskNode>> {
     Ok(out)
 }
 
+/// A setting that [`ServeArgs::defaults`] always provides.
+fn set<T>(value: Option<T>, key: &str) -> Result<T> {
+    value.ok_or_else(|| anyhow!("the setting {key} has no value and no default"))
+}
+
 fn check_addr(what: &str, addr: &str) -> Result<()> {
     if brisk_service::is_host_port(addr) {
         Ok(())
@@ -261,59 +300,62 @@ fn check_addr(what: &str, addr: &str) -> Result<()> {
 }
 
 impl ServeArgs {
-    fn merge_file(mut self, path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        let file: ServeArgs = toml::from_str(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))?;
-        fill!(
-            self,
-            file,
-            id,
-            data_dir,
-            listen,
-            advertise,
-            peer_listen,
-            peer_advertise,
-            peer_tls_cert,
-            peer_tls_key,
-            peer_tls_ca,
-            peer_insecure,
-            tls_cert,
-            tls_key,
-            tls_ca,
-            http,
-            redis,
-            redis_max_request_bytes,
-            redis_max_connections,
-            bootstrap,
-            join,
-            fsm_sync,
-            snapshot_every,
-            snapshot_keep,
-            logs_to_keep,
-            hlc_window_ms,
-            max_key_bytes,
-            max_value_bytes,
-            max_entry_bytes,
-            max_snapshot_bytes,
-            max_snapshot_receptions,
-            ready_lag,
-            cold_start,
-            heartbeat_ms,
-            election_timeout_ms,
-            read_policy,
-            shutdown_timeout,
-            log
-        );
-        Ok(self)
+    /// The default of every setting that has one: the one place defaults are written (the
+    /// help text and deploy/brisk.toml repeat them, and a test holds the file to these).
+    pub fn defaults() -> ServeArgs {
+        let redis = brisk_redis::RedisConfig::default();
+        ServeArgs {
+            peer_insecure: Some(false),
+            redis_max_request_bytes: Some(redis.max_request_bytes),
+            redis_max_connections: Some(redis.max_connections),
+            fsm_sync: Some(FsmSync::Sync),
+            snapshot_every: Some(10_000),
+            snapshot_keep: Some(2),
+            logs_to_keep: Some(1_000),
+            hlc_window_ms: Some(10_000),
+            max_key_bytes: Some(4 << 10),
+            max_value_bytes: Some(8 << 20),
+            max_entry_bytes: Some(16 << 20),
+            max_snapshot_bytes: Some(64 << 30),
+            max_snapshot_receptions: Some(brisk_raft::transport::DEFAULT_MAX_SNAPSHOT_RECEPTIONS),
+            ready_lag: Some(0),
+            cold_start: Some(ColdStart::Auto),
+            heartbeat_ms: Some(100),
+            election_timeout_ms: Some(500),
+            read_policy: Some(ReadPolicyArg::ReadIndex),
+            shutdown_timeout: Some(10.0),
+            // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
+            // second); its errors still show.
+            log: Some("info,openraft=error".into()),
+            ..ServeArgs::default()
+        }
+    }
+
+    /// Layers the settings: defaults, then the `--config` file, then environment and flags
+    /// (clap reads both into `self`), each later layer winning.
+    fn layered(self) -> Result<ServeArgs> {
+        let mut figment = Figment::from(Serialized::defaults(ServeArgs::defaults()));
+        if let Some(path) = &self.config {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config = self.config.clone();
+        let mut merged: ServeArgs = figment
+            .merge(Serialized::defaults(self))
+            .extract()
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| match &config {
+                Some(p) => format!("reading settings (config file {})", p.display()),
+                None => "reading settings".to_string(),
+            })?;
+        merged.config = config;
+        Ok(merged)
     }
 
     pub fn resolve(self) -> Result<ServeConfig> {
-        let a = match self.config.clone() {
-            Some(p) => self.merge_file(&p)?,
-            None => self,
-        };
+        let a = self.layered()?;
         let id = a.id.ok_or_else(|| anyhow!("--id is required"))?;
         if id == 0 {
             bail!("--id must be a positive integer");
@@ -352,7 +394,7 @@ impl ServeArgs {
             (None, None, None) => None,
             _ => bail!("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together"),
         };
-        let peer_insecure = a.peer_insecure.unwrap_or(false);
+        let peer_insecure = set(a.peer_insecure, "peer-insecure")?;
         match (&peer_tls, peer_insecure) {
             (None, false) => bail!(
                 "the peer transport needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca (mutual TLS), or --peer-insecure to run it in plaintext"
@@ -395,35 +437,31 @@ impl ServeArgs {
         if let Some(r) = &a.redis {
             check_addr("--redis", r)?;
         }
-        let redis_defaults = brisk_redis::RedisConfig::default();
         let redis_limits = brisk_redis::RedisConfig {
-            max_request_bytes: a
-                .redis_max_request_bytes
-                .unwrap_or(redis_defaults.max_request_bytes),
-            max_connections: a
-                .redis_max_connections
-                .unwrap_or(redis_defaults.max_connections),
+            max_request_bytes: set(a.redis_max_request_bytes, "redis-max-request-bytes")?,
+            max_connections: set(a.redis_max_connections, "redis-max-connections")?,
         };
         if redis_limits.max_request_bytes < 1024 || redis_limits.max_connections == 0 {
             bail!("--redis-max-request-bytes must be at least 1024 and --redis-max-connections positive");
         }
-        let snapshot_every = a.snapshot_every.unwrap_or(10_000);
+        let snapshot_every = set(a.snapshot_every, "snapshot-every")?;
         if snapshot_every == 0 {
             bail!("--snapshot-every must be positive");
         }
-        let election_timeout_ms = a.election_timeout_ms.unwrap_or(500);
-        let max_value_bytes = a.max_value_bytes.unwrap_or(8 << 20);
-        let max_entry_bytes = a.max_entry_bytes.unwrap_or(16 << 20);
+        let election_timeout_ms = set(a.election_timeout_ms, "election-timeout-ms")?;
+        let max_value_bytes = set(a.max_value_bytes, "max-value-bytes")?;
+        let max_entry_bytes = set(a.max_entry_bytes, "max-entry-bytes")?;
+        let max_key_bytes = set(a.max_key_bytes, "max-key-bytes")?;
         if max_entry_bytes > brisk_raft::codec::MAX_DECODE_BYTES / 2 {
             bail!(
                 "--max-entry-bytes must be at most {} bytes",
                 brisk_raft::codec::MAX_DECODE_BYTES / 2
             );
         }
-        if max_value_bytes + a.max_key_bytes.unwrap_or(4 << 10) > max_entry_bytes {
+        if max_value_bytes + max_key_bytes > max_entry_bytes {
             bail!("--max-entry-bytes must hold the largest key plus the largest value");
         }
-        let heartbeat_ms = a.heartbeat_ms.unwrap_or(100);
+        let heartbeat_ms = set(a.heartbeat_ms, "heartbeat-ms")?;
         if heartbeat_ms == 0 || heartbeat_ms * 2 > election_timeout_ms {
             bail!("--heartbeat-ms must be positive and at most half of --election-timeout-ms");
         }
@@ -441,37 +479,33 @@ impl ServeArgs {
             redis_limits,
             bootstrap,
             join: a.join,
-            fsm_sync: a.fsm_sync.unwrap_or(FsmSync::Sync),
+            fsm_sync: set(a.fsm_sync, "fsm-sync")?,
             snapshot_every,
-            snapshot_keep: a.snapshot_keep.unwrap_or(2).max(1),
-            logs_to_keep: a.logs_to_keep.unwrap_or(1_000),
-            hlc_window_ms: a.hlc_window_ms.unwrap_or(10_000).max(1_000),
-            max_key_bytes: a.max_key_bytes.unwrap_or(4 << 10),
+            snapshot_keep: set(a.snapshot_keep, "snapshot-keep")?.max(1),
+            logs_to_keep: set(a.logs_to_keep, "logs-to-keep")?,
+            hlc_window_ms: set(a.hlc_window_ms, "hlc-window-ms")?.max(1_000),
+            max_key_bytes,
             max_value_bytes,
             max_entry_bytes,
-            max_snapshot_bytes: a.max_snapshot_bytes.unwrap_or(64 << 30),
-            max_snapshot_receptions: a
-                .max_snapshot_receptions
-                .unwrap_or(brisk_raft::transport::DEFAULT_MAX_SNAPSHOT_RECEPTIONS)
+            max_snapshot_bytes: set(a.max_snapshot_bytes, "max-snapshot-bytes")?,
+            max_snapshot_receptions: set(a.max_snapshot_receptions, "max-snapshot-receptions")?
                 .max(1),
-            ready_lag: a.ready_lag.unwrap_or(0),
-            cold_start: match a.cold_start.unwrap_or(ColdStart::Auto) {
+            ready_lag: set(a.ready_lag, "ready-lag")?,
+            cold_start: match set(a.cold_start, "cold-start")? {
                 ColdStart::Auto => ColdStartMode::Auto,
                 ColdStart::AlwaysRestore => ColdStartMode::AlwaysRestore,
             },
             heartbeat_ms,
             election_timeout_ms,
-            read_policy: a.read_policy.unwrap_or(ReadPolicyArg::ReadIndex),
+            read_policy: set(a.read_policy, "read-policy")?,
             shutdown_timeout: {
-                let secs = a.shutdown_timeout.unwrap_or(10.0);
+                let secs = set(a.shutdown_timeout, "shutdown-timeout")?;
                 if !(secs.is_finite() && secs > 0.0) {
                     bail!("--shutdown-timeout must be a positive number of seconds");
                 }
                 std::time::Duration::from_secs_f64(secs)
             },
-            // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
-            // second); its errors still show.
-            log: a.log.unwrap_or_else(|| "info,openraft=error".into()),
+            log: set(a.log, "log")?,
         })
     }
 }
@@ -484,7 +518,7 @@ mod tests {
     /// the default they show), and no flag is missing from it.
     #[test]
     fn the_example_config_covers_every_setting_and_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/brisk.toml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/brisk.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let active: ServeArgs = toml::from_str(&text).unwrap();
         assert_eq!(active.id, Some(1));
@@ -504,11 +538,17 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let all: ServeArgs = toml::from_str(&uncommented).unwrap();
-        assert_eq!(all.snapshot_every, Some(10_000));
-        assert_eq!(all.max_value_bytes, Some(8 << 20));
-        assert_eq!(all.max_entry_bytes, Some(16 << 20));
-        assert_eq!(all.redis_max_request_bytes, Some(32 << 20));
-        assert_eq!(all.fsm_sync, Some(FsmSync::Sync));
+        // Every default the file shows is the default the node uses.
+        let shown = toml::Table::try_from(&all).unwrap();
+        let defaults = toml::Table::try_from(ServeArgs::defaults()).unwrap();
+        assert!(defaults.len() >= 20, "{defaults:?}");
+        for (key, default) in &defaults {
+            assert_eq!(
+                shown.get(key),
+                Some(default),
+                "deploy/brisk.toml shows {key} with another value than its default"
+            );
+        }
         use clap::CommandFactory;
         #[derive(clap::Parser)]
         struct Probe {
@@ -562,8 +602,24 @@ mod tests {
         };
         let c = args.resolve().unwrap();
         assert_eq!(c.id, 3, "flag wins over file");
-        assert_eq!(c.fsm_sync, FsmSync::Nosync);
+        assert_eq!(c.fsm_sync, FsmSync::Nosync, "file wins over default");
         assert_eq!(c.listen, "127.0.0.1:5000");
+        assert_eq!(c.snapshot_every, 10_000, "default fills what nothing sets");
+        let args = ServeArgs {
+            config: Some(p.clone()),
+            fsm_sync: Some(FsmSync::Sync),
+            snapshot_every: Some(5),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.fsm_sync, FsmSync::Sync, "flag wins over file");
+        assert_eq!(c.snapshot_every, 5, "flag wins over default");
+        let missing = ServeArgs {
+            config: Some(dir.path().join("absent.toml")),
+            ..Default::default()
+        };
+        let e = missing.resolve().unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
         std::fs::write(&p, "bogus-key = 1\n").unwrap();
         let args = ServeArgs {
             config: Some(p),
