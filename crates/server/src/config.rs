@@ -11,6 +11,8 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::units::{ByteCount, Seconds};
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FsmSync {
@@ -108,11 +110,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_REDIS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
-    /// Largest Redis request (one command with its arguments), bytes (default 32 MiB); a
+    /// Largest Redis request (one command with its arguments), e.g. 32MiB (the default); a
     /// larger one gets an error and its connection is closed.
     #[arg(long, env = "BRISK_REDIS_MAX_REQUEST_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis_max_request_bytes: Option<usize>,
+    pub redis_max_request_bytes: Option<ByteCount>,
     /// Redis connections served at once (default 10000).
     #[arg(long, env = "BRISK_REDIS_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,23 +148,23 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_HLC_WINDOW_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hlc_window_ms: Option<u64>,
-    /// Largest key accepted, bytes (default 4096).
+    /// Largest key accepted, e.g. 4096 or 4KiB (default 4 KiB).
     #[arg(long, env = "BRISK_MAX_KEY_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_key_bytes: Option<usize>,
-    /// Largest value accepted, bytes (default 8 MiB).
+    pub max_key_bytes: Option<ByteCount>,
+    /// Largest value accepted, e.g. 8MiB (the default) or a number of bytes.
     #[arg(long, env = "BRISK_MAX_VALUE_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_value_bytes: Option<usize>,
-    /// Largest Raft log entry a request may produce, bytes (default 16 MiB): bounds what one
+    pub max_value_bytes: Option<ByteCount>,
+    /// Largest Raft log entry a request may produce, e.g. 16MiB (the default): bounds what one
     /// apply holds in memory on every replica.
     #[arg(long, env = "BRISK_MAX_ENTRY_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_entry_bytes: Option<usize>,
-    /// Largest snapshot accepted from a leader, bytes (default 64 GiB).
+    pub max_entry_bytes: Option<ByteCount>,
+    /// Largest snapshot accepted from a leader, e.g. 64GiB (the default).
     #[arg(long, env = "BRISK_MAX_SNAPSHOT_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_snapshot_bytes: Option<u64>,
+    pub max_snapshot_bytes: Option<ByteCount>,
     /// Snapshot receptions accepted at once (default 2); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "BRISK_MAX_SNAPSHOT_RECEPTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,12 +191,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_READ_POLICY", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_policy: Option<ReadPolicyArg>,
-    /// Longest graceful stop, seconds (default 10): on SIGTERM the node stops taking client
+    /// Longest graceful stop, e.g. 10s (the default; a bare number is seconds): on SIGTERM the node stops taking client
     /// work, hands leadership over and exits; past this (or on a second SIGTERM) it exits at
     /// once.
     #[arg(long, env = "BRISK_SHUTDOWN_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shutdown_timeout: Option<f64>,
+    pub shutdown_timeout: Option<Seconds>,
     /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
     #[arg(long, env = "BRISK_LOG")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -286,6 +288,13 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, BriskNode>> {
     Ok(out)
 }
 
+/// A size setting that [`ServeArgs::defaults`] always provides, as a `usize`.
+fn size(value: Option<ByteCount>, key: &str) -> Result<usize> {
+    set(value, key)?
+        .as_usize()
+        .map_err(|e| anyhow!("{key}: {e}"))
+}
+
 /// A setting that [`ServeArgs::defaults`] always provides.
 fn set<T>(value: Option<T>, key: &str) -> Result<T> {
     value.ok_or_else(|| anyhow!("the setting {key} has no value and no default"))
@@ -306,24 +315,24 @@ impl ServeArgs {
         let redis = brisk_redis::RedisConfig::default();
         ServeArgs {
             peer_insecure: Some(false),
-            redis_max_request_bytes: Some(redis.max_request_bytes),
+            redis_max_request_bytes: Some(ByteCount(redis.max_request_bytes as u64)),
             redis_max_connections: Some(redis.max_connections),
             fsm_sync: Some(FsmSync::Sync),
             snapshot_every: Some(10_000),
             snapshot_keep: Some(2),
             logs_to_keep: Some(1_000),
             hlc_window_ms: Some(10_000),
-            max_key_bytes: Some(4 << 10),
-            max_value_bytes: Some(8 << 20),
-            max_entry_bytes: Some(16 << 20),
-            max_snapshot_bytes: Some(64 << 30),
+            max_key_bytes: Some(ByteCount(4 << 10)),
+            max_value_bytes: Some(ByteCount(8 << 20)),
+            max_entry_bytes: Some(ByteCount(16 << 20)),
+            max_snapshot_bytes: Some(ByteCount(64 << 30)),
             max_snapshot_receptions: Some(brisk_raft::transport::DEFAULT_MAX_SNAPSHOT_RECEPTIONS),
             ready_lag: Some(0),
             cold_start: Some(ColdStart::Auto),
             heartbeat_ms: Some(100),
             election_timeout_ms: Some(500),
             read_policy: Some(ReadPolicyArg::ReadIndex),
-            shutdown_timeout: Some(10.0),
+            shutdown_timeout: Some(Seconds(std::time::Duration::from_secs(10))),
             // openraft logs every failed heartbeat to an unreachable peer at WARN (ten a
             // second); its errors still show.
             log: Some("info,openraft=error".into()),
@@ -438,7 +447,7 @@ impl ServeArgs {
             check_addr("--redis", r)?;
         }
         let redis_limits = brisk_redis::RedisConfig {
-            max_request_bytes: set(a.redis_max_request_bytes, "redis-max-request-bytes")?,
+            max_request_bytes: size(a.redis_max_request_bytes, "redis-max-request-bytes")?,
             max_connections: set(a.redis_max_connections, "redis-max-connections")?,
         };
         if redis_limits.max_request_bytes < 1024 || redis_limits.max_connections == 0 {
@@ -449,16 +458,16 @@ impl ServeArgs {
             bail!("--snapshot-every must be positive");
         }
         let election_timeout_ms = set(a.election_timeout_ms, "election-timeout-ms")?;
-        let max_value_bytes = set(a.max_value_bytes, "max-value-bytes")?;
-        let max_entry_bytes = set(a.max_entry_bytes, "max-entry-bytes")?;
-        let max_key_bytes = set(a.max_key_bytes, "max-key-bytes")?;
+        let max_value_bytes = size(a.max_value_bytes, "max-value-bytes")?;
+        let max_entry_bytes = size(a.max_entry_bytes, "max-entry-bytes")?;
+        let max_key_bytes = size(a.max_key_bytes, "max-key-bytes")?;
         if max_entry_bytes > brisk_raft::codec::MAX_DECODE_BYTES / 2 {
             bail!(
                 "--max-entry-bytes must be at most {} bytes",
                 brisk_raft::codec::MAX_DECODE_BYTES / 2
             );
         }
-        if max_value_bytes + max_key_bytes > max_entry_bytes {
+        if max_value_bytes.saturating_add(max_key_bytes) > max_entry_bytes {
             bail!("--max-entry-bytes must hold the largest key plus the largest value");
         }
         let heartbeat_ms = set(a.heartbeat_ms, "heartbeat-ms")?;
@@ -487,7 +496,7 @@ impl ServeArgs {
             max_key_bytes,
             max_value_bytes,
             max_entry_bytes,
-            max_snapshot_bytes: set(a.max_snapshot_bytes, "max-snapshot-bytes")?,
+            max_snapshot_bytes: set(a.max_snapshot_bytes, "max-snapshot-bytes")?.as_u64(),
             max_snapshot_receptions: set(a.max_snapshot_receptions, "max-snapshot-receptions")?
                 .max(1),
             ready_lag: set(a.ready_lag, "ready-lag")?,
@@ -499,11 +508,11 @@ impl ServeArgs {
             election_timeout_ms,
             read_policy: set(a.read_policy, "read-policy")?,
             shutdown_timeout: {
-                let secs = set(a.shutdown_timeout, "shutdown-timeout")?;
-                if !(secs.is_finite() && secs > 0.0) {
-                    bail!("--shutdown-timeout must be a positive number of seconds");
+                let Seconds(limit) = set(a.shutdown_timeout, "shutdown-timeout")?;
+                if limit.is_zero() {
+                    bail!("--shutdown-timeout must be positive");
                 }
-                std::time::Duration::from_secs_f64(secs)
+                limit
             },
             log: set(a.log, "log")?,
         })

@@ -13,6 +13,7 @@ mod metrics;
 mod rolling;
 mod serve;
 mod tls;
+mod units;
 
 use std::process::ExitCode;
 

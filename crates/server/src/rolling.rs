@@ -46,16 +46,16 @@ pub struct RollingArgs {
     /// of the leader's commit index.
     #[arg(long, default_value_t = 1000)]
     pub max_log_lag: u64,
-    /// Seconds the cluster may take to turn healthy before a restart, and a restarted node
-    /// to turn ready after it.
-    #[arg(long, default_value_t = 10.0)]
-    pub health_timeout: f64,
-    /// Seconds the restart hook (stop and start) may take.
-    #[arg(long, default_value_t = 60.0)]
-    pub hook_timeout: f64,
-    /// Seconds to wait after a node turned ready before the next one.
-    #[arg(long, default_value_t = 0.0)]
-    pub delay: f64,
+    /// How long the cluster may take to turn healthy before a restart, and a restarted node
+    /// to turn ready after it (`10s`, `2m`; a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub health_timeout: Duration,
+    /// How long the restart hook (stop and start) may take.
+    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration)]
+    pub hook_timeout: Duration,
+    /// How long to wait after a node turned ready before the next one.
+    #[arg(long, default_value = "0s", value_parser = crate::cli::parse_duration)]
+    pub delay: Duration,
     /// Print the plan and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -136,8 +136,8 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
     let roll = Roll {
         client,
         tls,
-        health_timeout: Duration::from_secs_f64(a.health_timeout),
-        hook_timeout: Duration::from_secs_f64(a.hook_timeout),
+        health_timeout: a.health_timeout,
+        hook_timeout: a.hook_timeout,
         max_log_lag: a.max_log_lag,
     };
 
@@ -191,9 +191,9 @@ pub async fn run(a: RollingArgs) -> Result<ExitCode> {
                 break;
             }
         }
-        if a.delay > 0.0 && k + 1 < order.len() {
-            bar.set_message(format!("waiting {} s", a.delay));
-            tokio::time::sleep(Duration::from_secs_f64(a.delay)).await;
+        if !a.delay.is_zero() && k + 1 < order.len() {
+            bar.set_message(format!("waiting {:?}", a.delay));
+            tokio::time::sleep(a.delay).await;
         }
     }
     bar.finish_and_clear();
