@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
@@ -84,9 +83,10 @@ pub fn read_cluster_file(data_dir: &Path) -> Result<ClusterFile> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// A free port below the ephemeral range (a port from `:0` can be taken by an outgoing
+/// connection before the node binds it).
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    brisk_testkit::ports::free_port().context("no free port below 32000")
 }
 
 /// One node's addresses.
@@ -174,24 +174,12 @@ fn plan(args: &DevArgs) -> Result<Vec<Planned>> {
 
 /// GET `path` on a node's HTTP address: the status code, or None when unreachable or slow.
 pub async fn http_status(addr: &str, path: &str) -> Option<u16> {
-    let url = format!("http://{addr}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_millis(500)))
-            .timeout_global(Some(Duration::from_secs(2)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent.get(url).call().ok().map(|r| r.status().as_u16())
-    })
-    .await
-    .ok()
-    .flatten()
+    brisk_testkit::http::status_async(addr, path).await
 }
 
 /// Sends `sig` to process `pid`; a process that is already gone is not an error here.
 pub fn signal(pid: u32, sig: Signal) {
-    let _ = kill(Pid::from_raw(pid as i32), sig);
+    brisk_testkit::process::signal(pid, sig);
 }
 
 pub async fn run(args: DevArgs) -> Result<ExitCode> {
@@ -424,12 +412,7 @@ fn spawn_node(
     // A node must not outlive brisk dev, however it ends (SIGKILL runs no drop): the kernel
     // sends it SIGTERM, its graceful stop, when the thread that started it (this one, which
     // lives as long as brisk dev) is gone.
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
+    brisk_testkit::process::die_with_parent(cmd.as_std_mut(), Signal::SIGTERM);
     let child = cmd
         .spawn()
         .with_context(|| format!("running {}", binary.display()))?;

@@ -560,8 +560,7 @@ fn dev_node_http(data_dir: &std::path::Path, id: u64) -> Option<String> {
 }
 
 fn process_alive(pid: u32) -> bool {
-    // kill(2) with no signal only checks that the process exists.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    brisk_testkit::process::alive(pid)
 }
 
 /// Some(reason) once `brisk dev` has reaped the process it last started for node `id`.

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use brisk_lazyfs::{LazyFs, Mounted};
 use brisk_proto::raft_admin_client::RaftAdminClient;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 pub struct Node {
     pub id: u64,
@@ -39,37 +38,13 @@ pub struct Cluster {
 }
 
 /// A free TCP port on `ip` below the ephemeral range.
-fn free_port(ip: Ipv4Addr, taken: &mut Vec<u16>) -> Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    for _ in 0..1000 {
-        let port = rng.random_range(20_000..32_000);
-        if taken.contains(&port) {
-            continue;
-        }
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
-            taken.push(port);
-            return Ok(port);
-        }
-    }
-    bail!("no free port on {ip}")
-}
-
-/// GET `path` on `addr`: the HTTP status, or None when unreachable.
-pub fn http_status(addr: &str, path: &str) -> Option<u16> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_millis(300)))
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent.get(format!("http://{addr}{path}")).call().ok()?;
-    Some(response.status().as_u16())
+fn free_port(ip: Ipv4Addr) -> Result<u16> {
+    brisk_testkit::ports::free_port_on(ip.into()).ok_or_else(|| anyhow!("no free port on {ip}"))
 }
 
 /// Sends `sig` to a child this harness spawned and has not reaped.
 fn signal(child: &Child, sig: Signal) {
-    let _ = kill(Pid::from_raw(child.id() as i32), sig);
+    brisk_testkit::process::signal(child.id(), sig);
 }
 
 impl Cluster {
@@ -83,10 +58,9 @@ impl Cluster {
         let mut nodes = Vec::new();
         for id in 1..=3u64 {
             let ip = Ipv4Addr::new(127, a.max(1), b, id as u8);
-            let mut taken = Vec::new();
-            let grpc = format!("{ip}:{}", free_port(ip, &mut taken)?);
-            let peer = format!("{ip}:{}", free_port(ip, &mut taken)?);
-            let http = format!("{ip}:{}", free_port(ip, &mut taken)?);
+            let grpc = format!("{ip}:{}", free_port(ip)?);
+            let peer = format!("{ip}:{}", free_port(ip)?);
+            let http = format!("{ip}:{}", free_port(ip)?);
             let mnt = work.join(format!("node-{id}"));
             std::fs::create_dir_all(&mnt)?;
             let mount = if lazy {
@@ -305,7 +279,7 @@ impl Cluster {
     }
 
     pub fn ready(&self, id: u64) -> bool {
-        http_status(&self.node(id).http, "/readyz") == Some(200)
+        brisk_testkit::http::ready(&self.node(id).http)
     }
 
     /// Waits until every running node is ready.

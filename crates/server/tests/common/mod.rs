@@ -17,19 +17,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_brisk");
 /// A port that is free now, chosen below Linux's ephemeral range (32768+): a port the kernel
 /// hands out for `:0` can be reused for an outgoing connection before the node binds it.
 /// Each test process walks its own stretch of 20000..32000 (seeded by its pid).
+/// A port below the ephemeral range that this test process has not used before.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    let seed = (std::process::id().wrapping_mul(7919)) % SPAN;
-    for _ in 0..SPAN {
-        let port = (LOW + (seed + NEXT.fetch_add(1, Ordering::SeqCst)) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000");
+    brisk_testkit::ports::free_port().expect("a free port below 32000")
 }
 
 pub struct Node {
@@ -124,34 +114,14 @@ pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
 
 /// GET `path` on `addr`: the HTTP status code and body, or None if unreachable.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_millis(300)))
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = agent.get(format!("http://{addr}{path}")).call().ok()?;
-    let code = response.status().as_u16();
-    let body = response.body_mut().read_to_string().ok()?;
-    Some((code, body))
+    brisk_testkit::http::get(addr, path)
 }
 
 /// Polls `f` every 20 ms until it returns Some or `timeout` passes.
-pub async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+pub async fn wait_for<T>(what: &str, timeout: Duration, f: impl AsyncFnMut() -> Option<T>) -> T {
+    match brisk_testkit::wait::until(timeout, f).await {
+        Some(v) => v,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 
