@@ -10,6 +10,14 @@ def test_multi_exec_is_atomic_and_queues(r):
     assert p.execute() == [True, 2, b"2", [b"2", None]]
 
 
+def test_ping_echo_and_time_queue_inside_multi(r):
+    p = r.pipeline(transaction=True)
+    p.ping().echo("hi").set("a", "1").execute_command("TIME")
+    pong, echoed, ok, now = p.execute()
+    assert pong is True and echoed == b"hi" and ok is True
+    assert len(now) == 2 and int(now[0]) > 1_600_000_000
+
+
 def test_exec_reports_runtime_errors_in_place(r):
     r.set("s", "abc")
     p = r.pipeline(transaction=True)

@@ -199,7 +199,7 @@ impl Connection {
     }
 
     fn queue(&mut self, name: String, args: Vec<Vec<u8>>) -> Reply {
-        if !is_data_command(&name) {
+        if !is_data_command(&name) && !is_stateless(&name) {
             self.multi_failed = true;
             return Reply::Error(format!(
                 "ERR Command '{name}' is not allowed inside a transaction on this server"
@@ -234,13 +234,10 @@ impl Connection {
         name: &str,
         args: &[Vec<u8>],
     ) -> Option<Result<Reply, CommandError>> {
+        if let Some(reply) = stateless_reply(name, args) {
+            return Some(reply);
+        }
         let reply = match name {
-            "ping" => match args {
-                [] => Ok(Reply::Simple("PONG".into())),
-                [m] => Ok(Reply::Bulk(m.clone())),
-                _ => Err(CommandError::Arity("ping".into())),
-            },
-            "echo" => Ok(Reply::Bulk(args[0].clone())),
             "quit" => Ok(Reply::Ok),
             "select" => match parse_i64(&args[0]) {
                 Ok(0) => Ok(Reply::Ok),
@@ -250,15 +247,6 @@ impl Connection {
             "hello" => self.hello(args),
             "client" => self.client(args),
             "command" => Ok(command_info(args)),
-            "time" => {
-                let us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros());
-                Ok(Reply::Array(vec![
-                    Reply::bulk((us / 1_000_000).to_string()),
-                    Reply::bulk((us % 1_000_000).to_string()),
-                ]))
-            }
             "dbsize" => count_keys(&self.service).await.map(Reply::Int),
             "scan" => self.scan(args).await,
             // KEYS walks the whole keyspace: on its own transaction, not in the node's
@@ -434,6 +422,10 @@ impl Connection {
             }
             let mut replies = Vec::with_capacity(queued.len());
             for (name, args) in &queued {
+                if let Some(reply) = stateless_reply(name, args) {
+                    replies.push(reply.unwrap_or_else(Reply::error));
+                    continue;
+                }
                 let before = tx.save_point();
                 let result = match (
                     Box::pin(command::run(&mut tx, name, args)).await,
@@ -551,6 +543,37 @@ impl Connection {
         );
         Ok(Reply::Bulk(text.into_bytes()))
     }
+}
+
+/// Commands answered from their arguments alone, which MULTI queues like data commands (their
+/// replies take their place in EXEC's).
+fn is_stateless(name: &str) -> bool {
+    matches!(name, "ping" | "echo" | "time")
+}
+
+fn stateless_reply(name: &str, args: &[Vec<u8>]) -> Option<Result<Reply, CommandError>> {
+    let reply = match name {
+        "ping" => match args {
+            [] => Ok(Reply::Simple("PONG".into())),
+            [m] => Ok(Reply::Bulk(m.clone())),
+            _ => Err(CommandError::Arity("ping".into())),
+        },
+        "echo" => match args {
+            [m] => Ok(Reply::Bulk(m.clone())),
+            _ => Err(CommandError::Arity("echo".into())),
+        },
+        "time" => {
+            let us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            Ok(Reply::Array(vec![
+                Reply::bulk((us / 1_000_000).to_string()),
+                Reply::bulk((us % 1_000_000).to_string()),
+            ]))
+        }
+        _ => return None,
+    };
+    Some(reply)
 }
 
 fn is_data_command(name: &str) -> bool {
