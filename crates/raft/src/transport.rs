@@ -184,15 +184,17 @@ impl RaftTransport for RaftTransportService {
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let payload = self.payload(req.into_inner())?;
         self.refuse_votes_while_recovering()?;
-        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
+        let rpc = codec::decode(&payload).map_err(bad)?;
         let resp = self.raft.vote(rpc).await.map_err(raft_err)?;
         self.reply(&resp)
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let payload = self.payload(req.into_inner())?;
         self.refuse_votes_while_recovering()?;
-        let rpc = codec::decode(&self.payload(req.into_inner())?).map_err(bad)?;
+        let rpc = codec::decode(&payload).map_err(bad)?;
         let resp = self.raft.pre_vote(rpc).await.map_err(raft_err)?;
         self.reply(&resp)
     }

@@ -197,7 +197,8 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_SHUTDOWN_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout: Option<Seconds>,
-    /// Log filter, e.g. info or brisk_raft=debug (default info; RUST_LOG also works).
+    /// Log filter, e.g. info or brisk_raft=debug (default info,openraft=error; RUST_LOG is
+    /// used when neither this nor the config file sets one).
     #[arg(long, env = "BRISK_LOG")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
@@ -288,11 +289,14 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, BriskNode>> {
     Ok(out)
 }
 
-/// A size setting that [`ServeArgs::defaults`] always provides, as a `usize`.
+/// A size setting that [`ServeArgs::defaults`] always provides, as a `usize`; zero is refused
+/// (every size is a limit, and a zero limit refuses everything).
 fn size(value: Option<ByteCount>, key: &str) -> Result<usize> {
-    set(value, key)?
-        .as_usize()
-        .map_err(|e| anyhow!("{key}: {e}"))
+    let bytes = set(value, key)?;
+    if bytes.as_u64() == 0 {
+        bail!("--{key} must be more than zero bytes");
+    }
+    bytes.as_usize().map_err(|e| anyhow!("{key}: {e}"))
 }
 
 /// A setting that [`ServeArgs::defaults`] always provides.
@@ -341,18 +345,26 @@ impl ServeArgs {
     }
 
     /// Layers the settings: defaults, then the `--config` file, then environment and flags
-    /// (clap reads both into `self`), each later layer winning.
+    /// (clap reads both into `self`), each later layer winning. The log filter alone has one
+    /// more source: `RUST_LOG`, used when no flag, `BRISK_LOG` or file sets it.
     fn layered(self) -> Result<ServeArgs> {
-        let mut figment = Figment::from(Serialized::defaults(ServeArgs::defaults()));
+        let mut set = Figment::new();
         if let Some(path) = &self.config {
-            if !path.is_file() {
+            if !path.exists() {
                 bail!("config file {} does not exist", path.display());
             }
-            figment = figment.merge(Toml::file_exact(path));
+            set = set.merge(Toml::file_exact(path));
         }
         let config = self.config.clone();
-        let mut merged: ServeArgs = figment
-            .merge(Serialized::defaults(self))
+        let set = set.merge(Serialized::defaults(self));
+        let mut defaults = ServeArgs::defaults();
+        if set.find_value("log").is_err() {
+            if let Some(filter) = std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty()) {
+                defaults.log = Some(filter);
+            }
+        }
+        let mut merged: ServeArgs = Figment::from(Serialized::defaults(defaults))
+            .merge(set)
             .extract()
             .map_err(|e| anyhow!("{e}"))
             .with_context(|| match &config {
@@ -496,7 +508,7 @@ impl ServeArgs {
             max_key_bytes,
             max_value_bytes,
             max_entry_bytes,
-            max_snapshot_bytes: set(a.max_snapshot_bytes, "max-snapshot-bytes")?.as_u64(),
+            max_snapshot_bytes: size(a.max_snapshot_bytes, "max-snapshot-bytes")? as u64,
             max_snapshot_receptions: set(a.max_snapshot_receptions, "max-snapshot-receptions")?
                 .max(1),
             ready_lag: set(a.ready_lag, "ready-lag")?,

@@ -124,16 +124,19 @@ fn render_status(node: &RaftNode, out: &mut String) {
             m.purged.map(|l| l.index),
         ),
     ];
+    // An index the node does not have yet (no entry, no snapshot) is left out.
     for (name, help, index) in indexes {
-        gauge_header(out, name, help);
-        line(out, name, &g, index.unwrap_or(0));
+        if let Some(index) = index {
+            gauge_header(out, name, help);
+            line(out, name, &g, index);
+        }
     }
     gauge_header(
         out,
         "brisk_ready",
         "1 when the node serves linearizable reads (what /readyz reports), else 0.",
     );
-    line(out, "brisk_ready", "", u64::from(node.is_ready_at(&m)));
+    line(out, "brisk_ready", &g, u64::from(node.is_ready_at(&m)));
     gauge_header(
         out,
         "brisk_hlc_ceiling_timestamp_seconds",

@@ -26,9 +26,9 @@ use crate::config::{FsmSync, ReadPolicyArg, ServeArgs, ServeConfig};
 /// Client requests and Raft messages up to this size are accepted.
 use brisk_proto::MAX_MESSAGE_BYTES;
 
-pub fn init_tracing(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+/// Logs to stderr with `filter` (the settings already weighed `RUST_LOG` against `--log`).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::new(filter);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -252,10 +252,16 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     tokio::spawn(report_health(node.clone(), health));
-    let reflection = reflection_service()?;
+    let reflection = reflection_builder()
+        .build_v1()
+        .context("building the gRPC reflection service")?;
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .context("building the gRPC reflection service (v1alpha)")?;
     let grpc = client_server
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(
             RawKvServer::new(RawKvService {
                 service: service.clone(),
@@ -439,13 +445,9 @@ const CLIENT_SERVICES: [&str; 3] = [
     <RaftAdminServer<AdminService> as tonic::server::NamedService>::NAME,
 ];
 
-/// gRPC server reflection (v1) for the client port's services, so `grpcurl` and other tools
-/// discover the API without the .proto file.
-fn reflection_service() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-> {
+/// gRPC server reflection for the client port's services, so `grpcurl` and other tools
+/// discover the API without the .proto file: v1, and v1alpha for tools that still ask it.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(brisk_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -455,8 +457,6 @@ fn reflection_service() -> Result<
         builder = builder.with_service_name(name);
     }
     builder
-        .build_v1()
-        .context("building the gRPC reflection service")
 }
 
 /// Keeps the gRPC health status of the node ("") and of each client service in step with

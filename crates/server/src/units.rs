@@ -88,9 +88,12 @@ impl<'de> Deserialize<'de> for Seconds {
             NumberOrText::Float(f) => f,
             NumberOrText::Text(t) => return t.parse().map_err(serde::de::Error::custom),
         };
-        Duration::try_from_secs_f64(secs)
-            .map(Seconds)
-            .map_err(|_| serde::de::Error::custom(format!("{secs} is not a duration")))
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if d <= crate::cli::MAX_DURATION => Ok(Seconds(d)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{secs} is not a duration of at most 365 days"
+            ))),
+        }
     }
 }
 
@@ -141,5 +144,7 @@ mod tests {
         assert!(toml::from_str::<Settings>("size = 1.5\nwait = 1\n").is_err());
         assert!(toml::from_str::<Settings>("size = -1\nwait = 1\n").is_err());
         assert!(toml::from_str::<Settings>("size = 1\nwait = \"soon\"\n").is_err());
+        assert!(toml::from_str::<Settings>("size = 1\nwait = 1e19\n").is_err());
+        assert!(toml::from_str::<Settings>("size = 1\nwait = -1\n").is_err());
     }
 }

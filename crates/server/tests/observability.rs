@@ -219,4 +219,32 @@ async fn grpc_reflection_lists_and_describes_the_client_services() {
         .await
         .expect_err("an unknown symbol was described");
     assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+
+    // Tools that still speak v1alpha get the same answer.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", c.node(1).grpc))
+        .expect("endpoint")
+        .connect_lazy();
+    let list = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let answer = AlphaClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([list]))
+        .await
+        .expect("a v1alpha reflection stream")
+        .into_inner()
+        .message()
+        .await
+        .expect("a v1alpha answer")
+        .and_then(|r| r.message_response);
+    let Some(AlphaResponse::ListServicesResponse(list)) = answer else {
+        panic!("not a service list: {answer:?}");
+    };
+    assert!(
+        list.service.iter().any(|s| s.name == "brisk.v1.RawKV"),
+        "{list:?}"
+    );
 }

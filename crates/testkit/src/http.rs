@@ -4,6 +4,9 @@ use std::time::Duration;
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
+        // Always straight to the node: a proxy from the environment (HTTP_PROXY, ALL_PROXY)
+        // must not stand between a harness and a loopback address.
+        .proxy(None)
         .timeout_connect(Some(Duration::from_millis(500)))
         .timeout_global(Some(Duration::from_secs(2)))
         .http_status_as_error(false)

@@ -1,5 +1,6 @@
 //! Shared by everything that starts real brisk processes — the integration tests, the
-//! fault-injection harness, `brisk dev` and the benchmarks — so each does these the same way:
+//! fault-injection harness, `brisk dev` and `rolling-restart` (and the benchmarks through
+//! `brisk dev`'s helpers) — so each does these the same way:
 //!
 //! - [`ports`]: TCP ports below the ephemeral range, never handed out twice by one process
 //!   (a port from `:0` can be taken by an outgoing connection before the node binds it);

@@ -20,8 +20,16 @@ pub fn alive(pid: u32) -> bool {
 /// data directories. Start children from a thread that lives as long as they should.
 pub fn die_with_parent(cmd: &mut std::process::Command, sig: Signal) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    let parent = nix::unistd::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
     unsafe {
-        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from));
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)?;
+            // The parent may have died between fork and prctl: then no signal will come.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the parent exited while starting"));
+            }
+            Ok(())
+        });
     }
 }

@@ -38,8 +38,7 @@ pub async fn run(a: DeleteArgs) -> Result<Exit> {
         async move { RawKvClient::new(ch).raw_delete(req).await }
     })
     .await?;
-    a.format.print(&Written::from_answer(r.result)?)?;
-    Ok(Exit::Success)
+    Ok(Written::print_answer(&a.format, r.result))
 }
 
 pub async fn run_prefix(a: DeletePrefixArgs) -> Result<Exit> {
@@ -51,6 +50,5 @@ pub async fn run_prefix(a: DeletePrefixArgs) -> Result<Exit> {
         async move { RawKvClient::new(ch).raw_delete_prefix(req).await }
     })
     .await?;
-    a.format.print(&Written::from_answer(r.result)?)?;
-    Ok(Exit::Success)
+    Ok(Written::print_answer(&a.format, r.result))
 }

@@ -191,6 +191,9 @@ fn manifest(s: &SnapshotDir) -> Manifest {
 }
 
 pub fn run(a: InspectArgs) -> Result<Exit> {
+    if !a.data_dir.is_dir() {
+        anyhow::bail!("{} is not a directory", a.data_dir.display());
+    }
     let layout = DataLayout::new(&a.data_dir);
     let snapshots = SnapshotStore::new(layout.clone(), usize::MAX);
     let mut problems: Vec<String> = Vec::new();
@@ -248,9 +251,12 @@ pub fn run(a: InspectArgs) -> Result<Exit> {
             vote_term: s.vote.map(|v| v.leader_id.term),
             recover_until: s.recover_until,
         }),
-        Err(e) => Section::Unreadable {
-            error: e.to_string(),
-        },
+        Err(e) => {
+            problems.push(format!("raft log: {e}"));
+            Section::Unreadable {
+                error: e.to_string(),
+            }
+        }
     };
 
     let (snapshot, snapshot_index) = match snapshots.read_pointer() {

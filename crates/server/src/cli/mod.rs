@@ -45,7 +45,7 @@ pub struct ConnArgs {
     pub endpoints: Vec<String>,
     /// Give up after retrying unavailable nodes for this long: 500ms, 10s, 2m, ... (a bare
     /// number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// PEM CA certificate to verify the nodes' client-port TLS certificates with; connects
     /// over TLS when given.
@@ -100,11 +100,31 @@ impl ConnArgs {
 /// read by humantime (`500ms`, `10s`, `2m 30s`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{s:?} is not a duration of zero seconds or more"));
+    let d = match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a duration of zero seconds or more"))?,
+        Err(_) => {
+            humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration: {e}"))?
+        }
+    };
+    // Far beyond any wait brisk has, and far below what deadline arithmetic overflows on.
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{s:?} is longer than the longest accepted duration (365 days)"
+        ));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration: {e}"))
+    Ok(d)
+}
+
+/// The longest duration any setting or flag accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A timeout: a duration (see [`parse_duration`]) that is not zero.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: a timeout must be longer than zero")),
+        d => Ok(d),
+    }
 }
 
 /// A key, value or prefix as the shell passed it: any bytes, UTF-8 or not.
@@ -193,6 +213,11 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m 30s"), Ok(Duration::from_secs(150)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_duration("1e19").is_err(), "would overflow a deadline");
+        assert!(parse_duration("400days").is_err());
         for bad in ["", "-1", "ten", "10x", "NaN", "inf"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

@@ -43,6 +43,16 @@ impl Format {
         out.flush()?;
         Ok(())
     }
+
+    /// Prints the result of a request the cluster already carried out: a failure to print it
+    /// (a closed pipe, a full disk) is reported on stderr but does not make the command fail,
+    /// so a script never retries a write that was applied.
+    pub fn print_done(&self, r: &impl Report, done: super::Exit) -> super::Exit {
+        if let Err(e) = self.print(r) {
+            eprintln!("brisk: the request succeeded, but its result could not be printed: {e:#}");
+        }
+        done
+    }
 }
 
 /// Bytes as a field of a JSON object; used with `#[serde(flatten)]` (see the module docs).

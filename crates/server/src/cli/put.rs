@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use brisk_client::Idempotence;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::{RawPutRequest, WriteResult};
@@ -34,12 +34,23 @@ pub struct Written {
 }
 
 impl Written {
-    pub fn from_answer(r: Option<WriteResult>) -> Result<Written> {
-        let r = r.ok_or_else(|| anyhow!("the server returned no write result"))?;
-        Ok(Written {
-            commit_ts: r.commit_ts,
-            log_index: r.log_index,
-        })
+    /// Prints an acknowledged write's result. An acknowledgement without one is malformed:
+    /// the write was most likely applied, but that cannot be shown, so it is reported as
+    /// indeterminate (read the key back).
+    pub fn print_answer(format: &Format, r: Option<WriteResult>) -> Exit {
+        match r {
+            Some(r) => format.print_done(
+                &Written {
+                    commit_ts: r.commit_ts,
+                    log_index: r.log_index,
+                },
+                Exit::Success,
+            ),
+            None => {
+                eprintln!("brisk: the write was acknowledged without its result; read the key back to see whether it applied");
+                Exit::Indeterminate
+            }
+        }
     }
 }
 
@@ -63,6 +74,5 @@ pub async fn run(a: PutArgs) -> Result<Exit> {
         async move { RawKvClient::new(ch).raw_put(req).await }
     })
     .await?;
-    a.format.print(&Written::from_answer(r.result)?)?;
-    Ok(Exit::Success)
+    Ok(Written::print_answer(&a.format, r.result))
 }

@@ -96,7 +96,7 @@ pub async fn run(a: SnapshotArgs) -> Result<Exit> {
         snapshots: Vec::new(),
         failed: Vec::new(),
     };
-    let mut first_failure = None;
+    let mut worst_failure = None;
     for addr in members {
         let result = async {
             let ch = connect_tls(&addr, tls.as_ref())
@@ -121,11 +121,22 @@ pub async fn run(a: SnapshotArgs) -> Result<Exit> {
                     None => format!("{e:#}"),
                 };
                 eprintln!("brisk: {addr}: snapshot failed: {why}");
-                first_failure.get_or_insert(Exit::of(&e));
+                let code = Exit::of(&e);
+                // The code of the worst failure: a call whose outcome is unknown (a snapshot
+                // may have been built) over a refusal over an unreachable member.
+                let rank = |c: Exit| match c {
+                    Exit::Indeterminate => 3,
+                    Exit::Failed => 2,
+                    _ => 1,
+                };
+                if worst_failure.is_none_or(|f| rank(code) > rank(f)) {
+                    worst_failure = Some(code);
+                }
                 report.failed.push(addr);
             }
         }
     }
-    a.format.print(&report)?;
-    Ok(first_failure.unwrap_or(Exit::Success))
+    // The members that built one are printed even when others failed (they did build it).
+    Ok(a.format
+        .print_done(&report, worst_failure.unwrap_or(Exit::Success)))
 }

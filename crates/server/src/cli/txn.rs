@@ -195,12 +195,12 @@ pub async fn run(a: TxnArgs) -> Result<Exit> {
             }
         }),
     };
-    a.format.print(&outcome)?;
-    Ok(if outcome.committed {
+    let done = if outcome.committed {
         Exit::Success
     } else {
         Exit::Conflict
-    })
+    };
+    Ok(a.format.print_done(&outcome, done))
 }
 
 #[cfg(test)]
