@@ -402,39 +402,34 @@ fn reachable_http_addr(http: &str) -> String {
 
 /// Logs and records when the node turns ready (I8), with the time since process start.
 async fn watch_ready(node: Arc<RaftNode>) {
-    loop {
-        if node.is_ready() {
-            let since_start = node.started_at().elapsed();
-            let phases = node.group_metrics();
-            phases.cold_start_phase("replay", node.raft_started().elapsed());
-            phases.cold_start_phase("ready", since_start);
-            // One line with the whole start (I4): decision, A, X and every phase.
-            let g = node.gate();
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
-            tracing::info!(
-                outcome = %g.outcome,
-                reason = %g.reason,
-                applied_index = ?g.applied_index,
-                snapshot_index = ?g.snapshot_index,
-                gap = g.applied_index_gap(),
-                open_ms = ms(g.open),
-                gate_ms = ms(g.gate),
-                verify_ms = ms(g.verify),
-                restore_ms = ms(g.restore),
-                replay_ms = ms(node.raft_started().elapsed()),
-                ready_ms = ms(since_start),
-                "ready"
-            );
-            // Under systemd's Type=notify the unit turns active now, when /readyz would say
-            // 200 (without NOTIFY_SOCKET this does nothing).
-            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
-                tracing::warn!(error = %e, "telling the service manager the node is ready failed");
-            }
-            node.resume_compactions();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    node.wait_readiness(true, Duration::from_millis(20)).await;
+    let since_start = node.started_at().elapsed();
+    let phases = node.group_metrics();
+    phases.cold_start_phase("replay", node.raft_started().elapsed());
+    phases.cold_start_phase("ready", since_start);
+    // One line with the whole start (I4): decision, A, X and every phase.
+    let g = node.gate();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    tracing::info!(
+        outcome = %g.outcome,
+        reason = %g.reason,
+        applied_index = ?g.applied_index,
+        snapshot_index = ?g.snapshot_index,
+        gap = g.applied_index_gap(),
+        open_ms = ms(g.open),
+        gate_ms = ms(g.gate),
+        verify_ms = ms(g.verify),
+        restore_ms = ms(g.restore),
+        replay_ms = ms(node.raft_started().elapsed()),
+        ready_ms = ms(since_start),
+        "ready"
+    );
+    // Under systemd's Type=notify the unit turns active now, when /readyz would say
+    // 200 (without NOTIFY_SOCKET this does nothing).
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "telling the service manager the node is ready failed");
     }
+    node.resume_compactions();
 }
 
 /// The services on the client port, by full gRPC name (the peer transport, in the same
@@ -477,7 +472,7 @@ async fn report_health(node: Arc<RaftNode>, health: tonic_health::server::Health
             }
             last = Some(ready);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        node.wait_readiness(!ready, Duration::from_millis(50)).await;
     }
 }
 

@@ -87,6 +87,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_prefix_with_a_range_is_refused() {
+        for (start, end) in [(b"a".to_vec(), Vec::new()), (Vec::new(), b"z".to_vec())] {
+            let r = KeyRange::from_parts(start, end, b"p".to_vec());
+            assert!(matches!(r, Err(ServiceError::InvalidArgument(_))), "{r:?}");
+        }
+    }
+
+    #[test]
     fn ranges_round_trip_through_their_wire_form() {
         for r in [
             KeyRange::Span {

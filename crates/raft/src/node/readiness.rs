@@ -2,7 +2,9 @@
 //! has applied what the cluster had committed when it started.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::RaftMetrics;
 
 use super::RaftNode;
@@ -13,6 +15,17 @@ impl RaftNode {
     /// entries) the cluster's commit index as the leader reported it after this start.
     pub fn is_ready(&self) -> bool {
         self.is_ready_at(&self.metrics())
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready) says `ready`. Readiness follows the Raft
+    /// metrics (the leader, the applied index), so this wakes on their changes; the node's own
+    /// flags (recovering, draining) and the learned target are re-read at least every
+    /// `recheck`.
+    pub async fn wait_readiness(&self, ready: bool, recheck: Duration) {
+        let mut metrics = self.raft.metrics();
+        while self.is_ready() != ready {
+            let _ = tokio::time::timeout(recheck, metrics.changed()).await;
+        }
     }
 
     /// [`is_ready`](Self::is_ready) as of the metrics `m`.
