@@ -326,7 +326,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
         Some("none") => vec![],
         Some(s) => s
             .split(',')
-            .map(crate::bench_cold_start::parse_size)
+            .map(super::cold_start::parse_size)
             .collect::<Result<_>>()?,
         None if a.quick => vec![32 << 20],
         None => vec![512 << 20, 2 << 30],
@@ -372,7 +372,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
     for round in 0..rounds {
         for &w in &workloads {
             for &n in &clients {
-                let fsync_ms = crate::bench_cold_start::fsync_latency_ms(&a.work_dir)?;
+                let fsync_ms = super::cold_start::fsync_latency_ms(&a.work_dir)?;
                 // Alternate which system goes first, so drift in the machine hits both.
                 let mut order: Vec<usize> = (0..clusters.len()).collect();
                 if (round + rows.len()) % 2 == 1 {

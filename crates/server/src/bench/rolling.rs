@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::bench_cold_start::{fsync_latency_ms, parse_size};
+use super::cold_start::{fsync_latency_ms, parse_size};
 use crate::dev::{http_status, read_cluster_file};
 
 #[derive(clap::Args, Debug)]

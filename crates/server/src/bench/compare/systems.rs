@@ -231,7 +231,7 @@ impl Cluster {
         loop {
             for i in 0..3 {
                 if let Ok(Some(l)) = self.leader_via(i).await {
-                    if crate::bench_compare::driver::linearizable_read_ok(self, l).await {
+                    if super::driver::linearizable_read_ok(self, l).await {
                         return Ok(l);
                     }
                 }

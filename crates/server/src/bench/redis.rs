@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bench_cold_start::fsync_latency_ms;
-use crate::bench_compare::systems::{Cluster, System};
+use super::cold_start::fsync_latency_ms;
+use super::compare::systems::{Cluster, System};
 
 #[derive(clap::Args, Debug)]
 pub struct RedisBenchArgs {

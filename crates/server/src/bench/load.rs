@@ -17,27 +17,6 @@ use brisk_client::Idempotence;
 use crate::cli::{call, connect, ConnArgs};
 
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub cmd: BenchCmd,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum BenchCmd {
-    /// Put/get/txn load from N concurrent clients.
-    Load(LoadArgs),
-    /// Restart time versus data size (starts its own 3-node cluster).
-    ColdStart(crate::bench_cold_start::ColdStartArgs),
-    /// brisk against etcd 3.4, side by side in one run (starts both clusters).
-    Compare(crate::bench_compare::CompareArgs),
-    /// A rolling restart of a filled cluster under load (starts its own brisk dev).
-    RollingRestart(crate::bench_rolling::RollingBenchArgs),
-    /// redis-benchmark against brisk's Redis endpoint and a durable redis-server, side by
-    /// side in one run (starts both).
-    Redis(crate::bench_redis::RedisBenchArgs),
-}
-
-#[derive(clap::Args, Debug)]
 pub struct LoadArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -209,17 +188,7 @@ async fn client_loop(
     log
 }
 
-pub async fn run(a: BenchArgs) -> Result<ExitCode> {
-    match a.cmd {
-        BenchCmd::Load(l) => load(l).await,
-        BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
-        BenchCmd::Compare(c) => crate::bench_compare::run(c).await,
-        BenchCmd::RollingRestart(r) => crate::bench_rolling::run(r).await,
-        BenchCmd::Redis(r) => crate::bench_redis::run(r).await,
-    }
-}
-
-async fn load(a: LoadArgs) -> Result<ExitCode> {
+pub async fn run(a: LoadArgs) -> Result<ExitCode> {
     let mix = parse_mix(&a.mix)?;
     if a.clients == 0 || a.duration <= 0.0 {
         bail!("--clients and --duration must be positive");
