@@ -4,6 +4,7 @@
 mod cold_start;
 mod compare;
 mod load;
+mod plot;
 mod redis;
 mod rolling;
 

@@ -429,7 +429,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
     let json = a.out_dir.join("compare.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
     let svg = a.out_dir.join("compare.svg");
-    std::fs::write(&svg, plot::throughput(&report))?;
+    std::fs::write(&svg, plot::throughput(&report)?)?;
     eprintln!("wrote {} and {}", json.display(), svg.display());
     Ok(ExitCode::SUCCESS)
 }
