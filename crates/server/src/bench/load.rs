@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::transactional_kv_client::TransactionalKvClient;
@@ -40,8 +40,9 @@ pub struct LoadArgs {
     pub out: PathBuf,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, strum::Display, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 enum Op {
     Put,
     Get,
@@ -76,12 +77,10 @@ fn parse_mix(s: &str) -> Result<Vec<(Op, u32)>> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let (name, pct) = part.split_once('=').context("mix entries are OP=PERCENT")?;
-        let op = match name.trim() {
-            "put" => Op::Put,
-            "get" => Op::Get,
-            "txn" => Op::Txn,
-            other => bail!("unknown op {other:?} in --mix (put, get, txn)"),
-        };
+        let name = name.trim();
+        let op: Op = name
+            .parse()
+            .map_err(|_| anyhow!("unknown op {name:?} in --mix (put, get, txn)"))?;
         out.push((op, pct.trim().parse().context("mix percentage")?));
     }
     if out.iter().map(|(_, p)| p).sum::<u32>() != 100 {
@@ -288,14 +287,7 @@ pub async fn run(a: LoadArgs) -> Result<ExitCode> {
     for o in &result.ops {
         println!(
             "{:<5} {:>10} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            format!("{:?}", o.op).to_lowercase(),
-            o.count,
-            o.errors,
-            o.ops_per_sec,
-            o.p50_ms,
-            o.p99_ms,
-            o.p999_ms,
-            o.max_ms
+            o.op, o.count, o.errors, o.ops_per_sec, o.p50_ms, o.p99_ms, o.p999_ms, o.max_ms
         );
     }
     println!("total {:.0} ops/s", result.total_ops_per_sec);
@@ -303,4 +295,19 @@ pub async fn run(a: LoadArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!("result written to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_names_each_op_once_and_adds_up_to_100() {
+        let mix = parse_mix("put=50, get=40,txn =10").unwrap();
+        assert_eq!(mix, [(Op::Put, 50), (Op::Get, 40), (Op::Txn, 10)]);
+        assert_eq!(Op::Txn.to_string(), "txn");
+        let err = parse_mix("put=50,scan=50").unwrap_err().to_string();
+        assert!(err.contains("\"scan\""), "{err}");
+        assert!(parse_mix("put=50").is_err());
+    }
 }

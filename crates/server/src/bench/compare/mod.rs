@@ -232,10 +232,7 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             }
         }
         if Instant::now() > deadline {
-            bail!(
-                "{} served no read within 600 s of a restart",
-                c.system.name()
-            );
+            bail!("{} served no read within 600 s of a restart", c.system);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -383,8 +380,8 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
                         measure(&clusters[i], leaders[i], w, n, duration, round, fsync_ms).await?;
                     eprintln!(
                         "{:<6} {:<5} clients={:<4} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.3} s/kop  errors {}",
-                        row.system.name(),
-                        format!("{:?}", w).to_lowercase(),
+                        row.system,
+                        w,
                         n,
                         row.ops_per_s,
                         row.p50_ms,
@@ -409,7 +406,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
             let r = restart(c, size).await?;
             eprintln!(
                 "{:<6} restart at {} MiB: first linearizable read after {:.3} s ({:.2} bytes on disk per byte)",
-                s.name(),
+                s,
                 size >> 20,
                 r.first_read_s,
                 r.disk_bytes_per_logical_byte
@@ -448,16 +445,13 @@ fn print_table(r: &Report) {
             .unwrap_or("–".into());
         println!(
             "| {} | {} | {:.0} ({:.1}) | {etcd} | {ratio} |",
-            format!("{:?}", x.workload).to_lowercase(),
-            x.clients,
-            x.brisk_ops_per_s,
-            x.brisk_p99_ms
+            x.workload, x.clients, x.brisk_ops_per_s, x.brisk_p99_ms
         );
     }
     for s in &r.restarts {
         println!(
             "restart {} at {} MiB: {:.3} s to the first linearizable read; {:.2} bytes on disk per logical byte",
-            s.system.name(),
+            s.system,
             s.size_bytes >> 20,
             s.first_read_s,
             s.disk_bytes_per_logical_byte

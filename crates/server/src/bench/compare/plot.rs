@@ -21,7 +21,7 @@ pub fn throughput(r: &Report) -> Result<String> {
         let panels = area.split_evenly((1, workloads.len().max(1)));
         for (panel, w) in panels.iter().zip(&workloads) {
             let cells: Vec<&Ratio> = r.ratios.iter().filter(|x| x.workload == *w).collect();
-            let name = format!("{w:?}").to_lowercase();
+            let name = w.to_string();
             let mut clients: Vec<f64> = cells.iter().map(|c| c.clients.max(1) as f64).collect();
             clients.sort_by(f64::total_cmp);
             clients.dedup();
