@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use backon::{ConstantBuilder, Retryable};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -197,16 +198,14 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             batch.push(tokio::spawn(async move {
                 // A new leader refuses writes for a moment (UNAVAILABLE): retry as a client
                 // would.
-                let mut tries = 0;
-                loop {
-                    match conn.put(k.clone(), v.clone()).await {
-                        Err(s) if s.code() == tonic::Code::Unavailable && tries < 100 => {
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        other => return other,
-                    }
-                }
+                (|| conn.put(k.clone(), v.clone()))
+                    .retry(
+                        ConstantBuilder::new()
+                            .with_delay(Duration::from_millis(20))
+                            .with_max_times(100),
+                    )
+                    .when(|s| s.code() == tonic::Code::Unavailable)
+                    .await
             }));
         }
         for b in batch {
