@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::plot::{legend, legend_line, series_color, svg};
+use super::progress;
 use crate::cli::connect;
 use crate::dev::http_status;
 
@@ -235,9 +236,14 @@ impl BenchCluster {
         let mut tasks = Vec::new();
         let per = (target.saturating_sub(*written)) / a.clients as u64 + 1;
         let base = *written;
+        let bar = progress::bytes(
+            format!("filling to {}", human(target)),
+            target.saturating_sub(*written),
+        );
         for w in 0..a.clients {
             let ch = connect(&leader).await?;
             let (vmin, vmax) = (a.value_min, a.value_max.max(a.value_min));
+            let bar = bar.clone();
             tasks.push(tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(base ^ w as u64);
                 let mut c = RawKvClient::new(ch);
@@ -250,6 +256,7 @@ impl BenchCluster {
                     let key = format!("fill/{base:012}/{w:03}/{i:09}").into_bytes();
                     if c.raw_put(RawPutRequest { key, value }).await.is_ok() {
                         done += len as u64;
+                        bar.inc(len as u64);
                     }
                     i += 1;
                 }
@@ -259,6 +266,7 @@ impl BenchCluster {
         for t in tasks {
             *written += t.await?;
         }
+        bar.finish_and_clear();
         Ok(())
     }
 
@@ -358,8 +366,15 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
     for &size in &sizes {
         eprintln!("cold-start bench: filling to {} ...", human(size));
         cluster.fill(&mut written, size, &a).await?;
-        cluster.snapshot_all().await?;
+        {
+            let _snapshots = progress::phase("snapshots on every node");
+            cluster.snapshot_all().await?;
+        }
         let fsync_ms = fsync_latency_ms(&a.work_dir)?;
+        let bar = progress::steps(
+            format!("restarts at {}", human(size)),
+            (a.modes.len() * a.runs) as u64,
+        );
         for mode in &a.modes {
             let mut ready = Vec::new();
             let mut first = Vec::new();
@@ -367,11 +382,15 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
                 cluster.kill9();
                 let started = cluster.start(mode)?;
                 let (r, f) = cluster.measure(started).await?;
-                eprintln!(
-                    "  {} {mode} run {}: ready {r:.3} s, first read {f:.3} s",
-                    human(size),
-                    run + 1
+                progress::say(
+                    &bar,
+                    format!(
+                        "  {} {mode} run {}: ready {r:.3} s, first read {f:.3} s",
+                        human(size),
+                        run + 1
+                    ),
                 );
+                bar.inc(1);
                 ready.push(r);
                 first.push(f);
             }
@@ -384,6 +403,7 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
                 runs: a.runs,
             });
         }
+        bar.finish_and_clear();
         // Leave the cluster running in auto mode for the next fill.
         cluster.kill9();
         let s = cluster.start("auto")?;

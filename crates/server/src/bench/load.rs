@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use brisk_client::Idempotence;
 
+use super::progress;
 use crate::cli::{call, connect, ConnArgs};
 
 #[derive(clap::Args, Debug)]
@@ -210,6 +211,7 @@ pub async fn run(a: LoadArgs) -> Result<ExitCode> {
         );
     }
     let value: Vec<u8> = (0..a.value_size).map(|i| b'a' + (i % 26) as u8).collect();
+    let bar = progress::phase("warming up for 1 s");
     // Warm-up: 1 s unmeasured.
     let warm = Instant::now() + Duration::from_secs(1);
     let mut tasks = Vec::new();
@@ -225,6 +227,7 @@ pub async fn run(a: LoadArgs) -> Result<ExitCode> {
     for t in tasks {
         let _ = t.await;
     }
+    bar.set_message(format!("measuring for {} s", a.duration));
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(a.duration);
     let mut tasks = Vec::new();
@@ -247,6 +250,7 @@ pub async fn run(a: LoadArgs) -> Result<ExitCode> {
         all.conflicts += log.conflicts;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    drop(bar);
     let mut ops = Vec::new();
     for op in [Op::Put, Op::Get, Op::Txn] {
         let i = idx(op);

@@ -5,6 +5,7 @@ mod cold_start;
 mod compare;
 mod load;
 mod plot;
+mod progress;
 mod redis;
 mod rolling;
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::cold_start::fsync_latency_ms;
 use super::compare::systems::{Cluster, System};
 use super::plot;
+use super::progress;
 
 #[derive(clap::Args, Debug)]
 pub struct RedisBenchArgs {
@@ -211,12 +212,19 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
     wait_writable(redis.port).await?;
 
     let mut rows = Vec::new();
+    let bar = progress::steps("redis-benchmark", 2 * pipelines.len() as u64);
     for &pipeline in &pipelines {
         let fsync_ms = fsync_latency_ms(&a.work_dir)?;
-        eprintln!("bench redis: -P {pipeline}: durable redis-server");
+        let system = format!("-P {pipeline}: durable redis-server");
+        progress::say(&bar, format!("bench redis: {system}"));
+        bar.set_message(system);
         let r = redis_benchmark(redis.port, &a, requests, pipeline)?;
-        eprintln!("bench redis: -P {pipeline}: brisk (3 nodes, leader endpoint)");
+        bar.inc(1);
+        let system = format!("-P {pipeline}: brisk (3 nodes, leader endpoint)");
+        progress::say(&bar, format!("bench redis: {system}"));
+        bar.set_message(system);
         let b = redis_benchmark(brisk_port, &a, requests, pipeline)?;
+        bar.inc(1);
         for (test, rm) in r {
             if let Some((_, bm)) = b.iter().find(|(t, _)| *t == test) {
                 rows.push(Row {
@@ -230,6 +238,7 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
             }
         }
     }
+    drop(bar);
     let report = Report {
         machine: format!(
             "{} cores, {}",

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use brisk_client::{Client, Read};
 use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
 use plotters::prelude::{
     ChartBuilder, Color, LineSeries, RGBColor, Rectangle, SeriesLabelPosition,
 };
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 
 use super::cold_start::{fsync_latency_ms, parse_size};
 use super::plot;
+use super::progress;
 use crate::dev::{http_status, read_cluster_file};
 
 #[derive(clap::Args, Debug)]
@@ -184,9 +186,12 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
     );
     eprintln!("filling {} ...", a.size);
     let filled = Instant::now();
-    fill(&client, size, &a).await?;
+    let bar = progress::bytes(format!("filling {}", a.size), size);
+    fill(&client, size, &a, &bar).await?;
+    drop(bar);
     let fill_seconds = filled.elapsed().as_secs_f64();
     // Snapshots on every node, so each restart has one to skip.
+    let snapshots = progress::phase("snapshots on every node");
     let membership = client
         .call(brisk_client::Idempotence::Read, |ch| async move {
             brisk_proto::raft_admin_client::RaftAdminClient::new(ch)
@@ -203,8 +208,10 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("snapshot on node {}", m.id))?;
     }
+    drop(snapshots);
 
     eprintln!("load for {} s, then the roll ...", a.window);
+    let bar = progress::phase(format!("load for {} s before the roll", a.window));
     let stop = Arc::new(AtomicBool::new(false));
     let load_start = Instant::now();
     let mut tasks = Vec::new();
@@ -218,6 +225,7 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         )));
     }
     tokio::time::sleep(Duration::from_secs_f64(a.window)).await;
+    bar.set_message("rolling restart under load");
     let roll_start = load_start.elapsed().as_secs_f64();
     let roll_json = work.join("roll.json");
     let roll_out = tokio::process::Command::new(&exe)
@@ -230,7 +238,9 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         .await
         .context("running brisk rolling-restart")?;
     let roll_end = load_start.elapsed().as_secs_f64();
+    bar.set_message(format!("load for {} s after the roll", a.window));
     tokio::time::sleep(Duration::from_secs_f64(a.window)).await;
+    drop(bar);
     stop.store(true, Ordering::SeqCst);
     let load_end = load_start.elapsed().as_secs_f64();
     let mut samples = Vec::new();
@@ -281,12 +291,18 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
 
 /// Writes random values of `value_min..=value_max` bytes until `size` bytes were
 /// acknowledged.
-async fn fill(client: &Arc<Client>, size: u64, a: &RollingBenchArgs) -> Result<()> {
+async fn fill(
+    client: &Arc<Client>,
+    size: u64,
+    a: &RollingBenchArgs,
+    bar: &ProgressBar,
+) -> Result<()> {
     let per = size / a.fill_clients.max(1) as u64 + 1;
     let (vmin, vmax) = (a.value_min, a.value_max.max(a.value_min));
     let mut tasks = Vec::new();
     for w in 0..a.fill_clients.max(1) {
         let client = client.clone();
+        let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
             let (mut done, mut i) = (0u64, 0u64);
@@ -299,6 +315,7 @@ async fn fill(client: &Arc<Client>, size: u64, a: &RollingBenchArgs) -> Result<(
                     .await
                     .with_context(|| format!("fill write {w}/{i}"))?;
                 done += len as u64;
+                bar.inc(len as u64);
                 i += 1;
             }
             Ok::<_, anyhow::Error>(())

@@ -18,6 +18,7 @@ use backon::{ConstantBuilder, Retryable};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::progress;
 use driver::Workload;
 use systems::{Cluster, System};
 
@@ -186,6 +187,7 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
         }
         v
     };
+    let bar = progress::bytes(format!("filling {} to {} MiB", c.system, size >> 20), size);
     let mut rng = rand::rng();
     while written < size {
         let mut batch = Vec::new();
@@ -212,7 +214,14 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             b.await?
                 .map_err(|s| anyhow::anyhow!("filling: {}", s.message()))?;
         }
+        bar.set_position(written.min(size));
     }
+    bar.finish_and_clear();
+    let _restarting = progress::phase(format!(
+        "{} at {} MiB: settling, restarting, waiting for the first linearizable read",
+        c.system,
+        size >> 20
+    ));
     // Let the members settle (snapshots, compactions) as a running cluster would.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let disk = systems::disk_bytes(&c.data_dirs());
@@ -365,6 +374,8 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
     }
 
     let mut rows = Vec::new();
+    let cells = rounds * workloads.len() * clients.len() * clusters.len();
+    let bar = progress::steps("measuring", cells as u64);
     for round in 0..rounds {
         for &w in &workloads {
             for &n in &clients {
@@ -375,9 +386,10 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
                     order.reverse();
                 }
                 for i in order {
+                    bar.set_message(format!("measuring {} {w} clients={n}", clusters[i].system));
                     let row =
                         measure(&clusters[i], leaders[i], w, n, duration, round, fsync_ms).await?;
-                    eprintln!(
+                    progress::say(&bar, format!(
                         "{:<6} {:<5} clients={:<4} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.3} s/kop  errors {}",
                         row.system,
                         w,
@@ -387,12 +399,14 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
                         row.p99_ms,
                         row.cpu_s_per_kop,
                         row.errors
-                    );
+                    ));
+                    bar.inc(1);
                     rows.push(row);
                 }
             }
         }
     }
+    bar.finish_and_clear();
     let mut restarts = Vec::new();
     for &size in &sizes {
         for c in clusters.iter_mut() {
