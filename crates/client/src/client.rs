@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::LEADER_ADDR_HEADER;
 use brisk_proto::{RawDeleteRequest, RawGetRequest, RawPutRequest, WriteResult};
@@ -109,6 +110,59 @@ impl ClientBuilder {
     }
 }
 
+/// The pauses between passes over the cluster: 20 ms doubling to 500 ms, for as long as the
+/// deadline allows.
+const PAUSES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_millis(500))
+    .without_max_times();
+
+/// Where a call's next attempt goes.
+struct Cursor {
+    /// Index into the endpoints of the next one to try.
+    next: usize,
+    /// The leader the last refusal named, tried before the next endpoint.
+    redirect: Option<String>,
+}
+
+impl Cursor {
+    /// The address to try next, with its index when it is one of the endpoints.
+    fn take(&mut self, endpoints: &[String]) -> (String, Option<usize>) {
+        match self.redirect.take() {
+            Some(a) => (a, None),
+            None => {
+                let i = self.next % endpoints.len();
+                self.next = i + 1;
+                (endpoints[i].clone(), Some(i))
+            }
+        }
+    }
+}
+
+/// How a pass over the cluster ended without a reply.
+enum PassEnd {
+    /// Nothing was applied (or, for a read, nothing is known): another pass may succeed.
+    TryAgain(Status),
+    /// The call's result: a definite refusal, a write's unknown outcome, a bad endpoint, or
+    /// the deadline reached while waiting for an answer.
+    Answer(Error),
+}
+
+impl PassEnd {
+    fn into_error(self) -> Error {
+        match self {
+            PassEnd::TryAgain(status) => Error::GaveUp(status),
+            PassEnd::Answer(e) => e,
+        }
+    }
+}
+
+/// The client's locks are held for a few statements and never across an await; none of them
+/// can leave what they guard half-changed, so a poisoned one is used as it is.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A cluster connection. Cheap to share: calls run concurrently over cached channels.
 pub struct Client {
     settings: ClientBuilder,
@@ -135,7 +189,7 @@ impl Client {
 
     /// The channel to `addr`, made on first use (redirects may name a node not given).
     fn channel(&self, addr: &str) -> Result<Channel, Error> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = lock(&self.channels);
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
@@ -149,33 +203,58 @@ impl Client {
     /// names or the next endpoint, with backoff once every endpoint was tried, until the
     /// deadline. A definite answer is returned at once; an ambiguous failure is retried only
     /// for reads.
-    pub async fn call<T, F, Fut>(&self, kind: Idempotence, mut f: F) -> Result<T, Error>
+    pub async fn call<T, F, Fut>(&self, kind: Idempotence, f: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + self.settings.deadline;
+        let cursor = Mutex::new(Cursor {
+            next: self.preferred.load(Ordering::Relaxed),
+            redirect: None,
+        });
+        // Shared by the passes, which run one after another.
+        let f = Mutex::new(f);
+        (|| self.pass(kind, deadline, &cursor, &f))
+            .retry(PAUSES)
+            .when(|end| matches!(end, PassEnd::TryAgain(_)))
+            // No pause that would end past the deadline: give up instead.
+            .adjust(|_, pause| pause.filter(|p| Instant::now() + *p < deadline))
+            .notify(|end, pause| {
+                if let PassEnd::TryAgain(status) = end {
+                    tracing::debug!(?pause, code = ?status.code(), message = status.message(), "every endpoint tried; pausing");
+                }
+            })
+            .await
+            .map_err(PassEnd::into_error)
+    }
+
+    /// One pass over the cluster: every endpoint (and a redirect or two) gets one try, so a
+    /// stale leader hint that points in a circle does not spin. Ends early, with the call's
+    /// result, on an answer or a failure that must not be retried.
+    async fn pass<T, F, Fut>(
+        &self,
+        kind: Idempotence,
+        deadline: Instant,
+        cursor: &Mutex<Cursor>,
+        f: &Mutex<F>,
+    ) -> Result<T, PassEnd>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let endpoints = &self.settings.endpoints;
-        let deadline = Instant::now() + self.settings.deadline;
-        let mut delay = Duration::from_millis(20);
-        let mut next = self.preferred.load(Ordering::Relaxed);
-        let mut redirect: Option<String> = None;
-        let mut tried_since_pause = 0;
+        let mut tries = 0;
         loop {
-            let (addr, index) = match redirect.take() {
-                Some(a) => (a, None),
-                None => {
-                    let i = next % endpoints.len();
-                    next = i + 1;
-                    (endpoints[i].clone(), Some(i))
-                }
-            };
-            let channel = self.channel(&addr)?;
+            let (addr, index) = lock(cursor).take(endpoints);
+            let channel = self.channel(&addr).map_err(PassEnd::Answer)?;
             let left = deadline.saturating_duration_since(Instant::now());
             let budget = match kind {
                 Idempotence::Read => left.min(self.settings.read_attempt_timeout),
                 Idempotence::Write => left,
             };
-            let status = match tokio::time::timeout(budget, f(channel)).await {
+            let attempt = (*lock(f))(channel);
+            let status = match tokio::time::timeout(budget, attempt).await {
                 Ok(Ok(r)) => {
                     if let Some(i) = index {
                         self.preferred.store(i, Ordering::Relaxed);
@@ -184,13 +263,13 @@ impl Client {
                 }
                 Ok(Err(s)) => s,
                 Err(_) if kind == Idempotence::Write => {
-                    return Err(Error::Unknown(Status::deadline_exceeded(format!(
-                        "no answer from {addr} before the deadline; the write may or may not have been applied"
+                    return Err(PassEnd::Answer(Error::Unknown(Status::deadline_exceeded(
+                        format!("no answer from {addr} before the deadline; the write may or may not have been applied"),
                     ))))
                 }
                 Err(_) if Instant::now() >= deadline => {
-                    return Err(Error::GaveUp(Status::deadline_exceeded(format!(
-                        "no answer from {addr} before the deadline"
+                    return Err(PassEnd::Answer(Error::GaveUp(Status::deadline_exceeded(
+                        format!("no answer from {addr} before the deadline"),
                     ))))
                 }
                 Err(_) => Status::deadline_exceeded(format!(
@@ -198,29 +277,22 @@ impl Client {
                 )),
             };
             match (classify(&status), kind) {
-                (Failure::Rejected, _) => return Err(Error::Rejected(status)),
-                (Failure::Unknown, Idempotence::Write) => return Err(Error::Unknown(status)),
+                (Failure::Rejected, _) => return Err(PassEnd::Answer(Error::Rejected(status))),
+                (Failure::Unknown, Idempotence::Write) => {
+                    return Err(PassEnd::Answer(Error::Unknown(status)))
+                }
                 (Failure::NotApplied, _) | (Failure::Unknown, Idempotence::Read) => {}
             }
             tracing::debug!(%addr, code = ?status.code(), message = status.message(), "retrying elsewhere");
-            redirect = status
+            lock(cursor).redirect = status
                 .metadata()
                 .get(LEADER_ADDR_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .filter(|leader| *leader != addr)
                 .map(String::from);
-            // Every endpoint (and a redirect or two) gets one try between pauses, so a stale
-            // leader hint that points in a circle does not spin.
-            tried_since_pause += 1;
-            if tried_since_pause > endpoints.len() + 1 {
-                tried_since_pause = 0;
-                if Instant::now() + delay >= deadline {
-                    return Err(Error::GaveUp(status));
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
-            } else if Instant::now() >= deadline {
-                return Err(Error::GaveUp(status));
+            tries += 1;
+            if tries > endpoints.len() + 1 || Instant::now() >= deadline {
+                return Err(PassEnd::TryAgain(status));
             }
         }
     }

@@ -4,7 +4,6 @@
 //! whether the store can be used as it is (skip, O(1) in data size) or must be restored from
 //! snapshot X (verify everything first, then swap atomically).
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use brisk_storage::{StorageError, Store};
@@ -12,7 +11,12 @@ use brisk_storage::{StorageError, Store};
 use crate::layout::DataLayout;
 use crate::snapshot::{SnapshotError, SnapshotStore};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString)]
+#[strum(
+    serialize_all = "kebab-case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_mode
+)]
 pub enum ColdStartMode {
     /// Skip whenever the store is at or past the snapshot.
     Auto,
@@ -20,26 +24,22 @@ pub enum ColdStartMode {
     AlwaysRestore,
 }
 
-impl std::str::FromStr for ColdStartMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(ColdStartMode::Auto),
-            "always-restore" => Ok(ColdStartMode::AlwaysRestore),
-            other => Err(format!(
-                "unknown cold-start mode {other:?} (want auto or always-restore)"
-            )),
-        }
-    }
+fn unknown_mode(other: &str) -> String {
+    format!("unknown cold-start mode {other:?} (want auto or always-restore)")
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The gate's decision; its name is the `outcome` label of `brisk_cold_start_total` and the
+/// inspector's and status reply's `cold_start_outcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Skip,
     Restore,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why the gate decided as it did; its name is the `reason` label beside [`Outcome`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     None,
     NoSnapshot,
@@ -53,37 +53,14 @@ pub enum Reason {
 }
 
 impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Skip => "skip",
-            Outcome::Restore => "restore",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 impl Reason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::None => "none",
-            Reason::NoSnapshot => "no_snapshot",
-            Reason::MissingMeta => "missing_meta",
-            Reason::ReadError => "read_error",
-            Reason::BehindSnapshot => "behind_snapshot",
-            Reason::StoreMissing => "store_missing",
-            Reason::Forced => "forced",
-            Reason::VerifyFailed => "verify_failed",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -283,4 +260,41 @@ pub fn run(
     report.restore = t.elapsed();
     report.gate = gate_started.elapsed();
     Ok((store, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are metric labels and report fields: dashboards and tests match them.
+    #[test]
+    fn names_are_the_published_labels() {
+        assert_eq!(Outcome::Skip.as_str(), "skip");
+        assert_eq!(Outcome::Restore.to_string(), "restore");
+        let reasons = [
+            (Reason::None, "none"),
+            (Reason::NoSnapshot, "no_snapshot"),
+            (Reason::MissingMeta, "missing_meta"),
+            (Reason::ReadError, "read_error"),
+            (Reason::BehindSnapshot, "behind_snapshot"),
+            (Reason::StoreMissing, "store_missing"),
+            (Reason::Forced, "forced"),
+            (Reason::VerifyFailed, "verify_failed"),
+        ];
+        for (reason, name) in reasons {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(reason.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn modes_parse_by_their_flag_names() {
+        assert_eq!("auto".parse(), Ok(ColdStartMode::Auto));
+        assert_eq!("always-restore".parse(), Ok(ColdStartMode::AlwaysRestore));
+        let err = "sometimes".parse::<ColdStartMode>().unwrap_err();
+        assert!(
+            err.contains("\"sometimes\"") && err.contains("always-restore"),
+            "{err}"
+        );
+    }
 }

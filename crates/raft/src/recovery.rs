@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use backon::{ConstantBuilder, Retryable};
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{AllowLogResetRequest, StatusRequest, StatusResponse};
 use brisk_storage::{StorageError, Store};
@@ -64,50 +65,68 @@ pub async fn prepare_rejoin(
     patience: Duration,
 ) -> Option<u64> {
     let deadline = Instant::now() + patience;
-    loop {
-        for node in peers {
-            let Some(leader) = leader_via(connector, node, configured, me).await else {
-                continue;
-            };
-            let leader_addr = leader.peer_addr.clone().unwrap_or_default();
-            let Some(ch) = connector.connect(&leader).await else {
-                tracing::warn!(
-                    leader = %leader.addr,
-                    leader_peer = %leader_addr,
-                    "cannot reach the leader's peer port to ask it to accept this node's log"
-                );
-                continue;
-            };
-            let mut client = RaftTransportClient::new(ch.clone());
-            let asked = tokio::time::timeout(
-                Duration::from_secs(2),
-                client.allow_log_reset(AllowLogResetRequest { node_id: me }),
-            )
-            .await
-            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 2 s")));
-            match asked {
-                Ok(_) => {
-                    // Recovery must know how far the leader's log reaches: without that
-                    // index the node could vote again too early, so no answer means retry.
-                    match status(ch).await {
-                        Ok(s) => return Some(s.last_log_index),
-                        Err(s) => tracing::warn!(
-                            leader = %leader_addr,
-                            error = %s.message(),
-                            "leader's log index unknown; retrying"
-                        ),
-                    }
-                }
-                Err(s) => {
-                    tracing::warn!(leader = %leader_addr, error = %s.message(), "leader refused the log reset")
+    (|| ask_leader_to_accept(connector, peers, configured, me))
+        .retry(
+            ConstantBuilder::new()
+                .with_delay(Duration::from_millis(200))
+                .without_max_times(),
+        )
+        .when(|_| Instant::now() < deadline)
+        .await
+        .ok()
+}
+
+/// No leader reached in a pass over the peers accepted this node's log and told how far its
+/// own reaches.
+struct NoLeaderAgreed;
+
+/// One pass over the peers: the leader each knows is asked to accept this node's log going
+/// backwards and then for its last log index; the first that gives both ends the pass.
+async fn ask_leader_to_accept(
+    connector: &PeerConnector,
+    peers: &[BriskNode],
+    configured: &BTreeMap<NodeId, BriskNode>,
+    me: NodeId,
+) -> Result<u64, NoLeaderAgreed> {
+    for node in peers {
+        let Some(leader) = leader_via(connector, node, configured, me).await else {
+            continue;
+        };
+        let leader_addr = leader.peer_addr.clone().unwrap_or_default();
+        let Some(ch) = connector.connect(&leader).await else {
+            tracing::warn!(
+                leader = %leader.addr,
+                leader_peer = %leader_addr,
+                "cannot reach the leader's peer port to ask it to accept this node's log"
+            );
+            continue;
+        };
+        let mut client = RaftTransportClient::new(ch.clone());
+        let asked = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.allow_log_reset(AllowLogResetRequest { node_id: me }),
+        )
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 2 s")));
+        match asked {
+            Ok(_) => {
+                // Recovery must know how far the leader's log reaches: without that
+                // index the node could vote again too early, so no answer means retry.
+                match status(ch).await {
+                    Ok(s) => return Ok(s.last_log_index),
+                    Err(s) => tracing::warn!(
+                        leader = %leader_addr,
+                        error = %s.message(),
+                        "leader's log index unknown; retrying"
+                    ),
                 }
             }
+            Err(s) => {
+                tracing::warn!(leader = %leader_addr, error = %s.message(), "leader refused the log reset")
+            }
         }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Err(NoLeaderAgreed)
 }
 
 /// A running cluster counts this node, whose data directory is new, as a member, but its

@@ -31,36 +31,24 @@ pub fn record_prefix() -> Vec<u8> {
     record_key(b"")
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A key's type. The discriminant is the type byte of the stored record, so it never changes;
+/// the name is what TYPE answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::FromRepr, strum::IntoStaticStr)]
+#[repr(u8)]
+#[strum(serialize_all = "lowercase")]
 pub enum Kind {
     String = 1,
     Hash = 2,
     Set = 3,
     List = 4,
+    #[strum(serialize = "zset")]
     SortedSet = 5,
 }
 
 impl Kind {
     /// The name TYPE answers.
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::String => "string",
-            Kind::Hash => "hash",
-            Kind::Set => "set",
-            Kind::List => "list",
-            Kind::SortedSet => "zset",
-        }
-    }
-
-    fn from_byte(b: u8) -> Option<Kind> {
-        match b {
-            1 => Some(Kind::String),
-            2 => Some(Kind::Hash),
-            3 => Some(Kind::Set),
-            4 => Some(Kind::List),
-            5 => Some(Kind::SortedSet),
-            _ => None,
-        }
+        self.into()
     }
 }
 
@@ -186,7 +174,7 @@ impl Record {
         if bytes[0] != FORMAT_V1 {
             return Err(CorruptRecord::Format(bytes[0]));
         }
-        let kind = Kind::from_byte(bytes[1]).ok_or(CorruptRecord::Kind(bytes[1]))?;
+        let kind = Kind::from_repr(bytes[1]).ok_or(CorruptRecord::Kind(bytes[1]))?;
         let mut at = [0u8; 8];
         at.copy_from_slice(&bytes[2..HEADER]);
         let at = u64::from_be_bytes(at);
@@ -202,6 +190,23 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_keep_their_type_byte_and_name() {
+        let kinds = [
+            (Kind::String, 1, "string"),
+            (Kind::Hash, 2, "hash"),
+            (Kind::Set, 3, "set"),
+            (Kind::List, 4, "list"),
+            (Kind::SortedSet, 5, "zset"),
+        ];
+        for (kind, byte, name) in kinds {
+            assert_eq!(kind as u8, byte);
+            assert_eq!(Kind::from_repr(byte), Some(kind));
+            assert_eq!(kind.name(), name);
+        }
+        assert_eq!(Kind::from_repr(0), None);
+    }
 
     #[test]
     fn records_round_trip_and_bad_bytes_are_errors() {

@@ -1,10 +1,6 @@
 //! `brisk`: the server binary and its command-line tools.
 
 mod bench;
-mod bench_cold_start;
-mod bench_compare;
-mod bench_redis;
-mod bench_rolling;
 mod cli;
 mod config;
 mod dev;

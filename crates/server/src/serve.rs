@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use backon::{ExponentialBuilder, Retryable};
 use brisk_grpc::{AdminService, RawKvService, TxnService};
 use brisk_proto::raft_admin_server::RaftAdminServer;
 use brisk_proto::raft_transport_server::RaftTransportServer;
@@ -502,42 +503,67 @@ fn check_own_addresses(node: &RaftNode) {
 }
 
 /// `--join`: ask the cluster (through any member) to add this node as a learner, until it
-/// succeeds or this node already is a member.
+/// succeeds or this node already is a member; attempts are spaced 200 ms doubling to 5 s.
 async fn join_cluster(node: Arc<RaftNode>, via: String, tls: Option<ClientTlsConfig>) {
-    use brisk_proto::raft_admin_client::RaftAdminClient;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let m = node.metrics();
-        if m.membership_config
-            .membership()
-            .get_node(&node.id())
-            .is_some()
-        {
-            tracing::info!(via = %via, "joined the cluster as a member");
-            return;
-        }
-        let req = brisk_proto::AddLearnerRequest {
-            id: node.id(),
-            addr: node.config().advertise_addr.clone(),
-            peer_addr: node.config().peer_advertise_addr.clone(),
-        };
-        let reached = tokio::time::timeout(
-            Duration::from_secs(5),
-            crate::cli::connect_tls(&via, tls.as_ref()),
-        )
+    let pauses = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    let joined = (|| ask_to_join(&node, &via, tls.as_ref()))
+        .retry(pauses)
+        .notify(|e, pause| tracing::warn!(via = %via, error = %e, ?pause, "join attempt failed"))
         .await;
-        match reached {
-            Err(_) => tracing::warn!(via = %via, "join: no TLS handshake within 5 s"),
-            Ok(Ok(ch)) => match RaftAdminClient::new(ch).add_learner(req).await {
-                Ok(_) => {
-                    tracing::info!(via = %via, "added as a learner");
-                    return;
-                }
-                Err(s) => tracing::warn!(via = %via, error = %s.message(), "join attempt failed"),
-            },
-            Ok(Err(e)) => tracing::warn!(via = %via, error = %e, "join: cannot reach member"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+    match joined {
+        Ok(Joined::AlreadyMember) => tracing::info!(via = %via, "joined the cluster as a member"),
+        Ok(Joined::AddedAsLearner) => tracing::info!(via = %via, "added as a learner"),
+        // The retries above have no bound, so this is not reached.
+        Err(e) => tracing::error!(via = %via, error = %e, "gave up joining the cluster"),
     }
+}
+
+enum Joined {
+    /// The membership this node follows already lists it.
+    AlreadyMember,
+    /// The cluster took it in as a learner.
+    AddedAsLearner,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JoinError {
+    #[error("no TLS handshake within 5 s")]
+    Handshake,
+    #[error("cannot reach the member: {0}")]
+    Unreachable(#[from] tonic::transport::Error),
+    #[error("{}", .0.message())]
+    Refused(tonic::Status),
+}
+
+/// One attempt to join through `via`.
+async fn ask_to_join(
+    node: &RaftNode,
+    via: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Joined, JoinError> {
+    use brisk_proto::raft_admin_client::RaftAdminClient;
+    let m = node.metrics();
+    if m.membership_config
+        .membership()
+        .get_node(&node.id())
+        .is_some()
+    {
+        return Ok(Joined::AlreadyMember);
+    }
+    let req = brisk_proto::AddLearnerRequest {
+        id: node.id(),
+        addr: node.config().advertise_addr.clone(),
+        peer_addr: node.config().peer_advertise_addr.clone(),
+    };
+    let ch = tokio::time::timeout(Duration::from_secs(5), crate::cli::connect_tls(via, tls))
+        .await
+        .map_err(|_| JoinError::Handshake)??;
+    RaftAdminClient::new(ch)
+        .add_learner(req)
+        .await
+        .map_err(JoinError::Refused)?;
+    Ok(Joined::AddedAsLearner)
 }

@@ -53,8 +53,15 @@ fn compare_writes_a_complete_report() {
     assert_eq!(restarts.len(), 1);
     assert!(restarts[0]["first_read_s"].as_f64().unwrap() > 0.0);
     assert!(restarts[0]["disk_bytes_per_logical_byte"].as_f64().unwrap() > 0.0);
+    // The plot: one line per system per workload panel, the axes named.
     let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    for text in ["brisk", "clients", "ops/s", "put", "bulk"] {
+        assert!(svg.contains(text), "{text} missing from the plot");
+    }
 }
 
 /// `brisk bench rolling-restart` at a small size: the roll succeeds under load and the
@@ -103,7 +110,13 @@ fn rolling_restart_bench_writes_a_complete_report() {
         assert!(p["p99_ms"].is_number());
     }
     let svg = std::fs::read_to_string(out.join("rolling-restart.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    for text in ["completed ops/s", "p99 latency, ms", "rolling restart"] {
+        assert!(svg.contains(text), "{text} missing from the plot");
+    }
 }
 
 /// `brisk bench redis` with a few requests: both systems answer every test at every depth and
@@ -150,5 +163,14 @@ fn redis_bench_writes_a_complete_report() {
         assert!(r["ratio"].as_f64().unwrap() > 0.0, "{report}");
     }
     assert!(stdout.contains("| SET | 4 |"), "{stdout}");
-    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in [
+        "durable redis-server",
+        "brisk, 3 nodes",
+        "set P4",
+        "requests/s",
+    ] {
+        assert!(svg.contains(text), "{text} missing from the plot");
+    }
 }

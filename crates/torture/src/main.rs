@@ -157,7 +157,7 @@ async fn main_async(a: Args) -> Result<ExitCode> {
         let r = run::run(&cfg)
             .await
             .with_context(|| format!("run {i} (seed {})", cfg.seed))?;
-        let names: Vec<String> = faults.iter().map(|f| f.name()).collect();
+        let names: Vec<String> = faults.iter().map(Fault::to_string).collect();
         eprintln!(
             "run {}/{runs} seed={} faults=[{}] ops={} ok={} fail={} unknown={} client_errors={} injected={} violations={} lost_writes={} write_gap_ms={:.0}",
             i + 1,

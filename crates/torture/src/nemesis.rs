@@ -8,10 +8,23 @@ use rand::Rng;
 use crate::cluster::Cluster;
 use crate::net::Firewall;
 
+/// A fault's name (its `--faults` value, and its key in the report) is its variant in
+/// kebab-case.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    strum::Display,
 )]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Fault {
     /// `kill -9` of one follower.
     KillOne,
@@ -58,13 +71,6 @@ pub const ALL: [Fault; 13] = [
 ];
 
 impl Fault {
-    pub fn name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-
     pub fn needs_lazyfs(self) -> bool {
         matches!(self, Fault::PowerCutOne | Fault::PowerCutAll)
     }
@@ -173,4 +179,23 @@ pub fn heal(c: &mut Cluster, fw: &Firewall) -> Result<()> {
         c.start(id)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name in the report is the one `--faults` takes and the one serialized.
+    #[test]
+    fn a_fault_has_one_name() {
+        use clap::ValueEnum;
+        for fault in ALL {
+            let flag = fault
+                .to_possible_value()
+                .expect("every fault is a --faults value");
+            assert_eq!(fault.to_string(), flag.get_name());
+            assert_eq!(serde_json::to_value(fault).unwrap(), fault.to_string());
+        }
+        assert_eq!(Fault::PowerCutAll.to_string(), "power-cut-all");
+    }
 }

@@ -41,6 +41,9 @@ fn escape(s: &str) -> String {
 
 /// One lane per client; a bar from invoke to completion (to the end for unknown outcomes),
 /// green for ok, grey for failed, orange for unknown, labelled with what was written or read.
+/// Written by hand rather than with the benchmarks' plotting library: each bar carries its
+/// operation as an SVG `<title>` (shown on hover), which that library's SVG backend cannot
+/// emit, and most bars are too narrow to carry their label as text.
 pub fn timeline(key: &str, ops: &[&Op]) -> String {
     let mut clients: Vec<u32> = ops.iter().map(|o| o.client).collect();
     clients.sort_unstable();

@@ -95,7 +95,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
         let fault = cfg.faults[next % cfg.faults.len()];
         next += 1;
         if cfg.verbose {
-            eprintln!("  {:>6.1}s {}", rec.now() as f64 / 1e9, fault.name());
+            eprintln!("  {:>6.1}s {fault}", rec.now() as f64 / 1e9);
         }
         if let Err(e) = nemesis::apply(fault, &mut cluster, &fw, &mut rng).await {
             // A power cut that did not complete leaves a node without its filesystem: the
@@ -106,10 +106,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
             failures.push(Anomaly {
                 kind: "nemesis-failed".into(),
                 key: String::new(),
-                detail: format!("{}: {e:#}", fault.name()),
+                detail: format!("{fault}: {e:#}"),
             });
         }
-        *report.faults.entry(fault.name()).or_default() += 1;
+        *report.faults.entry(fault.to_string()).or_default() += 1;
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_500..3_500))).await;
         nemesis::heal(&mut cluster, &fw)?;
         // A node that cannot start again (after a power cut, say) is a failure in itself.
@@ -117,7 +117,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunReport> {
             failures.push(Anomaly {
                 kind: "unavailable".into(),
                 key: String::new(),
-                detail: format!("after {}: {e:#}", fault.name()),
+                detail: format!("after {fault}: {e:#}"),
             });
             break;
         }

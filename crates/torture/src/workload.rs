@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backon::{ConstantBuilder, Retryable};
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::transactional_kv_client::TransactionalKvClient;
 use brisk_proto::TxnGetRequest;
@@ -351,8 +352,9 @@ pub async fn run_client(
     }
 }
 
-/// Reads every key once more after the faults healed (retrying each until it answers), as
-/// the final-read client: the checks compare these with what was acknowledged.
+/// Reads every key once more after the faults healed (retrying each every 100 ms until it
+/// answers or the deadline passes), as the final-read client: the checks compare these with
+/// what was acknowledged.
 pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> Vec<String> {
     let until = Instant::now() + deadline;
     let mut unread = Vec::new();
@@ -362,51 +364,77 @@ pub async fn final_reads(nodes: &Nodes, rec: &Recorder, deadline: Duration) -> V
         .collect();
     let mut rng = rand::rng();
     for (key, is_list) in keys {
-        loop {
+        let read = || {
             let (node, ch) = nodes.pick(&mut rng);
-            let invoke = rec.now();
-            let a = if is_list {
-                bounded(read_list(ch, &key)).await
-            } else {
-                bounded(read(ch, &key)).await
-            };
-            let complete = rec.now();
-            let mut op = Op {
-                client: FINAL_CLIENT,
-                node,
-                invoke,
-                complete,
-                kind: if is_list { Kind::ReadList } else { Kind::Read },
-                key: key.clone(),
-                value: None,
-                expected: None,
-                list: None,
-                outcome: Outcome::Ok,
-                error: None,
-            };
-            match a {
-                Answer::Ok(v) => op.value = v,
-                Answer::List(l) => op.list = Some(l),
-                Answer::Fail(e) | Answer::Error(e) => {
-                    if e.starts_with(CORRUPT) {
-                        op.outcome = Outcome::Fail;
-                        op.error = Some(e);
-                        rec.push(op);
-                        break;
-                    }
-                    if Instant::now() > until {
-                        unread.push(format!("the final read of {key} did not succeed: {e}"));
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
-            rec.push(op);
-            break;
+            final_read(rec, node, ch, &key, is_list)
+        };
+        let done = read
+            .retry(
+                ConstantBuilder::new()
+                    .with_delay(Duration::from_millis(100))
+                    .without_max_times(),
+            )
+            // A corrupt value is an answer (the checker reports it); anything else is tried
+            // again on a node picked anew.
+            .when(|failed| !failed.corrupt && Instant::now() <= until)
+            .await;
+        match done {
+            Ok(op) => rec.push(op),
+            Err(failed) if failed.corrupt => rec.push(failed.op),
+            Err(failed) => unread.push(format!(
+                "the final read of {key} did not succeed: {}",
+                failed.op.error.unwrap_or_default()
+            )),
         }
     }
     unread
+}
+
+/// A final read that returned no value: the operation as it would be recorded (failed, with
+/// its error), and whether the error was a corrupt value.
+struct FailedRead {
+    op: Op,
+    corrupt: bool,
+}
+
+/// One final read of `key` through `node`.
+async fn final_read(
+    rec: &Recorder,
+    node: u64,
+    ch: Channel,
+    key: &str,
+    is_list: bool,
+) -> Result<Op, FailedRead> {
+    let invoke = rec.now();
+    let a = if is_list {
+        bounded(read_list(ch, key)).await
+    } else {
+        bounded(read(ch, key)).await
+    };
+    let mut op = Op {
+        client: FINAL_CLIENT,
+        node,
+        invoke,
+        complete: rec.now(),
+        kind: if is_list { Kind::ReadList } else { Kind::Read },
+        key: key.to_string(),
+        value: None,
+        expected: None,
+        list: None,
+        outcome: Outcome::Ok,
+        error: None,
+    };
+    match a {
+        Answer::Ok(v) => op.value = v,
+        Answer::List(l) => op.list = Some(l),
+        Answer::Fail(e) | Answer::Error(e) => {
+            op.outcome = Outcome::Fail;
+            let corrupt = e.starts_with(CORRUPT);
+            op.error = Some(e);
+            return Err(FailedRead { op, corrupt });
+        }
+    }
+    Ok(op)
 }
 
 #[cfg(test)]

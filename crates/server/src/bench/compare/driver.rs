@@ -13,8 +13,9 @@ use tonic::transport::Channel;
 
 use super::systems::{Cluster, System};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum, strum::Display)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Workload {
     /// Puts of 256-byte values.
     Put,

@@ -14,9 +14,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::*;
+use plotters::prelude::{
+    BindKeyPoints, ChartBuilder, Color, ErrorBar, IntoLogRange, LineSeries, SeriesLabelPosition,
+};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::plot::{legend, legend_line, series_color, svg};
+use super::progress;
 use crate::cli::connect;
 use crate::dev::http_status;
 
@@ -231,9 +236,14 @@ impl BenchCluster {
         let mut tasks = Vec::new();
         let per = (target.saturating_sub(*written)) / a.clients as u64 + 1;
         let base = *written;
+        let bar = progress::bytes(
+            format!("filling to {}", human(target)),
+            target.saturating_sub(*written),
+        );
         for w in 0..a.clients {
             let ch = connect(&leader).await?;
             let (vmin, vmax) = (a.value_min, a.value_max.max(a.value_min));
+            let bar = bar.clone();
             tasks.push(tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(base ^ w as u64);
                 let mut c = RawKvClient::new(ch);
@@ -246,6 +256,7 @@ impl BenchCluster {
                     let key = format!("fill/{base:012}/{w:03}/{i:09}").into_bytes();
                     if c.raw_put(RawPutRequest { key, value }).await.is_ok() {
                         done += len as u64;
+                        bar.inc(len as u64);
                     }
                     i += 1;
                 }
@@ -255,6 +266,7 @@ impl BenchCluster {
         for t in tasks {
             *written += t.await?;
         }
+        bar.finish_and_clear();
         Ok(())
     }
 
@@ -354,8 +366,15 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
     for &size in &sizes {
         eprintln!("cold-start bench: filling to {} ...", human(size));
         cluster.fill(&mut written, size, &a).await?;
-        cluster.snapshot_all().await?;
+        {
+            let _snapshots = progress::phase("snapshots on every node");
+            cluster.snapshot_all().await?;
+        }
         let fsync_ms = fsync_latency_ms(&a.work_dir)?;
+        let bar = progress::steps(
+            format!("restarts at {}", human(size)),
+            (a.modes.len() * a.runs) as u64,
+        );
         for mode in &a.modes {
             let mut ready = Vec::new();
             let mut first = Vec::new();
@@ -363,11 +382,15 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
                 cluster.kill9();
                 let started = cluster.start(mode)?;
                 let (r, f) = cluster.measure(started).await?;
-                eprintln!(
-                    "  {} {mode} run {}: ready {r:.3} s, first read {f:.3} s",
-                    human(size),
-                    run + 1
+                progress::say(
+                    &bar,
+                    format!(
+                        "  {} {mode} run {}: ready {r:.3} s, first read {f:.3} s",
+                        human(size),
+                        run + 1
+                    ),
                 );
+                bar.inc(1);
                 ready.push(r);
                 first.push(f);
             }
@@ -380,6 +403,7 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
                 runs: a.runs,
             });
         }
+        bar.finish_and_clear();
         // Leave the cluster running in auto mode for the next fill.
         cluster.kill9();
         let s = cluster.start("auto")?;
@@ -414,87 +438,65 @@ pub async fn run(a: ColdStartArgs) -> Result<ExitCode> {
     let json = a.out_dir.join("cold-start.json");
     std::fs::write(&json, serde_json::to_string_pretty(&rows)?)?;
     let svg = a.out_dir.join("cold-start.svg");
-    std::fs::write(&svg, plot(&rows, &a.modes))?;
+    std::fs::write(&svg, plot(&rows, &a.modes)?)?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// A small line plot of ready time versus size, one line per mode. Hand-written SVG: a
-/// plotting crate would bring font and image dependencies for two polylines and some text.
-fn plot(rows: &[Row], modes: &[String]) -> String {
-    let (w, h, m) = (640.0, 400.0, 60.0);
-    let max_size = rows.iter().map(|r| r.size_bytes).max().unwrap_or(1) as f64;
-    let max_t = rows.iter().map(|r| r.ready_s.max).fold(0.1f64, f64::max) * 1.1;
-    let x = |s: u64| m + (s as f64 / max_size) * (w - 2.0 * m);
-    let y = |t: f64| h - m - (t / max_t) * (h - 2.0 * m);
-    let colors = ["#1f77b4", "#d62728", "#2ca02c"];
-    let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="24" text-anchor="middle" font-size="15">brisk cold start: time to /readyz after kill -9 (3 nodes)</text>
-<line x1="{m}" y1="{}" x2="{}" y2="{}" stroke="black"/>
-<line x1="{m}" y1="{m}" x2="{m}" y2="{}" stroke="black"/>
-<text x="{}" y="{}" text-anchor="middle">data size</text>
-<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">seconds (median, bars: min-max)</text>
-"#,
-        w / 2.0,
-        h - m,
-        w - m,
-        h - m,
-        h - m,
-        w / 2.0,
-        h - 15.0,
-        h / 2.0,
-        h / 2.0
-    );
-    for i in 0..=4 {
-        let t = max_t * i as f64 / 4.0;
-        out += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{t:.2}</text>\n",
-            m - 5.0,
-            y(t) + 4.0
-        );
-    }
-    let mut sizes: Vec<u64> = rows.iter().map(|r| r.size_bytes).collect();
-    sizes.dedup();
-    for s in &sizes {
-        out += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            x(*s),
-            h - m + 16.0,
-            human(*s)
-        );
-    }
-    for (i, mode) in modes.iter().enumerate() {
-        let c = colors[i % colors.len()];
-        let pts: Vec<&Row> = rows.iter().filter(|r| &r.mode == mode).collect();
-        let line = pts
-            .iter()
-            .map(|r| format!("{:.1},{:.1}", x(r.size_bytes), y(r.ready_s.median)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        out += &format!(
-            "<polyline points=\"{line}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"/>\n"
-        );
-        for r in pts {
-            let px = x(r.size_bytes);
-            out += &format!(
-                "<circle cx=\"{px:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/><line x1=\"{px:.1}\" y1=\"{:.1}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"{c}\"/>\n",
-                y(r.ready_s.median),
-                y(r.ready_s.min),
-                y(r.ready_s.max)
-            );
+/// Ready time versus size, one line per mode through the medians, with min-max bars.
+fn plot(rows: &[Row], modes: &[String]) -> Result<String> {
+    let title = "brisk cold start: time to /readyz after kill -9 (3 nodes)";
+    svg((720, 440), title, |area| {
+        let mut sizes: Vec<f64> = rows.iter().map(|r| r.size_bytes.max(1) as f64).collect();
+        sizes.sort_by(f64::total_cmp);
+        sizes.dedup();
+        let (lo, hi) = match (sizes.first(), sizes.last()) {
+            (Some(lo), Some(hi)) => (*lo, *hi),
+            _ => (1.0, 1.0),
+        };
+        let max_t = rows.iter().map(|r| r.ready_s.max).fold(0.1f64, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (lo / 1.5..hi * 1.5).log_scale().with_key_points(sizes),
+                0.0..max_t,
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("data size (log scale)")
+            .y_desc("seconds (median, bars: min-max)")
+            .x_label_formatter(&|b| human(*b as u64))
+            .y_label_formatter(&|t| format!("{t:.2}"))
+            .draw()?;
+        for (i, mode) in modes.iter().enumerate() {
+            let color = series_color(i);
+            let runs: Vec<&Row> = rows.iter().filter(|r| &r.mode == mode).collect();
+            chart
+                .draw_series(
+                    LineSeries::new(
+                        runs.iter().map(|r| (r.size_bytes as f64, r.ready_s.median)),
+                        color.stroke_width(2),
+                    )
+                    .point_size(3),
+                )?
+                .label(mode.as_str())
+                .legend(legend_line(color));
+            chart.draw_series(runs.iter().map(|r| {
+                ErrorBar::new_vertical(
+                    r.size_bytes as f64,
+                    r.ready_s.min,
+                    r.ready_s.median,
+                    r.ready_s.max,
+                    color.stroke_width(1),
+                    8,
+                )
+            }))?;
         }
-        out += &format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{c}\"/><text x=\"{}\" y=\"{}\">{mode}</text>\n",
-            m + 10.0,
-            m + 20.0 * i as f64,
-            m + 28.0,
-            m + 10.0 + 20.0 * i as f64
-        );
-    }
-    out += "</svg>\n";
-    out
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -508,5 +510,43 @@ mod tests {
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn the_plot_has_a_line_per_mode() {
+        let stat = |median: f64| Stat {
+            median,
+            min: median * 0.8,
+            max: median * 1.3,
+        };
+        let modes = vec!["auto".to_string(), "always-restore".to_string()];
+        let rows: Vec<Row> = [64u64 << 20, 1 << 30, 4 << 30]
+            .into_iter()
+            .flat_map(|size| {
+                modes.iter().enumerate().map(move |(i, mode)| Row {
+                    size_bytes: size,
+                    mode: mode.clone(),
+                    ready_s: stat(0.2 + (i as f64 + 1.0) * size as f64 / (1u64 << 30) as f64),
+                    first_read_s: stat(0.3),
+                    fsync_ms: 1.0,
+                    runs: 3,
+                })
+            })
+            .collect();
+        let svg = plot(&rows, &modes).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        let texts = crate::bench::plot::texts(&svg);
+        for text in [
+            "auto",
+            "always-restore",
+            "data size",
+            "seconds (median",
+            "1.0 GiB",
+        ] {
+            assert!(
+                texts.iter().any(|t| t.contains(text)),
+                "{text} missing from {texts:?}"
+            );
+        }
     }
 }

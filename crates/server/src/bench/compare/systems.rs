@@ -8,20 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tonic::transport::{Channel, Endpoint};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, strum::Display)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum System {
     Brisk,
     Etcd,
-}
-
-impl System {
-    pub fn name(self) -> &'static str {
-        match self {
-            System::Brisk => "brisk",
-            System::Etcd => "etcd",
-        }
-    }
 }
 
 pub struct Member {
@@ -84,7 +76,7 @@ pub fn ensure_etcd() -> Result<PathBuf> {
 
 impl Cluster {
     pub fn new(system: System, exe: &Path, work: &Path) -> Result<Self> {
-        let base = work.join(system.name());
+        let base = work.join(system.to_string());
         if base.exists() {
             std::fs::remove_dir_all(&base)?;
         }
@@ -191,7 +183,7 @@ impl Cluster {
                 .stderr(log);
             self.members[i].child = Some(
                 cmd.spawn()
-                    .with_context(|| format!("starting {}", self.system.name()))?,
+                    .with_context(|| format!("starting {}", self.system))?,
             );
         }
         Ok(started)
@@ -231,7 +223,7 @@ impl Cluster {
         loop {
             for i in 0..3 {
                 if let Ok(Some(l)) = self.leader_via(i).await {
-                    if crate::bench_compare::driver::linearizable_read_ok(self, l).await {
+                    if super::driver::linearizable_read_ok(self, l).await {
                         return Ok(l);
                     }
                 }
@@ -239,7 +231,7 @@ impl Cluster {
             if Instant::now() > deadline {
                 bail!(
                     "{} elected no serving leader within {timeout:?}",
-                    self.system.name()
+                    self.system
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

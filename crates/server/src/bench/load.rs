@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::raw_kv_client::RawKvClient;
 use brisk_proto::transactional_kv_client::TransactionalKvClient;
@@ -14,28 +14,8 @@ use serde::Serialize;
 
 use brisk_client::Idempotence;
 
+use super::progress;
 use crate::cli::{call, connect, ConnArgs};
-
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub cmd: BenchCmd,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum BenchCmd {
-    /// Put/get/txn load from N concurrent clients.
-    Load(LoadArgs),
-    /// Restart time versus data size (starts its own 3-node cluster).
-    ColdStart(crate::bench_cold_start::ColdStartArgs),
-    /// brisk against etcd 3.4, side by side in one run (starts both clusters).
-    Compare(crate::bench_compare::CompareArgs),
-    /// A rolling restart of a filled cluster under load (starts its own brisk dev).
-    RollingRestart(crate::bench_rolling::RollingBenchArgs),
-    /// redis-benchmark against brisk's Redis endpoint and a durable redis-server, side by
-    /// side in one run (starts both).
-    Redis(crate::bench_redis::RedisBenchArgs),
-}
 
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
@@ -61,8 +41,9 @@ pub struct LoadArgs {
     pub out: PathBuf,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, strum::Display, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 enum Op {
     Put,
     Get,
@@ -97,12 +78,10 @@ fn parse_mix(s: &str) -> Result<Vec<(Op, u32)>> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let (name, pct) = part.split_once('=').context("mix entries are OP=PERCENT")?;
-        let op = match name.trim() {
-            "put" => Op::Put,
-            "get" => Op::Get,
-            "txn" => Op::Txn,
-            other => bail!("unknown op {other:?} in --mix (put, get, txn)"),
-        };
+        let name = name.trim();
+        let op: Op = name
+            .parse()
+            .map_err(|_| anyhow!("unknown op {name:?} in --mix (put, get, txn)"))?;
         out.push((op, pct.trim().parse().context("mix percentage")?));
     }
     if out.iter().map(|(_, p)| p).sum::<u32>() != 100 {
@@ -209,17 +188,7 @@ async fn client_loop(
     log
 }
 
-pub async fn run(a: BenchArgs) -> Result<ExitCode> {
-    match a.cmd {
-        BenchCmd::Load(l) => load(l).await,
-        BenchCmd::ColdStart(c) => crate::bench_cold_start::run(c).await,
-        BenchCmd::Compare(c) => crate::bench_compare::run(c).await,
-        BenchCmd::RollingRestart(r) => crate::bench_rolling::run(r).await,
-        BenchCmd::Redis(r) => crate::bench_redis::run(r).await,
-    }
-}
-
-async fn load(a: LoadArgs) -> Result<ExitCode> {
+pub async fn run(a: LoadArgs) -> Result<ExitCode> {
     let mix = parse_mix(&a.mix)?;
     if a.clients == 0 || a.duration <= 0.0 {
         bail!("--clients and --duration must be positive");
@@ -242,6 +211,7 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
         );
     }
     let value: Vec<u8> = (0..a.value_size).map(|i| b'a' + (i % 26) as u8).collect();
+    let bar = progress::phase("warming up for 1 s");
     // Warm-up: 1 s unmeasured.
     let warm = Instant::now() + Duration::from_secs(1);
     let mut tasks = Vec::new();
@@ -257,6 +227,7 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
     for t in tasks {
         let _ = t.await;
     }
+    bar.set_message(format!("measuring for {} s", a.duration));
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(a.duration);
     let mut tasks = Vec::new();
@@ -279,6 +250,7 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
         all.conflicts += log.conflicts;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    drop(bar);
     let mut ops = Vec::new();
     for op in [Op::Put, Op::Get, Op::Txn] {
         let i = idx(op);
@@ -319,14 +291,7 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
     for o in &result.ops {
         println!(
             "{:<5} {:>10} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            format!("{:?}", o.op).to_lowercase(),
-            o.count,
-            o.errors,
-            o.ops_per_sec,
-            o.p50_ms,
-            o.p99_ms,
-            o.p999_ms,
-            o.max_ms
+            o.op, o.count, o.errors, o.ops_per_sec, o.p50_ms, o.p99_ms, o.p999_ms, o.max_ms
         );
     }
     println!("total {:.0} ops/s", result.total_ops_per_sec);
@@ -334,4 +299,19 @@ async fn load(a: LoadArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!("result written to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_names_each_op_once_and_adds_up_to_100() {
+        let mix = parse_mix("put=50, get=40,txn =10").unwrap();
+        assert_eq!(mix, [(Op::Put, 50), (Op::Get, 40), (Op::Txn, 10)]);
+        assert_eq!(Op::Txn.to_string(), "txn");
+        let err = parse_mix("put=50,scan=50").unwrap_err().to_string();
+        assert!(err.contains("\"scan\""), "{err}");
+        assert!(parse_mix("put=50").is_err());
+    }
 }

@@ -9,10 +9,13 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use plotters::prelude::{ChartBuilder, Color, RGBColor, Rectangle, SeriesLabelPosition};
 use serde::Serialize;
 
-use crate::bench_cold_start::fsync_latency_ms;
-use crate::bench_compare::systems::{Cluster, System};
+use super::cold_start::fsync_latency_ms;
+use super::compare::systems::{Cluster, System};
+use super::plot;
+use super::progress;
 
 #[derive(clap::Args, Debug)]
 pub struct RedisBenchArgs {
@@ -209,12 +212,19 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
     wait_writable(redis.port).await?;
 
     let mut rows = Vec::new();
+    let bar = progress::steps("redis-benchmark", 2 * pipelines.len() as u64);
     for &pipeline in &pipelines {
         let fsync_ms = fsync_latency_ms(&a.work_dir)?;
-        eprintln!("bench redis: -P {pipeline}: durable redis-server");
+        let system = format!("-P {pipeline}: durable redis-server");
+        progress::say(&bar, format!("bench redis: {system}"));
+        bar.set_message(system);
         let r = redis_benchmark(redis.port, &a, requests, pipeline)?;
-        eprintln!("bench redis: -P {pipeline}: brisk (3 nodes, leader endpoint)");
+        bar.inc(1);
+        let system = format!("-P {pipeline}: brisk (3 nodes, leader endpoint)");
+        progress::say(&bar, format!("bench redis: {system}"));
+        bar.set_message(system);
         let b = redis_benchmark(brisk_port, &a, requests, pipeline)?;
+        bar.inc(1);
         for (test, rm) in r {
             if let Some((_, bm)) = b.iter().find(|(t, _)| *t == test) {
                 rows.push(Row {
@@ -228,6 +238,7 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
             }
         }
     }
+    drop(bar);
     let report = Report {
         machine: format!(
             "{} cores, {}",
@@ -240,7 +251,7 @@ pub async fn run(a: RedisBenchArgs) -> Result<ExitCode> {
     };
     println!("{}", table(&report));
     std::fs::write(&a.out, serde_json::to_string_pretty(&report)?)?;
-    std::fs::write(&a.svg, svg(&report))?;
+    std::fs::write(&a.svg, svg(&report)?)?;
     eprintln!(
         "bench redis: wrote {} and {}",
         a.out.display(),
@@ -272,47 +283,56 @@ pub fn table(r: &Report) -> String {
     s
 }
 
-/// Requests/s per test and pipeline depth, durable Redis (red) next to brisk (blue).
-pub fn svg(r: &Report) -> String {
-    let (bar, gap, h, pad) = (14.0, 18.0, 240.0, 40.0);
-    let max = r
-        .rows
-        .iter()
-        .map(|x| x.redis.requests_per_s.max(x.brisk.requests_per_s))
-        .fold(1.0, f64::max);
-    let width = pad * 2.0 + r.rows.len() as f64 * (2.0 * bar + gap);
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" font-family="sans-serif" font-size="10"><text x="{pad}" y="16" font-size="12">requests/s, {} clients: durable redis-server (red) vs brisk, 3 nodes (blue); max {max:.0}</text>"#,
-        h + 2.0 * pad + 30.0,
+/// Requests/s per test and pipeline depth, durable Redis next to brisk.
+pub fn svg(r: &Report) -> Result<String> {
+    let size = ((r.rows.len() as u32 * 72).max(480) + 100, 420);
+    let title = format!(
+        "requests/s, {} clients: durable redis-server vs brisk, 3 nodes",
         r.clients
     );
-    for (i, row) in r.rows.iter().enumerate() {
-        let x = pad + i as f64 * (2.0 * bar + gap);
-        for (j, (v, color)) in [
-            (row.redis.requests_per_s, "#d62728"),
-            (row.brisk.requests_per_s, "#1f77b4"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let bh = v / max * h;
-            let _ = write!(
-                s,
-                r#"<rect x="{:.1}" y="{:.1}" width="{bar}" height="{bh:.1}" fill="{color}"/>"#,
-                x + j as f64 * bar,
-                pad + 10.0 + h - bh
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<text x="{x:.1}" y="{:.1}">{} P{}</text>"#,
-            pad + h + 26.0,
-            row.test.to_lowercase(),
-            row.pipeline
+    plot::svg(size, &title, |area| {
+        let max = r
+            .rows
+            .iter()
+            .map(|x| x.redis.requests_per_s.max(x.brisk.requests_per_s))
+            .fold(1.0, f64::max);
+        let rows = plot::Categories(
+            r.rows
+                .iter()
+                .map(|row| format!("{} P{}", row.test.to_lowercase(), row.pipeline))
+                .collect(),
         );
-    }
-    s.push_str("</svg>\n");
-    s
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(rows, 0.0..max * 1.25)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("test, pipeline depth (-P)")
+            .y_desc("requests/s")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        // Each row's category holds durable Redis's bar on the left, brisk's on the right.
+        let bars = |offset: f64, color: RGBColor, requests_per_s: fn(&Row) -> f64| {
+            r.rows.iter().enumerate().map(move |(i, row)| {
+                let left = i as f64 + offset;
+                let top = (left + 0.4, requests_per_s(row));
+                Rectangle::new([(left, 0.0), top], color.filled())
+            })
+        };
+        chart
+            .draw_series(bars(0.1, plot::BASELINE, |row| row.redis.requests_per_s))?
+            .label("durable redis-server")
+            .legend(plot::legend_box(plot::BASELINE));
+        chart
+            .draw_series(bars(0.5, plot::BRISK, |row| row.brisk.requests_per_s))?
+            .label("brisk, 3 nodes")
+            .legend(plot::legend_box(plot::BRISK));
+        plot::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -327,5 +347,47 @@ mod tests {
         assert_eq!(rows[0].1.requests_per_s, 32786.89);
         assert_eq!(rows[0].1.p99_ms, 0.463);
         assert!(parse_csv("\"test\"\n").is_err());
+    }
+
+    #[test]
+    fn the_chart_has_both_systems_bars_per_row() {
+        let measured = |requests_per_s| Measured {
+            requests_per_s,
+            p50_ms: 0.5,
+            p99_ms: 2.0,
+        };
+        let rows = [("SET", 1), ("GET", 1), ("SET", 16), ("GET", 16)]
+            .into_iter()
+            .map(|(test, pipeline)| Row {
+                test: test.into(),
+                pipeline,
+                redis: measured(40_000.0 * pipeline as f64),
+                brisk: measured(20_000.0 * pipeline as f64),
+                ratio: 0.5,
+                fsync_ms: 1.0,
+            })
+            .collect();
+        let report = Report {
+            machine: "2 cores".into(),
+            clients: 50,
+            requests: 1000,
+            rows,
+        };
+        let svg = svg(&report).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        let texts = crate::bench::plot::texts(&svg);
+        for text in [
+            "set P1",
+            "get P16",
+            "requests/s",
+            "durable redis-server",
+            "brisk, 3 nodes",
+            "50 clients",
+        ] {
+            assert!(
+                texts.iter().any(|t| t.contains(text)),
+                "{text} missing from {texts:?}"
+            );
+        }
     }
 }

@@ -14,9 +14,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use backon::{ConstantBuilder, Retryable};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::progress;
 use driver::Workload;
 use systems::{Cluster, System};
 
@@ -185,6 +187,7 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
         }
         v
     };
+    let bar = progress::bytes(format!("filling {} to {} MiB", c.system, size >> 20), size);
     let mut rng = rand::rng();
     while written < size {
         let mut batch = Vec::new();
@@ -197,23 +200,28 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             batch.push(tokio::spawn(async move {
                 // A new leader refuses writes for a moment (UNAVAILABLE): retry as a client
                 // would.
-                let mut tries = 0;
-                loop {
-                    match conn.put(k.clone(), v.clone()).await {
-                        Err(s) if s.code() == tonic::Code::Unavailable && tries < 100 => {
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        other => return other,
-                    }
-                }
+                (|| conn.put(k.clone(), v.clone()))
+                    .retry(
+                        ConstantBuilder::new()
+                            .with_delay(Duration::from_millis(20))
+                            .with_max_times(100),
+                    )
+                    .when(|s| s.code() == tonic::Code::Unavailable)
+                    .await
             }));
         }
         for b in batch {
             b.await?
                 .map_err(|s| anyhow::anyhow!("filling: {}", s.message()))?;
         }
+        bar.set_position(written.min(size));
     }
+    bar.finish_and_clear();
+    let _restarting = progress::phase(format!(
+        "{} at {} MiB: settling, restarting, waiting for the first linearizable read",
+        c.system,
+        size >> 20
+    ));
     // Let the members settle (snapshots, compactions) as a running cluster would.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let disk = systems::disk_bytes(&c.data_dirs());
@@ -232,10 +240,7 @@ async fn restart(c: &mut Cluster, size: u64) -> Result<Restart> {
             }
         }
         if Instant::now() > deadline {
-            bail!(
-                "{} served no read within 600 s of a restart",
-                c.system.name()
-            );
+            bail!("{} served no read within 600 s of a restart", c.system);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -326,7 +331,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
         Some("none") => vec![],
         Some(s) => s
             .split(',')
-            .map(crate::bench_cold_start::parse_size)
+            .map(super::cold_start::parse_size)
             .collect::<Result<_>>()?,
         None if a.quick => vec![32 << 20],
         None => vec![512 << 20, 2 << 30],
@@ -369,34 +374,39 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
     }
 
     let mut rows = Vec::new();
+    let cells = rounds * workloads.len() * clients.len() * clusters.len();
+    let bar = progress::steps("measuring", cells as u64);
     for round in 0..rounds {
         for &w in &workloads {
             for &n in &clients {
-                let fsync_ms = crate::bench_cold_start::fsync_latency_ms(&a.work_dir)?;
+                let fsync_ms = super::cold_start::fsync_latency_ms(&a.work_dir)?;
                 // Alternate which system goes first, so drift in the machine hits both.
                 let mut order: Vec<usize> = (0..clusters.len()).collect();
                 if (round + rows.len()) % 2 == 1 {
                     order.reverse();
                 }
                 for i in order {
+                    bar.set_message(format!("measuring {} {w} clients={n}", clusters[i].system));
                     let row =
                         measure(&clusters[i], leaders[i], w, n, duration, round, fsync_ms).await?;
-                    eprintln!(
+                    progress::say(&bar, format!(
                         "{:<6} {:<5} clients={:<4} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.3} s/kop  errors {}",
-                        row.system.name(),
-                        format!("{:?}", w).to_lowercase(),
+                        row.system,
+                        w,
                         n,
                         row.ops_per_s,
                         row.p50_ms,
                         row.p99_ms,
                         row.cpu_s_per_kop,
                         row.errors
-                    );
+                    ));
+                    bar.inc(1);
                     rows.push(row);
                 }
             }
         }
     }
+    bar.finish_and_clear();
     let mut restarts = Vec::new();
     for &size in &sizes {
         for c in clusters.iter_mut() {
@@ -409,7 +419,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
             let r = restart(c, size).await?;
             eprintln!(
                 "{:<6} restart at {} MiB: first linearizable read after {:.3} s ({:.2} bytes on disk per byte)",
-                s.name(),
+                s,
                 size >> 20,
                 r.first_read_s,
                 r.disk_bytes_per_logical_byte
@@ -429,7 +439,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
     let json = a.out_dir.join("compare.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
     let svg = a.out_dir.join("compare.svg");
-    std::fs::write(&svg, plot::throughput(&report))?;
+    std::fs::write(&svg, plot::throughput(&report)?)?;
     eprintln!("wrote {} and {}", json.display(), svg.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -448,16 +458,13 @@ fn print_table(r: &Report) {
             .unwrap_or("–".into());
         println!(
             "| {} | {} | {:.0} ({:.1}) | {etcd} | {ratio} |",
-            format!("{:?}", x.workload).to_lowercase(),
-            x.clients,
-            x.brisk_ops_per_s,
-            x.brisk_p99_ms
+            x.workload, x.clients, x.brisk_ops_per_s, x.brisk_p99_ms
         );
     }
     for s in &r.restarts {
         println!(
             "restart {} at {} MiB: {:.3} s to the first linearizable read; {:.2} bytes on disk per logical byte",
-            s.system.name(),
+            s.system,
             s.size_bytes >> 20,
             s.first_read_s,
             s.disk_bytes_per_logical_byte

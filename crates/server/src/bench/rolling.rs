@@ -2,7 +2,6 @@
 //! rolling-restart --dev` under a steady client load, and reports per-node ready times, the
 //! whole roll's time, the errors clients saw, and latency during the roll against before it.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +11,17 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use brisk_client::{Client, Read};
 use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+use plotters::prelude::{
+    ChartBuilder, Color, LineSeries, RGBColor, Rectangle, SeriesLabelPosition,
+};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::bench_cold_start::{fsync_latency_ms, parse_size};
+use super::cold_start::{fsync_latency_ms, parse_size};
+use super::plot;
+use super::progress;
 use crate::dev::{http_status, read_cluster_file};
 
 #[derive(clap::Args, Debug)]
@@ -181,9 +186,12 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
     );
     eprintln!("filling {} ...", a.size);
     let filled = Instant::now();
-    fill(&client, size, &a).await?;
+    let bar = progress::bytes(format!("filling {}", a.size), size);
+    fill(&client, size, &a, &bar).await?;
+    drop(bar);
     let fill_seconds = filled.elapsed().as_secs_f64();
     // Snapshots on every node, so each restart has one to skip.
+    let snapshots = progress::phase("snapshots on every node");
     let membership = client
         .call(brisk_client::Idempotence::Read, |ch| async move {
             brisk_proto::raft_admin_client::RaftAdminClient::new(ch)
@@ -200,8 +208,10 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("snapshot on node {}", m.id))?;
     }
+    drop(snapshots);
 
     eprintln!("load for {} s, then the roll ...", a.window);
+    let bar = progress::phase(format!("load for {} s before the roll", a.window));
     let stop = Arc::new(AtomicBool::new(false));
     let load_start = Instant::now();
     let mut tasks = Vec::new();
@@ -215,6 +225,7 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         )));
     }
     tokio::time::sleep(Duration::from_secs_f64(a.window)).await;
+    bar.set_message("rolling restart under load");
     let roll_start = load_start.elapsed().as_secs_f64();
     let roll_json = work.join("roll.json");
     let roll_out = tokio::process::Command::new(&exe)
@@ -227,7 +238,9 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
         .await
         .context("running brisk rolling-restart")?;
     let roll_end = load_start.elapsed().as_secs_f64();
+    bar.set_message(format!("load for {} s after the roll", a.window));
     tokio::time::sleep(Duration::from_secs_f64(a.window)).await;
+    drop(bar);
     stop.store(true, Ordering::SeqCst);
     let load_end = load_start.elapsed().as_secs_f64();
     let mut samples = Vec::new();
@@ -267,7 +280,7 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
     let json = a.out.join("rolling-restart.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
     let svg = a.out.join("rolling-restart.svg");
-    std::fs::write(&svg, plot(&samples, roll_start, roll_end, load_end))?;
+    std::fs::write(&svg, plot(&samples, roll_start, roll_end, load_end)?)?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(if report.roll_ok && report.errors.is_empty() {
         ExitCode::SUCCESS
@@ -278,12 +291,18 @@ pub async fn run(a: RollingBenchArgs) -> Result<ExitCode> {
 
 /// Writes random values of `value_min..=value_max` bytes until `size` bytes were
 /// acknowledged.
-async fn fill(client: &Arc<Client>, size: u64, a: &RollingBenchArgs) -> Result<()> {
+async fn fill(
+    client: &Arc<Client>,
+    size: u64,
+    a: &RollingBenchArgs,
+    bar: &ProgressBar,
+) -> Result<()> {
     let per = size / a.fill_clients.max(1) as u64 + 1;
     let (vmin, vmax) = (a.value_min, a.value_max.max(a.value_min));
     let mut tasks = Vec::new();
     for w in 0..a.fill_clients.max(1) {
         let client = client.clone();
+        let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
             let (mut done, mut i) = (0u64, 0u64);
@@ -296,6 +315,7 @@ async fn fill(client: &Arc<Client>, size: u64, a: &RollingBenchArgs) -> Result<(
                     .await
                     .with_context(|| format!("fill write {w}/{i}"))?;
                 done += len as u64;
+                bar.inc(len as u64);
                 i += 1;
             }
             Ok::<_, anyhow::Error>(())
@@ -419,7 +439,7 @@ fn print_report(r: &Report) {
 }
 
 /// Completed operations per second and p99 latency per 250 ms, the roll shaded.
-fn plot(samples: &[Sample], roll_start: f64, roll_end: f64, end: f64) -> String {
+fn plot(samples: &[Sample], roll_start: f64, roll_end: f64, end: f64) -> Result<String> {
     const BUCKET: f64 = 0.25;
     let n = ((end / BUCKET).ceil() as usize).max(1);
     let mut buckets: Vec<Vec<u64>> = vec![Vec::new(); n];
@@ -436,51 +456,81 @@ fn plot(samples: &[Sample], roll_start: f64, roll_end: f64, end: f64) -> String 
                 .map_or(0.0, |v| *v as f64 / 1000.0)
         })
         .collect();
-    let (w, h, pad) = (760.0, 180.0, 50.0);
-    let height = 2.0 * h + 3.0 * pad;
-    let x = |t: f64| pad + t / end * w;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11"><text x="{pad}" y="18" font-size="13">brisk rolling restart under load: ops/s and p99 latency per 250 ms (roll shaded)</text>"##,
-        w + 2.0 * pad
-    );
-    for (k, (series, label)) in [(&rate, "ops/s"), (&p99, "p99 ms")].into_iter().enumerate() {
-        let y0 = pad + k as f64 * (h + pad);
-        let max = series.iter().cloned().fold(1.0, f64::max);
-        let _ = write!(
-            s,
-            r##"<rect x="{}" y="{y0}" width="{}" height="{h}" fill="#eee"/><rect x="{pad}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/><text x="{}" y="{}">{label}</text><text x="{}" y="{}" text-anchor="end">{max:.0}</text>"##,
-            x(roll_start),
-            x(roll_end) - x(roll_start),
-            pad + 4.0,
-            y0 + 14.0,
-            pad - 2.0,
-            y0 + 10.0
-        );
-        let pts: Vec<String> = series
+    let title = "brisk rolling restart under load, per 250 ms";
+    let end = end.max(BUCKET);
+    plot::svg((860, 560), title, |area| {
+        let panels = area.split_evenly((2, 1));
+        for (panel, (series, what)) in panels
             .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                format!(
-                    "{:.1},{:.1}",
-                    x((i as f64 + 0.5) * BUCKET),
-                    y0 + h - v / max * (h - 16.0)
-                )
+            .zip([(&rate, "completed ops/s"), (&p99, "p99 latency, ms")])
+        {
+            let max = series.iter().cloned().fold(1.0, f64::max) * 1.1;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(what, (plot::FONT, 14))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..end, 0.0..max)?;
+            chart
+                .configure_mesh()
+                .x_desc("seconds since the load started")
+                .y_desc(what)
+                .draw()?;
+            let shade = RGBColor(0xdd, 0xdd, 0xdd);
+            chart
+                .draw_series([Rectangle::new(
+                    [(roll_start, 0.0), (roll_end, max)],
+                    shade.filled(),
+                )])?
+                .label("rolling restart")
+                .legend(plot::legend_box(shade));
+            chart
+                .draw_series(LineSeries::new(
+                    series
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| ((i as f64 + 0.5) * BUCKET, *v)),
+                    plot::BRISK.stroke_width(2),
+                ))?
+                .label(what)
+                .legend(plot::legend_line(plot::BRISK));
+            plot::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plot_shows_rate_and_latency_around_the_roll() {
+        let samples: Vec<Sample> = (0..4000)
+            .map(|i| Sample {
+                at: i as f64 * 0.005,
+                micros: if (8000..12000).contains(&(i * 5)) {
+                    9_000
+                } else {
+                    1_500
+                },
+                failed: false,
             })
             .collect();
-        let _ = write!(
-            s,
-            r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##,
-            pts.join(" ")
-        );
+        let svg = plot(&samples, 8.0, 12.0, 20.0).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        let texts = crate::bench::plot::texts(&svg);
+        for text in [
+            "completed ops/s",
+            "p99 latency, ms",
+            "rolling restart",
+            "seconds since the load started",
+        ] {
+            assert!(
+                texts.iter().any(|t| t.contains(text)),
+                "{text} missing from {texts:?}"
+            );
+        }
+        assert!(svg.contains("<polyline"));
     }
-    let _ = write!(
-        s,
-        r##"<text x="{pad}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{end:.1} s</text></svg>"##,
-        height - 8.0,
-        pad + w,
-        height - 8.0
-    );
-    s
 }
