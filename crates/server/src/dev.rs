@@ -85,7 +85,7 @@ pub fn read_cluster_file(data_dir: &Path) -> Result<ClusterFile> {
 
 /// A free port below the ephemeral range (a port from `:0` can be taken by an outgoing
 /// connection before the node binds it).
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     brisk_testkit::ports::free_port().context("no free port below 32000")
 }
 

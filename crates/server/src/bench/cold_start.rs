@@ -98,10 +98,7 @@ struct BenchCluster {
 
 impl BenchCluster {
     fn new(work: &Path) -> Result<Self> {
-        let free = || -> Result<u16> {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            Ok(l.local_addr()?.port())
-        };
+        let free = crate::dev::free_port;
         let mut nodes = Vec::new();
         for id in 1..=3 {
             nodes.push(Node {

@@ -81,7 +81,7 @@ struct DurableRedis {
 impl DurableRedis {
     fn start(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
+        let port = crate::dev::free_port()?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
@@ -101,20 +101,6 @@ impl Drop for DurableRedis {
     }
 }
 
-/// A free port below the ephemeral range (ports from `:0` race with outgoing connections).
-fn free_port() -> Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    for _ in 0..1000 {
-        let p = rng.random_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return Ok(p);
-        }
-    }
-    bail!("no free port")
-}
-
-/// Waits until `port` answers PING.
 /// Waits until a write through `port` succeeds: a brisk node answers PING before its cluster
 /// has a settled leader, and a benchmark that starts then fails on TRYAGAIN.
 async fn wait_writable(port: u16) -> Result<()> {

@@ -35,19 +35,6 @@ pub struct Cluster {
     log_dir: PathBuf,
 }
 
-fn free_port(taken: &mut Vec<u16>) -> Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    for _ in 0..1000 {
-        let p = rng.random_range(20_000..32_000);
-        if !taken.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            taken.push(p);
-            return Ok(p);
-        }
-    }
-    bail!("no free port")
-}
-
 /// The etcd binary: `etcd` on PATH (Debian's etcd-server installs /usr/bin/etcd).
 pub fn etcd_binary() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -81,13 +68,12 @@ impl Cluster {
             std::fs::remove_dir_all(&base)?;
         }
         std::fs::create_dir_all(&base)?;
-        let mut taken = Vec::new();
         let mut members = Vec::new();
         for i in 1..=3 {
             members.push(Member {
-                client: format!("127.0.0.1:{}", free_port(&mut taken)?),
-                peer: format!("127.0.0.1:{}", free_port(&mut taken)?),
-                http: format!("127.0.0.1:{}", free_port(&mut taken)?),
+                client: format!("127.0.0.1:{}", crate::dev::free_port()?),
+                peer: format!("127.0.0.1:{}", crate::dev::free_port()?),
+                http: format!("127.0.0.1:{}", crate::dev::free_port()?),
                 redis: None,
                 dir: base.join(format!("m{i}")),
                 child: None,
@@ -160,9 +146,8 @@ impl Cluster {
 
     /// Gives every brisk member a Redis endpoint (before [`start`](Self::start)).
     pub fn serve_redis(&mut self) -> Result<()> {
-        let mut taken = Vec::new();
         for m in &mut self.members {
-            m.redis = Some(format!("127.0.0.1:{}", free_port(&mut taken)?));
+            m.redis = Some(format!("127.0.0.1:{}", crate::dev::free_port()?));
         }
         Ok(())
     }
