@@ -60,7 +60,12 @@ impl Decoder {
         } else {
             inline(buf)?
         };
-        if done.is_none() && buf.len() > max_bytes {
+        // Refused both while it is still arriving and when it arrived whole in one read.
+        let size = match &done {
+            Some((_, used)) => *used,
+            None => buf.len(),
+        };
+        if size > max_bytes {
             return Err(FrameError::TooLarge(max_bytes));
         }
         Ok(done)
@@ -243,6 +248,18 @@ mod tests {
             Decoder::default().next_command(&buf, 1024),
             Err(FrameError::TooLarge(1024))
         );
+        // A request over the budget that arrived whole is refused too.
+        let mut whole = b"*2\r\n$3\r\nset\r\n$2000\r\n".to_vec();
+        whole.resize(whole.len() + 2000, b'x');
+        whole.extend_from_slice(b"\r\n");
+        assert_eq!(
+            Decoder::default().next_command(&whole, 1024),
+            Err(FrameError::TooLarge(1024))
+        );
+        assert!(matches!(
+            Decoder::default().next_command(&whole, 4096),
+            Ok(Some(_))
+        ));
         let line = vec![b'a'; MAX_INLINE_BYTES + 2];
         assert_eq!(
             Decoder::default().next_command(&line, 1 << 20),
