@@ -245,6 +245,13 @@ impl Client {
     {
         let endpoints = &self.settings.endpoints;
         let mut tries = 0;
+        // A pause between passes may end just past the deadline (timers tick in whole
+        // milliseconds): then no attempt starts, and a write is never sent without a budget.
+        if Instant::now() >= deadline {
+            return Err(PassEnd::TryAgain(Status::deadline_exceeded(
+                "the deadline passed before another attempt could start",
+            )));
+        }
         loop {
             let (addr, index) = lock(cursor).take(endpoints);
             let channel = self.channel(&addr).map_err(PassEnd::Answer)?;
