@@ -93,6 +93,10 @@ pub struct Connection {
     multi_failed: bool,
     /// WATCHed keys, each with the timestamp of the WATCH that named it.
     watch: Vec<(Vec<u8>, u64)>,
+    /// The `default` user's password, when the endpoint has one.
+    password: Option<Arc<str>>,
+    /// Whether this connection may run commands (always, without a password).
+    authenticated: bool,
 }
 
 /// What the connection does after a reply.
@@ -103,8 +107,15 @@ pub enum After {
 }
 
 impl Connection {
-    pub fn new(service: Arc<Service>, shared: Arc<Shared>, id: u64) -> Self {
+    pub fn new(
+        service: Arc<Service>,
+        shared: Arc<Shared>,
+        id: u64,
+        password: Option<Arc<str>>,
+    ) -> Self {
         Connection {
+            authenticated: password.is_none(),
+            password,
             service,
             shared,
             id,
@@ -121,6 +132,36 @@ impl Connection {
         self.resp3
     }
 
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// AUTH [user] password: only the `default` user exists. The comparison takes the same
+    /// time wherever the first difference is.
+    fn auth(&mut self, user: Option<&[u8]>, given: &[u8]) -> Result<Reply, CommandError> {
+        let Some(password) = &self.password else {
+            return Err(CommandError::other(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ));
+        };
+        let user_ok = user.is_none_or(|u| u == b"default");
+        let expected = password.as_bytes();
+        let same = expected.len() == given.len()
+            && expected
+                .iter()
+                .zip(given)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if user_ok && same {
+            self.authenticated = true;
+            Ok(Reply::Ok)
+        } else {
+            Err(CommandError::other(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            ))
+        }
+    }
+
     /// Queues `args` in the node's batches when it is a data command outside MULTI (its
     /// reply comes later; commands queued from one connection keep their order), or hands it
     /// back to be run with [`execute`](Self::execute) once earlier replies are in.
@@ -130,6 +171,7 @@ impl Connection {
     ) -> Result<crate::combiner::Pending, Vec<Vec<u8>>> {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let batched = self.multi.is_none()
+            && self.authenticated
             && is_data_command(&name)
             && arity(&name).is_some_and(|a| arity_ok(a, args.len()));
         if !batched {
@@ -172,6 +214,12 @@ impl Connection {
                 self.multi_failed = true;
             }
             return (Reply::error(CommandError::Arity(name)), After::Continue);
+        }
+        if !self.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+            return (
+                Reply::Error("NOAUTH Authentication required.".into()),
+                After::Continue,
+            );
         }
         if self.multi.is_some()
             && !matches!(
@@ -239,6 +287,11 @@ impl Connection {
         }
         let reply = match name {
             "quit" => Ok(Reply::Ok),
+            "auth" => match args {
+                [password] => self.auth(None, password),
+                [user, password] => self.auth(Some(user), password),
+                _ => Err(CommandError::Syntax),
+            },
             "select" => match parse_i64(&args[0]) {
                 Ok(0) => Ok(Reply::Ok),
                 Ok(_) => Err(CommandError::other("ERR DB index is out of range")),
@@ -326,15 +379,21 @@ impl Connection {
                         self.name = Some(args[i + 1].clone());
                         i += 2;
                     }
-                    "auth" => {
-                        return Err(CommandError::other(
-                            "ERR AUTH is not supported: this endpoint has no users",
-                        ))
+                    "auth" if i + 2 < args.len() => {
+                        self.auth(Some(&args[i + 1]), &args[i + 2])?;
+                        i += 3;
                     }
                     _ => return Err(CommandError::Syntax),
                 }
             }
+            if !self.authenticated {
+                return Err(CommandError::other(
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                ));
+            }
             self.resp3 = version == 3;
+        } else if !self.authenticated {
+            return Err(CommandError::other("NOAUTH Authentication required."));
         }
         let (leader, _) = self.service.leader();
         let role = if leader == Some(self.service.node_id()) {
@@ -583,6 +642,7 @@ fn is_data_command(name: &str) -> bool {
             | "echo"
             | "hello"
             | "quit"
+            | "auth"
             | "select"
             | "client"
             | "command"

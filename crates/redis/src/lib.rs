@@ -33,9 +33,12 @@ use combiner::Pending;
 use connection::{After, Connection};
 use reply::Reply;
 
-/// Limits of the Redis endpoint.
-#[derive(Clone, Copy, Debug)]
+/// Limits and access control of the Redis endpoint.
+#[derive(Clone, Debug)]
 pub struct RedisConfig {
+    /// The password of Redis's `default` user: when set, a connection must AUTH (or HELLO
+    /// ... AUTH) before any other command, as with Redis's `requirepass`.
+    pub password: Option<std::sync::Arc<str>>,
     /// The largest request (one command with its arguments); a larger one gets an error and
     /// its connection is closed without touching data.
     pub max_request_bytes: usize,
@@ -46,6 +49,7 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
+            password: None,
             max_request_bytes: 32 << 20,
             max_connections: 10_000,
         }
@@ -55,6 +59,9 @@ impl Default for RedisConfig {
 /// Flush replies once this many bytes are waiting, even in the middle of a pipeline.
 const FLUSH_BYTES: usize = 1 << 20;
 /// Most batched commands of one connection waiting for their replies.
+/// The largest request of a connection that has not authenticated yet.
+const UNAUTHENTICATED_MAX_REQUEST_BYTES: usize = 64 << 10;
+
 const MAX_PENDING: usize = 16;
 
 /// Encodes the replies of `pending`, in order, as they come in.
@@ -119,10 +126,11 @@ pub async fn serve(
         let service = service.clone();
         let shared = shared.clone();
         let stop = stop.clone();
+        let config = config.clone();
         tokio::spawn(async move {
             metrics::gauge!("brisk_redis_connections").increment(1.0);
-            if let Err(e) = handle(stream, Connection::new(service, shared, id), config, stop).await
-            {
+            let conn = Connection::new(service, shared, id, config.password.clone());
+            if let Err(e) = handle(stream, conn, config, stop).await {
                 tracing::debug!(%peer, error = %e, "redis connection ended");
             }
             metrics::gauge!("brisk_redis_connections").decrement(1.0);
@@ -156,7 +164,16 @@ async fn handle(
         // the node's batches together; anything else first waits for them.
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            match decoder.next_command(&input[taken..], config.max_request_bytes) {
+            // Until a connection has authenticated, it may send only small requests (as
+            // Redis), so a client without the password cannot make the node buffer much.
+            let limit = if conn.authenticated() {
+                config.max_request_bytes
+            } else {
+                config
+                    .max_request_bytes
+                    .min(UNAUTHENTICATED_MAX_REQUEST_BYTES)
+            };
+            match decoder.next_command(&input[taken..], limit) {
                 Ok(Some((args, used))) => {
                     taken += used;
                     if args.is_empty() {

@@ -115,6 +115,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_REDIS_MAX_REQUEST_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_max_request_bytes: Option<ByteCount>,
+    /// File holding the password Redis clients must AUTH with (Redis's `requirepass`; its
+    /// first line is the password). Without it the endpoint needs no password.
+    #[arg(long, env = "BRISK_REDIS_PASSWORD_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_password_file: Option<PathBuf>,
     /// Redis connections served at once (default 10000).
     #[arg(long, env = "BRISK_REDIS_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -458,7 +463,24 @@ impl ServeArgs {
         if let Some(r) = &a.redis {
             check_addr("--redis", r)?;
         }
+        let redis_password = match &a.redis_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the Redis password file {}", path.display())
+                })?;
+                let password = text.lines().next().unwrap_or("").to_string();
+                if password.is_empty() {
+                    bail!(
+                        "the Redis password file {} holds no password on its first line",
+                        path.display()
+                    );
+                }
+                Some(std::sync::Arc::<str>::from(password))
+            }
+            None => None,
+        };
         let redis_limits = brisk_redis::RedisConfig {
+            password: redis_password,
             max_request_bytes: size(a.redis_max_request_bytes, "redis-max-request-bytes")?,
             max_connections: set(a.redis_max_connections, "redis-max-connections")?,
         };

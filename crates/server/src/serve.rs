@@ -299,7 +299,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         tokio::spawn(brisk_redis::serve(
             l,
             service.clone(),
-            cfg.redis_limits,
+            cfg.redis_limits.clone(),
             stop_rx.clone(),
         ))
     });

@@ -91,7 +91,7 @@ impl Drop for RealRedis {
     }
 }
 
-/// Waits until `port` answers PING.
+/// Waits until `port` answers PING (or asks for the password).
 async fn wait_redis(port: u16) {
     common::wait_for(
         "a Redis endpoint answering PING",
@@ -101,7 +101,8 @@ async fn wait_redis(port: u16) {
                 .args(["-p", &port.to_string(), "ping"])
                 .output()
                 .ok()?;
-            o.stdout.starts_with(b"PONG").then_some(())
+            // A password-protected endpoint answers too, asking for the password.
+            (o.stdout.starts_with(b"PONG") || o.stdout.starts_with(b"NOAUTH")).then_some(())
         },
     )
     .await;
@@ -109,7 +110,12 @@ async fn wait_redis(port: u16) {
 
 /// A cluster whose every node serves Redis; returns it and each node's Redis port.
 async fn redis_cluster() -> (Cluster, Vec<u16>) {
-    let mut c = Cluster::new(3, &[]);
+    redis_cluster_with(&[]).await
+}
+
+/// [`redis_cluster`] with `extra` flags on every node.
+async fn redis_cluster_with(extra: &[&str]) -> (Cluster, Vec<u16>) {
+    let mut c = Cluster::new(3, extra);
     let mut ports = Vec::new();
     for n in &mut c.nodes {
         let port = free_port();
@@ -232,5 +238,54 @@ async fn expired_keys_are_reclaimed_from_the_store() {
         Some(2.0),
         "{}",
         c.metrics(leader)
+    );
+}
+
+/// With a password file, a connection must AUTH (or HELLO ... AUTH) first, as with Redis's
+/// requirepass: everything else is NOAUTH, a wrong password WRONGPASS, and nothing is
+/// written before authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_guards_the_redis_endpoint() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("redis-password");
+    std::fs::write(&file, "s3cret\n").expect("write the password file");
+    let file = file.display().to_string();
+    let (c, ports) = redis_cluster_with(&["--redis-password-file", &file]).await;
+    let leader = c.leader().await;
+    let port = ports[leader as usize - 1].to_string();
+    let cli = |args: &[&str]| {
+        let o = Command::new("redis-cli")
+            .args(["-p", &port, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["set", "k", "v"]), "NOAUTH Authentication required.");
+    assert_eq!(cli(&["ping"]), "NOAUTH Authentication required.");
+    assert!(cli(&["auth", "wrong"]).starts_with("WRONGPASS"));
+    assert!(cli(&["auth", "someone", "s3cret"]).starts_with("WRONGPASS"));
+    assert!(cli(&["hello", "3"]).starts_with("NOAUTH HELLO must be called"));
+    assert!(cli(&["hello", "3", "auth", "default", "nope"]).starts_with("WRONGPASS"));
+    // Nothing got through before authenticating.
+    assert_eq!(cli(&["-a", "s3cret", "exists", "k"]), "0");
+    assert_eq!(cli(&["-a", "s3cret", "set", "k", "v"]), "OK");
+    assert_eq!(cli(&["-a", "s3cret", "get", "k"]), "v");
+    let hello = cli(&["hello", "3", "auth", "default", "s3cret"]);
+    assert!(hello.contains("proto") && hello.contains("3"), "{hello}");
+    // An unauthenticated connection cannot make the node buffer a large request.
+    let big = "x".repeat(100 << 10);
+    let o = cli(&["set", "big", &big]);
+    assert!(o.contains("ERR") || o.is_empty(), "{o}");
+    assert_eq!(cli(&["-a", "s3cret", "exists", "big"]), "0");
+    // A follower asks for the password too.
+    let follower = (1..=3u64).find(|&i| i != leader).expect("a follower");
+    let o = Command::new("redis-cli")
+        .args(["-p", &ports[follower as usize - 1].to_string(), "get", "k"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "NOAUTH Authentication required."
     );
 }

@@ -22,6 +22,7 @@ pub const COMMANDS: &[(&str, i32)] = &[
     ("echo", 2),
     ("hello", -1),
     ("quit", -1),
+    ("auth", -2),
     ("select", 2),
     ("client", -2),
     ("command", -1),
