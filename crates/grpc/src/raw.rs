@@ -14,7 +14,7 @@ pub struct RawKvService {
 
 pub(crate) fn write_result(w: Written) -> Option<WriteResult> {
     Some(WriteResult {
-        commit_ts: w.commit_ts,
+        commit_ts: w.commit_ts.get(),
         log_index: w.log_index,
     })
 }
@@ -22,7 +22,7 @@ pub(crate) fn write_result(w: Written) -> Option<WriteResult> {
 /// (found, value, commit_ts) of a point read.
 pub(crate) fn found(v: Option<Versioned>) -> (bool, Vec<u8>, u64) {
     match v {
-        Some(v) => (true, v.value, v.commit_ts),
+        Some(v) => (true, v.value, v.commit_ts.get()),
         None => (false, Vec::new(), 0),
     }
 }
@@ -34,7 +34,7 @@ pub(crate) fn key_values(page: ScanPage) -> (Vec<KeyValue>, bool) {
         .map(|p| KeyValue {
             key: p.key,
             value: p.value,
-            commit_ts: p.commit_ts,
+            commit_ts: p.commit_ts.get(),
         })
         .collect();
     (pairs, page.truncated)
@@ -141,7 +141,7 @@ impl RawKv for RawKvService {
             .map_err(status_of)?;
         Ok(Response::new(RawLatestCommitTsResponse {
             found: ts.is_some(),
-            commit_ts: ts.unwrap_or(0),
+            commit_ts: ts.map_or(0, |t| t.get()),
         }))
     }
 
@@ -154,6 +154,6 @@ impl RawKv for RawKvService {
             .timestamp(origin(&req))
             .await
             .map_err(status_of)?;
-        Ok(Response::new(GetTimestampResponse { ts }))
+        Ok(Response::new(GetTimestampResponse { ts: ts.get() }))
     }
 }

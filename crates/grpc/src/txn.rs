@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::raw::{found, key_values};
 use crate::{origin, status_of};
+use brisk_service::Timestamp;
 
 pub struct TxnService {
     pub service: Arc<Service>,
@@ -32,7 +33,9 @@ fn mutation_from_wire(m: Mutation) -> Result<brisk_service::Mutation, ServiceErr
 impl TransactionalKv for TxnService {
     async fn begin(&self, req: Request<BeginRequest>) -> Result<Response<BeginResponse>, Status> {
         let start_ts = self.service.begin(origin(&req)).await.map_err(status_of)?;
-        Ok(Response::new(BeginResponse { start_ts }))
+        Ok(Response::new(BeginResponse {
+            start_ts: start_ts.get(),
+        }))
     }
 
     async fn get(&self, req: Request<TxnGetRequest>) -> Result<Response<TxnGetResponse>, Status> {
@@ -40,7 +43,7 @@ impl TransactionalKv for TxnService {
         let r = req.into_inner();
         let v = self
             .service
-            .txn_get(from, r.start_ts, &r.key)
+            .txn_get(from, Timestamp(r.start_ts), &r.key)
             .await
             .map_err(status_of)?;
         let (found, value, commit_ts) = found(v);
@@ -60,7 +63,7 @@ impl TransactionalKv for TxnService {
         let range = KeyRange::from_parts(r.start, r.end, r.prefix).map_err(status_of)?;
         let page = self
             .service
-            .txn_scan(from, r.start_ts, range, r.limit)
+            .txn_scan(from, Timestamp(r.start_ts), range, r.limit)
             .await
             .map_err(status_of)?;
         let (pairs, truncated) = key_values(page);
@@ -81,13 +84,13 @@ impl TransactionalKv for TxnService {
             .map_err(status_of)?;
         let outcome = self
             .service
-            .commit(from, r.start_ts, mutations, r.read_set)
+            .commit(from, Timestamp(r.start_ts), mutations, r.read_set)
             .await
             .map_err(status_of)?;
         Ok(Response::new(match outcome {
             CommitOutcome::Committed(w) => CommitResponse {
                 committed: true,
-                commit_ts: w.commit_ts,
+                commit_ts: w.commit_ts.get(),
                 conflict: None,
                 log_index: w.log_index,
             },
@@ -100,7 +103,7 @@ impl TransactionalKv for TxnService {
                 commit_ts: 0,
                 conflict: Some(Conflict {
                     key,
-                    conflicting_commit_ts,
+                    conflicting_commit_ts: conflicting_commit_ts.get(),
                 }),
                 log_index,
             },

@@ -2,6 +2,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
+
 // Byte fields are (de)serialized as byte strings, not as sequences of u8: bincode writes the
 // same length-prefixed bytes either way (persisted entries decode unchanged), but a sequence
 // goes through serde one byte at a time, which cost a third of a node's CPU on large values.
@@ -50,7 +52,7 @@ pub enum Command {
     /// An OCC transaction: applied only if no key of the write set (and of `read_set`) has a
     /// commit newer than `start_ts`.
     Txn {
-        start_ts: u64,
+        start_ts: Timestamp,
         mutations: Vec<Mutation>,
         read_set: Vec<Vec<u8>>,
     },
@@ -63,7 +65,7 @@ pub enum Command {
 pub struct Request {
     /// Proposed commit timestamp (0 for lease renewals). Apply may raise it to keep commit
     /// timestamps increasing in log order.
-    pub ts: u64,
+    pub ts: Timestamp,
     pub command: Command,
 }
 
@@ -99,22 +101,22 @@ impl fmt::Display for Request {
 pub enum Response {
     /// The write was applied at `commit_ts`; `deleted` counts keys tombstoned by a prefix delete.
     Written {
-        commit_ts: u64,
+        commit_ts: Timestamp,
         deleted: u64,
     },
     /// The transaction aborted: `key` has a commit at `conflicting_commit_ts > start_ts`.
     Conflict {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        conflicting_commit_ts: u64,
+        conflicting_commit_ts: Timestamp,
     },
     LeaseRenewed {
         ceiling_ms: u64,
     },
     /// The transaction aborted: its `start_ts` is above every commit (not from `Begin`).
     InvalidStartTs {
-        start_ts: u64,
-        last_commit_ts: u64,
+        start_ts: Timestamp,
+        last_commit_ts: Timestamp,
     },
     /// Blank and membership entries.
     Applied,
@@ -185,7 +187,7 @@ mod tests {
             ),
             (
                 Command::Txn {
-                    start_ts: 7,
+                    start_ts: Timestamp(7),
                     mutations: vec![
                         Mutation::Put {
                             key: b"a".to_vec(),

@@ -12,15 +12,14 @@ use std::sync::Mutex;
 pub const LOGICAL_BITS: u32 = 16;
 const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 
-/// A 64-bit HLC timestamp.
-pub type Timestamp = u64;
+pub use brisk_storage::Timestamp;
 
 pub fn compose(physical_ms: u64, logical: u64) -> Timestamp {
-    (physical_ms << LOGICAL_BITS) | (logical & LOGICAL_MASK)
+    Timestamp((physical_ms << LOGICAL_BITS) | (logical & LOGICAL_MASK))
 }
 
 pub fn physical_ms(ts: Timestamp) -> u64 {
-    ts >> LOGICAL_BITS
+    ts.get() >> LOGICAL_BITS
 }
 
 pub fn wall_clock_ms() -> u64 {
@@ -108,7 +107,7 @@ impl Hlc {
         } else {
             // Same or earlier millisecond: advance the logical part (it carries into the
             // physical part when it overflows, which the ceiling check below bounds).
-            s.last.saturating_add(1)
+            Timestamp(s.last.get().saturating_add(1))
         };
         if physical_ms(candidate) >= s.ceiling_ms {
             return Err(HlcError::CeilingReached {
@@ -129,7 +128,7 @@ mod tests {
         let h = Hlc::new();
         h.fence_for_term(1, 0);
         h.observe_ceiling(10_000);
-        let mut prev = 0;
+        let mut prev = Timestamp::ZERO;
         for now in [5_000, 5_000, 4_000, 5_001, 5_001, 3_000] {
             let ts = h.issue(1, now).unwrap();
             assert!(ts > prev, "{ts} <= {prev}");

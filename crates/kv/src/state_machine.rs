@@ -6,7 +6,7 @@ use brisk_storage::{
 };
 
 use crate::command::{Command, Mutation, Request, Response};
-use crate::hlc::Hlc;
+use crate::hlc::{Hlc, Timestamp};
 
 /// The MVCC/OCC state machine over a [`Store`].
 ///
@@ -37,7 +37,7 @@ impl KvStateMachine {
         self.hlc.observe_ceiling(meta.hlc_ceiling_ms);
         self.hlc.observe(meta.last_commit_ts);
         self.last_commit_ts
-            .store(meta.last_commit_ts, Ordering::SeqCst);
+            .store(meta.last_commit_ts.get(), Ordering::SeqCst);
         Ok(meta)
     }
 
@@ -81,8 +81,8 @@ impl KvStateMachine {
         Ok(())
     }
 
-    pub fn last_commit_ts(&self) -> u64 {
-        self.last_commit_ts.load(Ordering::SeqCst)
+    pub fn last_commit_ts(&self) -> Timestamp {
+        Timestamp(self.last_commit_ts.load(Ordering::SeqCst))
     }
 
     /// Applies one committed entry: `request` is `None` for blank and membership entries.
@@ -104,10 +104,15 @@ impl KvStateMachine {
         };
         // Commit timestamps increase in log order, whatever order the leader issued them in.
         let last = self.last_commit_ts();
-        let next_ts = |floor: u64| request.ts.max(last.saturating_add(1)).max(floor);
+        let next_ts = |floor: Timestamp| {
+            request
+                .ts
+                .max(Timestamp(last.get().saturating_add(1)))
+                .max(floor)
+        };
         let response = match &request.command {
             Command::Put { key, value } => {
-                let ts = next_ts(0);
+                let ts = next_ts(Timestamp::ZERO);
                 batch.put(key, ts, value);
                 batch.set_last_commit_ts(ts);
                 Response::Written {
@@ -116,7 +121,7 @@ impl KvStateMachine {
                 }
             }
             Command::Delete { key } => {
-                let ts = next_ts(0);
+                let ts = next_ts(Timestamp::ZERO);
                 batch.delete(key, ts);
                 batch.set_last_commit_ts(ts);
                 Response::Written {
@@ -125,7 +130,7 @@ impl KvStateMachine {
                 }
             }
             Command::DeletePrefix { prefix } => {
-                let ts = next_ts(0);
+                let ts = next_ts(Timestamp::ZERO);
                 let deleted = delete_prefix(&store, &mut batch, prefix, ts)?;
                 batch.set_last_commit_ts(ts);
                 Response::Written {
@@ -156,7 +161,7 @@ impl KvStateMachine {
                     conflicting_commit_ts,
                 },
                 None => {
-                    let ts = next_ts(start_ts.saturating_add(1));
+                    let ts = next_ts(Timestamp(start_ts.get().saturating_add(1)));
                     for m in mutations {
                         match m {
                             Mutation::Put { key, value } => batch.put(key, ts, value),
@@ -181,7 +186,7 @@ impl KvStateMachine {
         batch.commit(durability)?;
         match &response {
             Response::Written { commit_ts, .. } => {
-                self.last_commit_ts.store(*commit_ts, Ordering::SeqCst);
+                self.last_commit_ts.store(commit_ts.get(), Ordering::SeqCst);
                 self.hlc.observe(*commit_ts);
             }
             Response::LeaseRenewed { ceiling_ms } => self.hlc.observe_ceiling(*ceiling_ms),
@@ -190,7 +195,7 @@ impl KvStateMachine {
         Ok(response)
     }
 
-    pub fn get(&self, key: &[u8], ts: u64) -> Result<Option<Version>, StorageError> {
+    pub fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Version>, StorageError> {
         self.store()?.get_at(key, ts)
     }
 
@@ -201,7 +206,7 @@ impl KvStateMachine {
         prefix: Option<&[u8]>,
         limit: usize,
         byte_budget: usize,
-        ts: u64,
+        ts: Timestamp,
     ) -> Result<Vec<VersionedPair>, StorageError> {
         self.store()?
             .scan_at(start, end, prefix, limit, byte_budget, ts)
@@ -224,7 +229,7 @@ fn delete_prefix(
     store: &Store,
     batch: &mut brisk_storage::ApplyBatch<'_>,
     prefix: &[u8],
-    ts: u64,
+    ts: Timestamp,
 ) -> Result<u64, StorageError> {
     let mut deleted = 0u64;
     let mut from = prefix.to_vec();
@@ -248,10 +253,10 @@ fn delete_prefix(
 /// newer than `start_ts`.
 fn find_conflict(
     store: &Store,
-    start_ts: u64,
+    start_ts: Timestamp,
     mutations: &[Mutation],
     read_set: &[Vec<u8>],
-) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+) -> Result<Option<(Vec<u8>, Timestamp)>, StorageError> {
     let keys = mutations
         .iter()
         .map(|m| m.key())
@@ -300,7 +305,10 @@ mod tests {
                 },
                 membership: b"m".to_vec(),
             };
-            let req = command.map(|command| Request { ts, command });
+            let req = command.map(|command| Request {
+                ts: Timestamp(ts),
+                command,
+            });
             self.sm
                 .apply(state, req.as_ref(), Durability::Sync)
                 .unwrap()
@@ -314,14 +322,14 @@ mod tests {
                     value: v.into(),
                 }),
             ) {
-                Response::Written { commit_ts, .. } => commit_ts,
+                Response::Written { commit_ts, .. } => commit_ts.get(),
                 r => panic!("{r:?}"),
             }
         }
 
         fn get(&self, k: &str, ts: u64) -> Option<String> {
             self.sm
-                .get(k.as_bytes(), ts)
+                .get(k.as_bytes(), Timestamp(ts))
                 .unwrap()
                 .and_then(|v| v.value)
                 .map(|v| String::from_utf8(v).unwrap())
@@ -371,13 +379,13 @@ mod tests {
                 },
                 membership: b"m".to_vec(),
             });
-            let deleted = delete_prefix(&store, &mut batch, b"p/", entry_ts).unwrap();
+            let deleted = delete_prefix(&store, &mut batch, b"p/", Timestamp(entry_ts)).unwrap();
             assert_eq!(deleted, n as u64);
             drop(batch);
         }
         assert_eq!(interrupted.applied_index(), whole.applied_index());
         // What was spilled sits above the last commit: reads there still see every key.
-        let last = interrupted.sm.last_commit_ts();
+        let last = interrupted.sm.last_commit_ts().get();
         assert!(last < entry_ts);
         assert_eq!(interrupted.get("p/00000", last).as_deref(), Some("v"));
         assert_eq!(
@@ -393,7 +401,7 @@ mod tests {
                     prefix: b"p/".to_vec(),
                 }),
             ) {
-                Response::Written { commit_ts, .. } => assert_eq!(commit_ts, entry_ts),
+                Response::Written { commit_ts, .. } => assert_eq!(commit_ts, Timestamp(entry_ts)),
                 r => panic!("{r:?}"),
             }
             assert_eq!(f.get(&format!("p/{:05}", n - 1), u64::MAX), None);
@@ -432,19 +440,19 @@ mod tests {
         assert_eq!(
             r,
             Response::Written {
-                commit_ts: 200,
+                commit_ts: Timestamp(200),
                 deleted: 0
             }
         );
         assert_eq!(f.get("k", 150).as_deref(), Some("v"));
         assert_eq!(f.get("k", 200), None);
         assert_eq!(
-            f.sm.get(b"k", 250).unwrap().unwrap().value,
+            f.sm.get(b"k", Timestamp(250)).unwrap().unwrap().value,
             None,
             "tombstone version visible"
         );
         let scan =
-            f.sm.scan(b"", None, None, 100, usize::MAX, u64::MAX)
+            f.sm.scan(b"", None, None, 100, usize::MAX, Timestamp::MAX)
                 .unwrap();
         assert!(scan.is_empty(), "{scan:?}");
     }
@@ -464,7 +472,7 @@ mod tests {
         );
         assert!(matches!(r, Response::Written { deleted: 2, .. }), "{r:?}");
         let keys: Vec<_> =
-            f.sm.scan(b"", None, None, 100, usize::MAX, u64::MAX)
+            f.sm.scan(b"", None, None, 100, usize::MAX, Timestamp::MAX)
                 .unwrap()
                 .into_iter()
                 .map(|p| String::from_utf8(p.key).unwrap())
@@ -480,11 +488,11 @@ mod tests {
         f.put(30, "c", "1");
         f.put(40, "b", "2");
         let got =
-            f.sm.scan(b"a", Some(b"c"), None, 10, usize::MAX, 35)
+            f.sm.scan(b"a", Some(b"c"), None, 10, usize::MAX, Timestamp(35))
                 .unwrap();
         let got: Vec<_> = got
             .iter()
-            .map(|p| (p.key.clone(), p.value.clone(), p.commit_ts))
+            .map(|p| (p.key.clone(), p.value.clone(), p.commit_ts.get()))
             .collect();
         assert_eq!(
             got,
@@ -493,7 +501,9 @@ mod tests {
                 (b"b".to_vec(), b"1".to_vec(), 20)
             ]
         );
-        let got = f.sm.scan(b"", None, None, 2, usize::MAX, u64::MAX).unwrap();
+        let got =
+            f.sm.scan(b"", None, None, 2, usize::MAX, Timestamp::MAX)
+                .unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].value, b"2");
     }
@@ -505,12 +515,14 @@ mod tests {
             f.put(0, k, "0123456789");
         }
         // Each pair is 11 bytes: the budget of 20 is reached by the second pair.
-        let got = f.sm.scan(b"", None, None, 100, 20, u64::MAX).unwrap();
+        let got = f.sm.scan(b"", None, None, 100, 20, Timestamp::MAX).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].key, b"b");
         // At least one pair, even when it alone exceeds the budget.
         assert_eq!(
-            f.sm.scan(b"", None, None, 100, 1, u64::MAX).unwrap().len(),
+            f.sm.scan(b"", None, None, 100, 1, Timestamp::MAX)
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -520,8 +532,8 @@ mod tests {
         let mut f = Fixture::new();
         f.put(100, "x", "0");
         f.put(100, "y", "0");
-        let txn = |start_ts, write: &str, read: Vec<&str>| Command::Txn {
-            start_ts,
+        let txn = |start_ts: u64, write: &str, read: Vec<&str>| Command::Txn {
+            start_ts: Timestamp(start_ts),
             mutations: vec![Mutation::Put {
                 key: write.into(),
                 value: b"t".to_vec(),
@@ -535,7 +547,7 @@ mod tests {
             r,
             Response::Conflict {
                 key: b"x".to_vec(),
-                conflicting_commit_ts: t
+                conflicting_commit_ts: Timestamp(t)
             }
         );
         assert_eq!(
@@ -552,19 +564,19 @@ mod tests {
             r,
             Response::Conflict {
                 key: b"x".to_vec(),
-                conflicting_commit_ts: t2
+                conflicting_commit_ts: Timestamp(t2)
             }
         );
         // No conflict when start_ts covers every commit; commit_ts > start_ts.
         let r = f.apply(0, Some(txn(t2, "x", vec!["y"])));
         let t3 = match r {
-            Response::Written { commit_ts, .. } => commit_ts,
+            Response::Written { commit_ts, .. } => commit_ts.get(),
             r => panic!("{r:?}"),
         };
         assert!(t3 > t2);
         // A deleted key conflicts too (a tombstone is a commit).
         let td = match f.apply(0, Some(Command::Delete { key: "y".into() })) {
-            Response::Written { commit_ts, .. } => commit_ts,
+            Response::Written { commit_ts, .. } => commit_ts.get(),
             r => panic!("{r:?}"),
         };
         let r = f.apply(0, Some(txn(td - 1, "y", vec![])));
@@ -578,7 +590,7 @@ mod tests {
         let r = f.apply(
             0,
             Some(Command::Txn {
-                start_ts: u64::MAX - 1,
+                start_ts: Timestamp(u64::MAX - 1),
                 mutations: vec![Mutation::Put {
                     key: "k".into(),
                     value: "x".into(),
@@ -589,13 +601,13 @@ mod tests {
         assert_eq!(
             r,
             Response::InvalidStartTs {
-                start_ts: u64::MAX - 1,
-                last_commit_ts: t
+                start_ts: Timestamp(u64::MAX - 1),
+                last_commit_ts: Timestamp(t)
             }
         );
         assert_eq!(f.get("k", u64::MAX).as_deref(), Some("v"));
         assert_eq!(
-            f.sm.last_commit_ts(),
+            f.sm.last_commit_ts().get(),
             t,
             "commit timestamps were not dragged forward"
         );
@@ -622,7 +634,7 @@ mod tests {
             Some(Command::Delete { key: "a".into() }),
             Some(Command::DeletePrefix { prefix: "a".into() }),
             Some(Command::Txn {
-                start_ts: 0,
+                start_ts: Timestamp::ZERO,
                 mutations: vec![Mutation::Put {
                     key: "a".into(),
                     value: "x".into(),
@@ -661,12 +673,12 @@ mod tests {
                 membership: vec![],
             };
             let req = Request {
-                ts: 0,
+                ts: Timestamp::ZERO,
                 command: Command::LeaseRenewal { ceiling_ms: 9_000 },
             };
             sm.apply(st(1), Some(&req), Durability::Sync).unwrap();
             let req = Request {
-                ts: 77,
+                ts: Timestamp(77),
                 command: Command::Put {
                     key: "k".into(),
                     value: "v".into(),
@@ -677,7 +689,7 @@ mod tests {
         let hlc = Arc::new(Hlc::new());
         let sm = KvStateMachine::new(Store::open(&path).unwrap(), hlc.clone()).unwrap();
         assert_eq!(hlc.ceiling_ms(), 9_000);
-        assert_eq!(sm.last_commit_ts(), 77);
-        assert!(hlc.last() >= 77);
+        assert_eq!(sm.last_commit_ts(), Timestamp(77));
+        assert!(hlc.last() >= Timestamp(77));
     }
 }

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use brisk_kv::{Command, Hlc, KvStateMachine, Request, Response};
+use brisk_kv::{Command, Hlc, KvStateMachine, Request, Response, Timestamp};
 use brisk_storage::{AppliedLogId, AppliedState, Durability, Store};
 
 struct Counting;
@@ -59,7 +59,7 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
     let value = vec![b'x'; VALUE];
     for i in 0..KEYS {
         let req = Request {
-            ts: 100 + i,
+            ts: Timestamp(100 + i),
             command: Command::Put {
                 key: format!("big/{i:06}").into_bytes(),
                 value: value.clone(),
@@ -69,7 +69,7 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
             .unwrap();
     }
     let req = Request {
-        ts: 1_000_000,
+        ts: Timestamp(1_000_000),
         command: Command::DeletePrefix {
             prefix: b"big/".to_vec(),
         },
@@ -83,7 +83,7 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
     assert_eq!(
         resp,
         Response::Written {
-            commit_ts: 1_000_000,
+            commit_ts: Timestamp(1_000_000),
             deleted: KEYS
         }
     );
@@ -95,7 +95,7 @@ fn delete_prefix_over_a_large_keyspace_stays_within_a_small_memory_budget() {
         BUDGET >> 20
     );
     assert!(sm
-        .get(b"big/000000", u64::MAX)
+        .get(b"big/000000", Timestamp::MAX)
         .unwrap()
         .unwrap()
         .value

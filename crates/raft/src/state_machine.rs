@@ -339,6 +339,7 @@ mod tests {
     use super::*;
     use crate::layout::DataLayout;
     use crate::types::{log_id, Membership};
+    use brisk_kv::Timestamp;
 
     fn shared(dir: &std::path::Path, durability: Durability) -> Arc<SmShared> {
         let layout = DataLayout::new(dir);
@@ -354,7 +355,7 @@ mod tests {
         (from..from + n)
             .map(|i| {
                 let req = Request {
-                    ts: 10 * i,
+                    ts: Timestamp(10 * i),
                     command: Command::Put {
                         key: format!("k{i}").into_bytes(),
                         value: b"v".to_vec(),
@@ -426,7 +427,12 @@ mod tests {
         let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), Durability::Sync).unwrap();
         let m12 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], []);
         let m123 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], []);
-        let req = |command| Some(Request { ts: 10, command });
+        let req = |command| {
+            Some(Request {
+                ts: Timestamp(10),
+                command,
+            })
+        };
         let entries = vec![
             (
                 log_id(1, 1, 1),
@@ -450,7 +456,7 @@ mod tests {
             (
                 log_id(2, 2, 5),
                 req(Command::Txn {
-                    start_ts: 0,
+                    start_ts: Timestamp::ZERO,
                     mutations: vec![Mutation::Delete { key: b"k".to_vec() }],
                     read_set: vec![],
                 }),

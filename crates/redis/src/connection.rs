@@ -10,6 +10,7 @@ use crate::error::CommandError;
 use crate::keyspace::{record_key, record_prefix, Record, NAMESPACE};
 use crate::reply::Reply;
 use crate::tx::{wall_clock_ms, Committed, Tx};
+use brisk_service::Timestamp;
 
 /// How many times a command runs again after its transaction conflicted.
 const MAX_ATTEMPTS: usize = 64;
@@ -92,7 +93,7 @@ pub struct Connection {
     /// A queued command was refused: EXEC discards the transaction.
     multi_failed: bool,
     /// WATCHed keys, each with the timestamp of the WATCH that named it.
-    watch: Vec<(Vec<u8>, u64)>,
+    watch: Vec<(Vec<u8>, Timestamp)>,
     /// The `default` user's password, when the endpoint has one.
     password: Option<Arc<str>>,
     /// Whether this connection may run commands (always, without a password).
@@ -457,7 +458,7 @@ impl Connection {
     async fn exec(
         &self,
         queued: Vec<(String, Vec<Vec<u8>>)>,
-        watch: Vec<(Vec<u8>, u64)>,
+        watch: Vec<(Vec<u8>, Timestamp)>,
     ) -> Result<Reply, CommandError> {
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;

@@ -16,10 +16,11 @@ use brisk_service::{CommitOutcome, KeyRange, Mutation, Origin, Service, ServiceE
 
 use crate::error::CommandError;
 use crate::keyspace::{record_key, Record};
+use brisk_service::Timestamp;
 
 pub struct Tx<'a> {
     service: &'a Service,
-    start_ts: Option<u64>,
+    start_ts: Option<Timestamp>,
     read_set: BTreeSet<Vec<u8>>,
     /// Buffered writes by brisk key: Some(value) puts, None deletes.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -123,7 +124,7 @@ impl<'a> Tx<'a> {
     }
 
     /// The transaction's start timestamp, taken now if no read took it yet.
-    pub async fn start_ts(&mut self) -> Result<u64, ServiceError> {
+    pub async fn start_ts(&mut self) -> Result<Timestamp, ServiceError> {
         if let Some(ts) = self.start_ts {
             return Ok(ts);
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brisk_kv::{Command, Hlc, KvStateMachine, Request};
+use brisk_kv::{Command, Hlc, KvStateMachine, Request, Timestamp};
 use brisk_raft::gate::{self, ColdStartMode, GateError, Outcome, Reason};
 use brisk_raft::layout::DataLayout;
 use brisk_raft::snapshot::manifest::MANIFEST_FILE;
@@ -29,7 +29,7 @@ fn apply(sm: &KvStateMachine, index: u64) {
         membership: brisk_raft::codec::encode(&StoredMembership::default()).unwrap(),
     };
     let req = Request {
-        ts: index * 10,
+        ts: Timestamp(index * 10),
         command: Command::Put {
             key: format!("k{index:02}").into_bytes(),
             value: vec![b'x'; 2000],
@@ -350,7 +350,7 @@ fn gate_restores_a_store_behind_its_snapshot() {
         10,
         "restored store reads A = X (I3)"
     );
-    assert!(store.get_at(b"k10", u64::MAX).unwrap().is_some());
+    assert!(store.get_at(b"k10", Timestamp::MAX).unwrap().is_some());
     drop(store);
     // The next start skips.
     let (_, report) = gate::run(&layout, &snapshots, ColdStartMode::Auto, true).unwrap();

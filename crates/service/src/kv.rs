@@ -11,6 +11,7 @@ use crate::error::{Effect, ServiceError};
 use crate::forward::{self, Origin};
 use crate::types::{KeyRange, Pair, ScanPage, Versioned, Written};
 use crate::{Read, Service};
+use brisk_kv::Timestamp;
 
 impl Service {
     pub async fn put(
@@ -93,7 +94,7 @@ impl Service {
                 .into_inner();
             Ok(r.found.then_some(Versioned {
                 value: r.value,
-                commit_ts: r.commit_ts,
+                commit_ts: Timestamp(r.commit_ts),
             }))
         })
         .await
@@ -141,7 +142,7 @@ impl Service {
         origin: Origin,
         key: &[u8],
         read: Read,
-    ) -> Result<Option<u64>, ServiceError> {
+    ) -> Result<Option<Timestamp>, ServiceError> {
         if key.len() > self.limits.max_key_bytes {
             return Err(ServiceError::InvalidArgument(
                 "key exceeds the size limit".into(),
@@ -169,13 +170,13 @@ impl Service {
                 .raw_latest_commit_ts(forward::request(remote))
                 .await?
                 .into_inner();
-            Ok(r.found.then_some(r.commit_ts))
+            Ok(r.found.then_some(Timestamp(r.commit_ts)))
         })
         .await
     }
 
     /// A fresh timestamp from the leader's clock.
-    pub async fn timestamp(&self, origin: Origin) -> Result<u64, ServiceError> {
+    pub async fn timestamp(&self, origin: Origin) -> Result<Timestamp, ServiceError> {
         // A leader that was deposed without knowing it yet must not hand out a timestamp
         // below one its successor already issued: confirm leadership first.
         let local = match self.node.read_barrier().await {
@@ -186,7 +187,7 @@ impl Service {
             let r = forward::raw_kv(ch)
                 .get_timestamp(forward::request(GetTimestampRequest {}))
                 .await?;
-            Ok(r.into_inner().ts)
+            Ok(Timestamp(r.into_inner().ts))
         })
         .await
     }
@@ -203,7 +204,11 @@ impl Service {
         }
     }
 
-    pub(crate) fn local_get(&self, key: &[u8], ts: u64) -> Result<Option<Versioned>, ServiceError> {
+    pub(crate) fn local_get(
+        &self,
+        key: &[u8],
+        ts: Timestamp,
+    ) -> Result<Option<Versioned>, ServiceError> {
         Ok(match self.node.kv().get(key, ts)? {
             Some(Version {
                 commit_ts,
@@ -217,7 +222,7 @@ impl Service {
         &self,
         range: &KeyRange,
         limit: usize,
-        ts: u64,
+        ts: Timestamp,
     ) -> Result<ScanPage, ServiceError> {
         let (start, end, prefix): (&[u8], Option<&[u8]>, Option<&[u8]>) = match range {
             KeyRange::Span { start, end } => (start, end.as_deref(), None),
@@ -232,9 +237,9 @@ impl Service {
 
     /// The newest commit of `key` at or below `last` (the last applied commit timestamp);
     /// with an empty key, `last` itself.
-    fn local_latest(&self, key: &[u8], last: u64) -> Result<Option<u64>, ServiceError> {
+    fn local_latest(&self, key: &[u8], last: Timestamp) -> Result<Option<Timestamp>, ServiceError> {
         if key.is_empty() {
-            return Ok((last > 0).then_some(last));
+            return Ok((last > Timestamp::ZERO).then_some(last));
         }
         Ok(self.node.kv().get(key, last)?.map(|v| v.commit_ts))
     }
@@ -268,7 +273,7 @@ pub(crate) fn page_from_wire(pairs: Vec<brisk_proto::KeyValue>, truncated: bool)
             .map(|p| Pair {
                 key: p.key,
                 value: p.value,
-                commit_ts: p.commit_ts,
+                commit_ts: Timestamp(p.commit_ts),
             })
             .collect(),
         truncated,
@@ -278,7 +283,7 @@ pub(crate) fn page_from_wire(pairs: Vec<brisk_proto::KeyValue>, truncated: bool)
 fn written_from_wire(w: Option<brisk_proto::WriteResult>) -> Written {
     let w = w.unwrap_or_default();
     Written {
-        commit_ts: w.commit_ts,
+        commit_ts: Timestamp(w.commit_ts),
         log_index: w.log_index,
     }
 }

@@ -21,6 +21,7 @@ mod txn;
 mod types;
 
 pub use brisk_kv::Mutation;
+pub use brisk_kv::Timestamp;
 pub use error::ServiceError;
 pub use forward::{Origin, FORWARDED_HEADER};
 pub use limits::Limits;

@@ -5,6 +5,7 @@ use brisk_raft::fault;
 
 use crate::error::ServiceError;
 use crate::Service;
+use brisk_kv::Timestamp;
 
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub enum Read {
     Stale,
     /// The state as of a commit timestamp (every commit at or below it, on any replica that
     /// has applied them).
-    At(u64),
+    At(Timestamp),
 }
 
 impl Read {
@@ -25,7 +26,7 @@ impl Read {
         match (at_ts, stale) {
             (0, false) => Read::Linearizable,
             (0, true) => Read::Stale,
-            (ts, _) => Read::At(ts),
+            (ts, _) => Read::At(Timestamp(ts)),
         }
     }
 
@@ -34,7 +35,7 @@ impl Read {
         match self {
             Read::Linearizable => (0, false),
             Read::Stale => (0, true),
-            Read::At(ts) => (ts, false),
+            Read::At(ts) => (ts.get(), false),
         }
     }
 
@@ -60,7 +61,7 @@ impl Service {
     /// a read; otherwise the leader serves it after a barrier, at `ts` capped to its last
     /// applied commit: every commit acknowledged before the barrier is at or below that cap,
     /// and writes being applied in pieces (a DeletePrefix spilling chunks) sit above it.
-    pub(crate) async fn covered(&self, ts: u64) -> Result<u64, ServiceError> {
+    pub(crate) async fn covered(&self, ts: Timestamp) -> Result<Timestamp, ServiceError> {
         let node = &self.node;
         node.check_local_reads()?;
         if node.kv().last_commit_ts() >= ts {
@@ -75,7 +76,7 @@ impl Service {
     /// applied in pieces sit above it); an explicit timestamp follows [`covered`].
     ///
     /// [`covered`]: Self::covered
-    pub(crate) async fn read_ts(&self, read: Read) -> Result<u64, ServiceError> {
+    pub(crate) async fn read_ts(&self, read: Read) -> Result<Timestamp, ServiceError> {
         let node = &self.node;
         match read {
             Read::At(ts) => return self.covered(ts).await,
@@ -95,18 +96,18 @@ mod tests {
 
     #[test]
     fn reads_round_trip_through_their_wire_form() {
-        for r in [Read::Linearizable, Read::Stale, Read::At(42)] {
+        for r in [Read::Linearizable, Read::Stale, Read::At(Timestamp(42))] {
             let (ts, stale) = r.into_parts();
             assert_eq!(Read::from_parts(ts, stale), r);
         }
-        assert_eq!(Read::from_parts(42, true), Read::At(42));
+        assert_eq!(Read::from_parts(42, true), Read::At(Timestamp(42)));
     }
 
     #[test]
     fn a_read_in_the_future_is_refused() {
         let far = (wall_clock_ms() + 3_600_000) << 16;
-        assert!(Read::At(far).check().is_err());
-        assert!(Read::At(1).check().is_ok());
+        assert!(Read::At(Timestamp(far)).check().is_err());
+        assert!(Read::At(Timestamp(1)).check().is_ok());
         assert!(Read::Linearizable.check().is_ok());
     }
 }

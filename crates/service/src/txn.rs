@@ -12,10 +12,11 @@ use crate::forward::{self, Origin};
 use crate::kv::page_from_wire;
 use crate::types::{CommitOutcome, KeyRange, ScanPage, Versioned, Written};
 use crate::Service;
+use brisk_kv::Timestamp;
 
 impl Service {
     /// A transaction's start timestamp: its reads see every commit at or below it.
-    pub async fn begin(&self, origin: Origin) -> Result<u64, ServiceError> {
+    pub async fn begin(&self, origin: Origin) -> Result<Timestamp, ServiceError> {
         let local = match self.node.read_barrier().await {
             Ok(()) => Ok(self.node.kv().last_commit_ts()),
             Err(e) => Err(e.into()),
@@ -24,7 +25,7 @@ impl Service {
             let r = forward::txn_kv(ch)
                 .begin(forward::request(BeginRequest {}))
                 .await?;
-            Ok(r.into_inner().start_ts)
+            Ok(Timestamp(r.into_inner().start_ts))
         })
         .await
     }
@@ -33,7 +34,7 @@ impl Service {
     pub async fn txn_get(
         &self,
         origin: Origin,
-        start_ts: u64,
+        start_ts: Timestamp,
         key: &[u8],
     ) -> Result<Option<Versioned>, ServiceError> {
         self.limits.key("key", key)?;
@@ -42,7 +43,7 @@ impl Service {
             Err(e) => Err(e),
         };
         let remote = TxnGetRequest {
-            start_ts,
+            start_ts: start_ts.get(),
             key: key.to_vec(),
         };
         self.on_leader(origin, Effect::Read, local, |ch| async move {
@@ -52,7 +53,7 @@ impl Service {
                 .into_inner();
             Ok(r.found.then_some(Versioned {
                 value: r.value,
-                commit_ts: r.commit_ts,
+                commit_ts: Timestamp(r.commit_ts),
             }))
         })
         .await
@@ -62,7 +63,7 @@ impl Service {
     pub async fn txn_scan(
         &self,
         origin: Origin,
-        start_ts: u64,
+        start_ts: Timestamp,
         range: KeyRange,
         limit: u32,
     ) -> Result<ScanPage, ServiceError> {
@@ -74,7 +75,7 @@ impl Service {
         };
         let (start, end, prefix) = range.into_parts();
         let remote = TxnScanRequest {
-            start_ts,
+            start_ts: start_ts.get(),
             start,
             end,
             limit,
@@ -95,13 +96,13 @@ impl Service {
     pub async fn commit(
         &self,
         origin: Origin,
-        start_ts: u64,
+        start_ts: Timestamp,
         mutations: Vec<Mutation>,
         read_set: Vec<Vec<u8>>,
     ) -> Result<CommitOutcome, ServiceError> {
         self.check_commit(&mutations, &read_set)?;
         let remote = CommitRequest {
-            start_ts,
+            start_ts: start_ts.get(),
             mutations: mutations.iter().map(mutation_to_wire).collect(),
             read_set: read_set.clone(),
         };
@@ -114,11 +115,11 @@ impl Service {
             Ok(match (r.committed, r.conflict) {
                 (false, Some(c)) => CommitOutcome::Conflict {
                     key: c.key,
-                    conflicting_commit_ts: c.conflicting_commit_ts,
+                    conflicting_commit_ts: Timestamp(c.conflicting_commit_ts),
                     log_index: r.log_index,
                 },
                 _ => CommitOutcome::Committed(Written {
-                    commit_ts: r.commit_ts,
+                    commit_ts: Timestamp(r.commit_ts),
                     log_index: r.log_index,
                 }),
             })
@@ -156,7 +157,7 @@ impl Service {
 
     async fn local_commit(
         &self,
-        start_ts: u64,
+        start_ts: Timestamp,
         mutations: Vec<Mutation>,
         read_set: Vec<Vec<u8>>,
     ) -> Result<CommitOutcome, ServiceError> {
@@ -207,7 +208,7 @@ impl Service {
     }
 }
 
-fn invalid_start_ts(start_ts: u64, last_commit_ts: u64) -> ServiceError {
+fn invalid_start_ts(start_ts: Timestamp, last_commit_ts: Timestamp) -> ServiceError {
     ServiceError::InvalidArgument(format!(
         "start_ts {start_ts} is above the last commit timestamp {last_commit_ts}; use the start_ts Begin returns"
     ))

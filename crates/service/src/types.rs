@@ -1,11 +1,12 @@
 //! The values the service takes and returns.
 
 use crate::error::ServiceError;
+use brisk_kv::Timestamp;
 
 /// A write that was applied: its commit timestamp and the log index that carried it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
-    pub commit_ts: u64,
+    pub commit_ts: Timestamp,
     pub log_index: u64,
 }
 
@@ -13,14 +14,14 @@ pub struct Written {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Versioned {
     pub value: Vec<u8>,
-    pub commit_ts: u64,
+    pub commit_ts: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
-    pub commit_ts: u64,
+    pub commit_ts: Timestamp,
 }
 
 /// One page of a scan. `truncated` is set when the byte budget (not the pair limit) ended
@@ -77,7 +78,7 @@ pub enum CommitOutcome {
     /// written. The log entry that decided it is `log_index`.
     Conflict {
         key: Vec<u8>,
-        conflicting_commit_ts: u64,
+        conflicting_commit_ts: Timestamp,
         log_index: u64,
     },
 }

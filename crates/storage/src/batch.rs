@@ -2,7 +2,7 @@ use rocksdb::WriteBatch;
 
 use crate::meta::{self, AppliedState};
 use crate::store::{TAG_PUT, TAG_TOMBSTONE};
-use crate::{mvcc_key, Durability, StorageError, Store};
+use crate::{mvcc_key, Durability, StorageError, Store, Timestamp};
 
 /// The only way to write to the store.
 ///
@@ -15,7 +15,7 @@ pub struct ApplyBatch<'a> {
     store: &'a Store,
     batch: WriteBatch,
     state: AppliedState,
-    last_commit_ts: Option<u64>,
+    last_commit_ts: Option<Timestamp>,
     hlc_ceiling_ms: Option<u64>,
 }
 
@@ -30,7 +30,7 @@ impl<'a> ApplyBatch<'a> {
         }
     }
 
-    pub fn put(&mut self, key: &[u8], commit_ts: u64, value: &[u8]) {
+    pub fn put(&mut self, key: &[u8], commit_ts: Timestamp, value: &[u8]) {
         let mut v = Vec::with_capacity(value.len() + 1);
         v.push(TAG_PUT);
         v.extend_from_slice(value);
@@ -39,7 +39,7 @@ impl<'a> ApplyBatch<'a> {
     }
 
     /// Writes a tombstone version: reads at or after `commit_ts` see no value.
-    pub fn delete(&mut self, key: &[u8], commit_ts: u64) {
+    pub fn delete(&mut self, key: &[u8], commit_ts: Timestamp) {
         self.batch.put_cf(
             self.store.cf_data(),
             mvcc_key::encode(key, commit_ts),
@@ -63,7 +63,7 @@ impl<'a> ApplyBatch<'a> {
         Ok(())
     }
 
-    pub fn set_last_commit_ts(&mut self, ts: u64) {
+    pub fn set_last_commit_ts(&mut self, ts: Timestamp) {
         self.last_commit_ts = Some(ts);
     }
 
@@ -81,7 +81,7 @@ impl<'a> ApplyBatch<'a> {
             .put_cf(cf, meta::KEY_MEMBERSHIP, &self.state.membership);
         if let Some(ts) = self.last_commit_ts {
             self.batch
-                .put_cf(cf, meta::KEY_LAST_COMMIT_TS, ts.to_be_bytes());
+                .put_cf(cf, meta::KEY_LAST_COMMIT_TS, ts.get().to_be_bytes());
         }
         if let Some(ms) = self.hlc_ceiling_ms {
             self.batch

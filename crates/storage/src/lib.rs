@@ -16,6 +16,7 @@ pub mod fault;
 mod meta;
 pub mod mvcc_key;
 mod store;
+mod timestamp;
 
 pub use batch::ApplyBatch;
 pub use durability::Durability;
@@ -24,3 +25,4 @@ pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
 pub use store::{
     opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, MAX_WAL_BYTES,
 };
+pub use timestamp::Timestamp;

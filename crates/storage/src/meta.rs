@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
+
 /// Meta keys in the `meta` column family.
 pub(crate) const KEY_APPLIED: &[u8] = b"applied_log_id";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
@@ -54,7 +56,7 @@ pub struct AppliedState {
 pub struct MetaSnapshot {
     pub applied: Option<AppliedLogId>,
     pub membership: Option<Vec<u8>>,
-    pub last_commit_ts: u64,
+    pub last_commit_ts: Timestamp,
     pub hlc_ceiling_ms: u64,
 }
 

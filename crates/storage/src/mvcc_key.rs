@@ -5,6 +5,8 @@
 //! terminator. The timestamp follows as `!ts` big-endian, so the newest version of a key
 //! sorts first and a seek to `(key, ts)` lands on the newest version at or below `ts`.
 
+use crate::Timestamp;
+
 const ESCAPE: u8 = 0x00;
 const ESCAPED_ZERO: u8 = 0xFF;
 const TERMINATOR: u8 = 0x01;
@@ -30,15 +32,15 @@ pub fn encode_user_key(key: &[u8]) -> Vec<u8> {
 }
 
 /// The full encoded key of version `ts` of `key`.
-pub fn encode(key: &[u8], ts: u64) -> Vec<u8> {
+pub fn encode(key: &[u8], ts: Timestamp) -> Vec<u8> {
     let mut out = encode_user_key(key);
-    out.extend_from_slice(&(!ts).to_be_bytes());
+    out.extend_from_slice(&(!ts.get()).to_be_bytes());
     out
 }
 
 /// Splits an encoded key into the user key and the commit timestamp; `None` when the bytes
 /// are not a valid encoding (a corrupt store).
-pub fn decode(raw: &[u8]) -> Option<(Vec<u8>, u64)> {
+pub fn decode(raw: &[u8]) -> Option<(Vec<u8>, Timestamp)> {
     let mut key = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -55,7 +57,7 @@ pub fn decode(raw: &[u8]) -> Option<(Vec<u8>, u64)> {
             }
             Some(&TERMINATOR) => {
                 let ts_bytes: [u8; 8] = raw.get(i + 2..)?.try_into().ok()?;
-                return Some((key, !u64::from_be_bytes(ts_bytes)));
+                return Some((key, Timestamp(!u64::from_be_bytes(ts_bytes))));
             }
             _ => return None,
         }
@@ -75,8 +77,8 @@ mod tests {
         let mut encoded: Vec<Vec<u8>> = Vec::new();
         for k in &keys {
             for ts in [1u64, 7, u64::MAX - 1] {
-                let e = encode(k, ts);
-                assert_eq!(decode(&e), Some((k.to_vec(), ts)));
+                let e = encode(k, Timestamp(ts));
+                assert_eq!(decode(&e), Some((k.to_vec(), Timestamp(ts))));
                 encoded.push(e);
             }
         }
@@ -95,10 +97,10 @@ mod tests {
     #[test]
     fn prefix_covers_only_matching_keys() {
         let p = encode_prefix(b"ab");
-        assert!(encode(b"ab", 3).starts_with(&p));
-        assert!(encode(b"abc", 3).starts_with(&p));
-        assert!(!encode(b"a", 3).starts_with(&p));
-        assert!(!encode(b"b", 3).starts_with(&p));
+        assert!(encode(b"ab", Timestamp(3)).starts_with(&p));
+        assert!(encode(b"abc", Timestamp(3)).starts_with(&p));
+        assert!(!encode(b"a", Timestamp(3)).starts_with(&p));
+        assert!(!encode(b"b", Timestamp(3)).starts_with(&p));
     }
 
     #[test]

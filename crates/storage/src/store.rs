@@ -4,7 +4,7 @@ use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, ReadOptions, DB};
 
 use crate::batch::ApplyBatch;
 use crate::meta::{self, AppliedLogId, AppliedState, MetaSnapshot};
-use crate::{mvcc_key, Durability, StorageError};
+use crate::{mvcc_key, Durability, StorageError, Timestamp};
 
 pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_META: &str = "meta";
@@ -16,7 +16,7 @@ pub(crate) const TAG_TOMBSTONE: u8 = 1;
 /// One version of a key as seen by a read: `value == None` is a tombstone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version {
-    pub commit_ts: u64,
+    pub commit_ts: Timestamp,
     pub value: Option<Vec<u8>>,
 }
 
@@ -25,7 +25,7 @@ pub struct Version {
 pub struct VersionedPair {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
-    pub commit_ts: u64,
+    pub commit_ts: Timestamp,
 }
 
 /// The state machine's RocksDB instance.
@@ -178,8 +178,8 @@ impl Store {
         };
         let membership = self.db.get_cf(cf, meta::KEY_MEMBERSHIP)?;
         let last_commit_ts = match self.db.get_cf(cf, meta::KEY_LAST_COMMIT_TS)? {
-            Some(raw) => meta::decode_u64("last commit ts", &raw)?,
-            None => 0,
+            Some(raw) => Timestamp(meta::decode_u64("last commit ts", &raw)?),
+            None => Timestamp::ZERO,
         };
         let hlc_ceiling_ms = match self.db.get_cf(cf, meta::KEY_HLC_CEILING)? {
             Some(raw) => meta::decode_u64("hlc ceiling", &raw)?,
@@ -204,7 +204,7 @@ impl Store {
     }
 
     /// The newest version of `key` with `commit_ts <= ts`, tombstones included.
-    pub fn get_at(&self, key: &[u8], ts: u64) -> Result<Option<Version>, StorageError> {
+    pub fn get_at(&self, key: &[u8], ts: Timestamp) -> Result<Option<Version>, StorageError> {
         let seek = mvcc_key::encode(key, ts);
         let prefix = mvcc_key::encode_user_key(key);
         let mut iter = self.db.iterator_cf(
@@ -229,8 +229,8 @@ impl Store {
     }
 
     /// The commit timestamp of the newest version of `key` (a tombstone counts).
-    pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
-        Ok(self.get_at(key, u64::MAX)?.map(|v| v.commit_ts))
+    pub fn latest_commit_ts(&self, key: &[u8]) -> Result<Option<Timestamp>, StorageError> {
+        Ok(self.get_at(key, Timestamp::MAX)?.map(|v| v.commit_ts))
     }
 
     /// Live pairs visible at `ts` with `start <= key < end` (`end == None`: unbounded) and,
@@ -243,7 +243,7 @@ impl Store {
         prefix: Option<&[u8]>,
         limit: usize,
         byte_budget: usize,
-        ts: u64,
+        ts: Timestamp,
     ) -> Result<Vec<VersionedPair>, StorageError> {
         let mut bytes = 0usize;
         let mut out = Vec::new();
@@ -307,7 +307,7 @@ impl Store {
         from: &[u8],
         prefix: &[u8],
         limit: usize,
-        ts: u64,
+        ts: Timestamp,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
         let mut out = Vec::new();
         let start = if from > prefix { from } else { prefix };

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use brisk_kv::hlc::wall_clock_ms;
-use brisk_kv::{Command, Request, Response};
+use brisk_kv::{Command, Request, Response, Timestamp};
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
@@ -21,7 +21,7 @@ impl RaftNode {
     }
 
     /// Issues an HLC timestamp; only the leader does (design: HLC).
-    pub fn issue_ts(&self) -> Result<u64, ProposeError> {
+    pub fn issue_ts(&self) -> Result<Timestamp, ProposeError> {
         let m = self.metrics();
         if m.current_leader != Some(self.id()) || m.state != ServerState::Leader {
             return Err(self.not_leader());
@@ -49,7 +49,7 @@ impl RaftNode {
         // chosen successor behind, and openraft ignores a transfer to a lagging node.
         self.check_not_draining()?;
         let ts = match command {
-            Command::LeaseRenewal { .. } => 0,
+            Command::LeaseRenewal { .. } => Timestamp::ZERO,
             _ => self.issue_ts()?,
         };
         self.sm.metrics.proposals.increment(1);

@@ -214,7 +214,7 @@ pub fn run(a: InspectArgs) -> Result<Exit> {
                     }),
                     membership: membership.as_ref().map(nodes),
                     hlc_ceiling_ms: meta.hlc_ceiling_ms,
-                    last_commit_ts: meta.last_commit_ts,
+                    last_commit_ts: meta.last_commit_ts.get(),
                     sst_bytes: store.approximate_size_bytes(),
                 };
                 match meta.applied {
