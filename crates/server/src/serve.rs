@@ -155,7 +155,15 @@ impl StopSignals {
 }
 
 pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> {
-    let cfg = args.resolve()?;
+    // Invalid settings are a usage error (exit 2), like an invalid flag, whichever layer
+    // (flag, environment, config file) gave them.
+    let cfg = match args.resolve() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("brisk: {e:#}");
+            return Ok(crate::cli::Exit::Usage.into());
+        }
+    };
     init_tracing(&cfg.log);
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let prometheus = crate::metrics::install()?;

@@ -115,3 +115,53 @@ print(json.dumps({name: s["command"] for name, s in d["services"].items()}))
         }
     }
 }
+
+/// `brisk serve` with settings it cannot use exits 2 (a usage error, as for a bad flag) and
+/// says which setting, whether a flag or the config file gave it; nothing is created.
+#[test]
+fn serve_refuses_invalid_settings_as_a_usage_error() {
+    let dir = std::env::temp_dir().join(format!("brisk-deploy-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let config = dir.join("brisk.toml");
+    std::fs::write(&config, "snapshot-every = \"often\"\n").expect("write the config");
+    let data = dir.join("data");
+    for (args, says) in [
+        (vec!["serve", "--id", "1"], "--data-dir is required"),
+        (
+            vec!["serve", "--config", config.to_str().expect("utf-8 path")],
+            "snapshot-every",
+        ),
+        (
+            vec![
+                "serve",
+                "--id",
+                "1",
+                "--data-dir",
+                data.to_str().expect("utf-8 path"),
+                "--listen",
+                "127.0.0.1:1",
+                "--peer-listen",
+                "127.0.0.1:2",
+                "--http",
+                "127.0.0.1:3",
+                "--peer-insecure",
+                "--max-value-bytes",
+                "0",
+            ],
+            "max-value-bytes",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(&args)
+            .env_remove("BRISK_CONFIG")
+            .output()
+            .expect("run brisk serve");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!data.exists(), "a refused start created its data directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
