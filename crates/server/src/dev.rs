@@ -190,11 +190,10 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
     let plan = plan(&args)?;
-    let bootstrap = plan
-        .iter()
-        .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = brisk_testkit::members::bootstrap_list(
+        plan.iter()
+            .map(|n| (n.id, n.grpc.as_str(), n.peer.as_str())),
+    );
     // Mutual TLS between the nodes, with a throw-away CA kept next to the data.
     let certs = data_dir.join("certs");
     if !args.peer_insecure && !certs.join(crate::tls::CA_CERT).exists() {

@@ -6,9 +6,11 @@
 //!   (a port from `:0` can be taken by an outgoing connection before the node binds it);
 //! - [`http`]: the readiness probe (`/readyz`) and other GETs of a node's HTTP port;
 //! - [`wait`]: polling a condition with a deadline instead of sleeping;
-//! - [`process`]: signals, and children that die with the process that started them.
+//! - [`process`]: signals, and children that die with the process that started them;
+//! - [`members`]: the `--bootstrap` member list.
 
 pub mod http;
+pub mod members;
 pub mod ports;
 pub mod process;
 pub mod wait;

@@ -85,11 +85,11 @@ impl Cluster {
                 clock_offset_ms: 0,
             });
         }
-        let bootstrap = nodes
-            .iter()
-            .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
-            .collect::<Vec<_>>()
-            .join(",");
+        let bootstrap = brisk_testkit::members::bootstrap_list(
+            nodes
+                .iter()
+                .map(|n| (n.id, n.grpc.as_str(), n.peer.as_str())),
+        );
         let certs = work.join("certs");
         let mut cmd = Command::new(brisk);
         cmd.args(["certs", "--name", "node", "--dir"]).arg(&certs);

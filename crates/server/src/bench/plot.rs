@@ -113,3 +113,16 @@ pub fn texts(svg: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Checks that `svg` is a plot in which a reader finds each of `expected` in some text.
+#[cfg(test)]
+pub fn assert_shows(svg: &str, expected: &[&str]) {
+    assert!(svg.starts_with("<svg"), "{svg}");
+    let texts = texts(svg);
+    for text in expected {
+        assert!(
+            texts.iter().any(|t| t.contains(text)),
+            "{text} missing from {texts:?}"
+        );
+    }
+}

@@ -155,11 +155,11 @@ impl Cluster {
                 child: None,
             });
         }
-        let bootstrap = nodes
-            .iter()
-            .map(|n| format!("{}={}/{}", n.id, n.grpc, n.peer))
-            .collect::<Vec<_>>()
-            .join(",");
+        let bootstrap = brisk_testkit::members::bootstrap_list(
+            nodes
+                .iter()
+                .map(|n| (n.id, n.grpc.as_str(), n.peer.as_str())),
+        );
         Cluster {
             tmp,
             nodes,

@@ -93,13 +93,12 @@ impl Cluster {
         let mut cmd = Command::new(&self.exe);
         match self.system {
             System::Brisk => {
-                let bootstrap = self
-                    .members
-                    .iter()
-                    .enumerate()
-                    .map(|(j, m)| format!("{}={}/{}", j + 1, m.client, m.peer))
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let bootstrap = brisk_testkit::members::bootstrap_list(
+                    self.members
+                        .iter()
+                        .enumerate()
+                        .map(|(j, m)| (j as u64 + 1, m.client.as_str(), m.peer.as_str())),
+                );
                 cmd.arg("serve")
                     .args(["--id", &(i + 1).to_string()])
                     .arg("--data-dir")
