@@ -94,7 +94,7 @@ impl RaftAdmin for AdminService {
     ) -> Result<Response<SnapshotResponse>, Status> {
         let s = self.service.snapshot().await.map_err(status_of)?;
         Ok(Response::new(SnapshotResponse {
-            index: s.index,
+            index: s.index.get(),
             term: s.term,
         }))
     }

@@ -15,7 +15,7 @@ pub struct RawKvService {
 pub(crate) fn write_result(w: Written) -> Option<WriteResult> {
     Some(WriteResult {
         commit_ts: w.commit_ts.get(),
-        log_index: w.log_index,
+        log_index: w.log_index.get(),
     })
 }
 

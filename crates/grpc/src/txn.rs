@@ -92,7 +92,7 @@ impl TransactionalKv for TxnService {
                 committed: true,
                 commit_ts: w.commit_ts.get(),
                 conflict: None,
-                log_index: w.log_index,
+                log_index: w.log_index.get(),
             },
             CommitOutcome::Conflict {
                 key,
@@ -105,7 +105,7 @@ impl TransactionalKv for TxnService {
                     key,
                     conflicting_commit_ts: conflicting_commit_ts.get(),
                 }),
-                log_index,
+                log_index: log_index.get(),
             },
         }))
     }

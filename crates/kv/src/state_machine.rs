@@ -273,14 +273,14 @@ fn find_conflict(
 
 #[cfg(test)]
 mod tests {
-    use brisk_storage::AppliedLogId;
+    use brisk_storage::{AppliedLogId, LogIndex};
 
     use super::*;
 
     struct Fixture {
         _dir: tempfile::TempDir,
         sm: KvStateMachine,
-        index: u64,
+        index: LogIndex,
     }
 
     impl Fixture {
@@ -291,12 +291,12 @@ mod tests {
             Fixture {
                 _dir: dir,
                 sm,
-                index: 0,
+                index: LogIndex::ZERO,
             }
         }
 
         fn apply(&mut self, ts: u64, command: Option<Command>) -> Response {
-            self.index += 1;
+            self.index = self.index.next();
             let state = AppliedState {
                 log_id: AppliedLogId {
                     term: 1,
@@ -335,7 +335,7 @@ mod tests {
                 .map(|v| String::from_utf8(v).unwrap())
         }
 
-        fn applied_index(&self) -> u64 {
+        fn applied_index(&self) -> LogIndex {
             self.sm
                 .store()
                 .unwrap()
@@ -375,7 +375,7 @@ mod tests {
                 log_id: AppliedLogId {
                     term: 1,
                     leader_node: 1,
-                    index: f.index + 1,
+                    index: f.index.next(),
                 },
                 membership: b"m".to_vec(),
             });
@@ -676,7 +676,8 @@ mod tests {
                 ts: Timestamp::ZERO,
                 command: Command::LeaseRenewal { ceiling_ms: 9_000 },
             };
-            sm.apply(st(1), Some(&req), Durability::Sync).unwrap();
+            sm.apply(st(LogIndex(1)), Some(&req), Durability::Sync)
+                .unwrap();
             let req = Request {
                 ts: Timestamp(77),
                 command: Command::Put {
@@ -684,7 +685,8 @@ mod tests {
                     value: "v".into(),
                 },
             };
-            sm.apply(st(2), Some(&req), Durability::Sync).unwrap();
+            sm.apply(st(LogIndex(2)), Some(&req), Durability::Sync)
+                .unwrap();
         }
         let hlc = Arc::new(Hlc::new());
         let sm = KvStateMachine::new(Store::open(&path).unwrap(), hlc.clone()).unwrap();

@@ -39,7 +39,7 @@ fn state(index: u64) -> AppliedState {
         log_id: AppliedLogId {
             term: 1,
             leader_node: 1,
-            index,
+            index: brisk_storage::LogIndex(index),
         },
         membership: b"m".to_vec(),
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use brisk_storage::{StorageError, Store};
+use brisk_storage::{LogIndex, StorageError, Store};
 
 use crate::layout::DataLayout;
 use crate::snapshot::{SnapshotError, SnapshotStore};
@@ -70,10 +70,10 @@ pub struct GateReport {
     pub outcome: Outcome,
     pub reason: Reason,
     /// A as found in the store (None: missing meta, unreadable or missing store).
-    pub applied_index: Option<u64>,
+    pub applied_index: Option<LogIndex>,
     /// A of the store the node serves from after the gate (after a restore: X).
-    pub served_applied_index: Option<u64>,
-    pub snapshot_index: Option<u64>,
+    pub served_applied_index: Option<LogIndex>,
+    pub snapshot_index: Option<LogIndex>,
     pub open: Duration,
     pub gate: Duration,
     pub verify: Duration,
@@ -84,7 +84,7 @@ impl GateReport {
     /// A - X (0 when either is unknown).
     pub fn applied_index_gap(&self) -> i64 {
         match (self.applied_index, self.snapshot_index) {
-            (Some(a), Some(x)) => a as i64 - x as i64,
+            (Some(a), Some(x)) => a.offset_from(x),
             _ => 0,
         }
     }
@@ -112,8 +112,8 @@ pub enum GateError {
 pub struct Decision {
     pub outcome: Outcome,
     pub reason: Reason,
-    pub applied_index: Option<u64>,
-    pub snapshot_index: Option<u64>,
+    pub applied_index: Option<LogIndex>,
+    pub snapshot_index: Option<LogIndex>,
     /// The store, opened read-only, when it opened.
     pub store: Option<Store>,
     pub open: Duration,
@@ -123,8 +123,8 @@ pub struct Decision {
 /// index (None with `problem` saying why), `x` the snapshot pointer's index.
 pub fn classify(
     mode: ColdStartMode,
-    a: Option<u64>,
-    x: Option<u64>,
+    a: Option<LogIndex>,
+    x: Option<LogIndex>,
     problem: Option<Reason>,
 ) -> (Outcome, Reason) {
     match (mode, a, x, problem) {

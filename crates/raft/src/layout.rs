@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use brisk_storage::LogIndex;
+
 use crate::types::GroupId;
 
 /// The files of one Raft group inside a node's data directory.
@@ -67,7 +69,7 @@ impl DataLayout {
     pub fn snapshot_pointer(&self) -> PathBuf {
         self.snapshots().join("CURRENT")
     }
-    pub fn snapshot_dir(&self, index: u64, term: u64) -> PathBuf {
+    pub fn snapshot_dir(&self, index: LogIndex, term: u64) -> PathBuf {
         self.snapshots().join(snapshot_dir_name(index, term))
     }
     pub fn path(&self) -> &Path {
@@ -76,8 +78,8 @@ impl DataLayout {
 }
 
 /// `<index>-<term>`, zero-padded so that names sort by index.
-pub fn snapshot_dir_name(index: u64, term: u64) -> String {
-    format!("{index:020}-{term:020}")
+pub fn snapshot_dir_name(index: LogIndex, term: u64) -> String {
+    format!("{:020}-{term:020}", index.get())
 }
 
 /// Whether a directory name under `snapshots/` is a complete snapshot's (`<index>-<term>`).
@@ -113,10 +115,10 @@ fn groups_share_the_data_directory() {
 #[test]
 fn snapshot_dir_names() {
     assert_eq!(
-        snapshot_dir_name(8, 1),
+        snapshot_dir_name(LogIndex(8), 1),
         "00000000000000000008-00000000000000000001"
     );
-    assert!(is_snapshot_dir_name(&snapshot_dir_name(8, 1)));
+    assert!(is_snapshot_dir_name(&snapshot_dir_name(LogIndex(8), 1)));
     for other in [
         "incoming-123",
         "build-8-1",

@@ -20,5 +20,6 @@ pub mod state_machine;
 pub mod transport;
 pub mod types;
 
+pub use brisk_storage::LogIndex;
 pub use node::{NodeConfig, RaftNode};
 pub use types::{BriskRaft, GroupId, LogId, Membership, NodeId, StoredMembership, TypeConfig};

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use brisk_storage::Durability;
+use brisk_storage::{Durability, LogIndex};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
@@ -141,7 +141,7 @@ impl LogStore {
     /// `recover_until` in the same fsynced batch (fail-closed recovery, I5: the node
     /// re-fetches its state from the leader, must not double-vote, and must not vote at all
     /// with the short log until it has applied `recover_until`, across restarts too).
-    pub fn reset_for_recovery(&self, recover_until: u64) -> io::Result<()> {
+    pub fn reset_for_recovery(&self, recover_until: LogIndex) -> io::Result<()> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(u64::MAX));
         batch.delete_cf(self.cf(CF_META), KEY_PURGED);
@@ -160,7 +160,7 @@ impl LogStore {
 
     /// The index an unfinished recovery must reach before the node votes again (see
     /// [`reset_for_recovery`](Self::reset_for_recovery)).
-    pub fn recover_until(&self) -> io::Result<Option<u64>> {
+    pub fn recover_until(&self) -> io::Result<Option<LogIndex>> {
         self.get_meta(KEY_RECOVER_UNTIL)
     }
 
@@ -197,7 +197,7 @@ pub struct LogSummary {
     pub committed: Option<LogId>,
     pub last_purged: Option<LogId>,
     pub last_log_id: Option<LogId>,
-    pub recover_until: Option<u64>,
+    pub recover_until: Option<LogIndex>,
 }
 
 impl LogSummary {
@@ -214,7 +214,7 @@ impl LogSummary {
         let committed: Option<Option<LogId>> =
             get(KEY_COMMITTED)?.map(|r| codec::decode(&r)).transpose()?;
         let last_purged: Option<LogId> = get(KEY_PURGED)?.map(|r| codec::decode(&r)).transpose()?;
-        let recover_until: Option<u64> = get(KEY_RECOVER_UNTIL)?
+        let recover_until: Option<LogIndex> = get(KEY_RECOVER_UNTIL)?
             .map(|r| codec::decode(&r))
             .transpose()?;
         let cf_logs = db
@@ -576,13 +576,13 @@ mod tests {
         let before = log.wal_syncs();
         log.save_vote(&Vote::new(3, 1)).await.unwrap();
         assert_eq!(log.wal_syncs(), before + 1, "save_vote without an fsync");
-        log.reset_for_recovery(42).unwrap();
+        log.reset_for_recovery(LogIndex(42)).unwrap();
         assert_eq!(
             log.wal_syncs(),
             before + 2,
             "recovery marker without an fsync"
         );
-        assert_eq!(log.recover_until().unwrap(), Some(42));
+        assert_eq!(log.recover_until().unwrap(), Some(LogIndex(42)));
         log.finish_recovery().unwrap();
         assert_eq!(log.wal_syncs(), before + 3);
         assert_eq!(log.recover_until().unwrap(), None);

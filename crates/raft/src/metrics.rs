@@ -76,7 +76,8 @@ impl GroupMetrics {
         // The applied index of the store the node serves from (after a restore: X); absent
         // for a store that never applied an entry.
         if let Some(applied) = g.served_applied_index {
-            gauge!("brisk_cold_start_applied_index", "group" => group.clone()).set(applied as f64);
+            gauge!("brisk_cold_start_applied_index", "group" => group.clone())
+                .set(applied.get() as f64);
         }
         for (phase, d) in [
             ("open", g.open),

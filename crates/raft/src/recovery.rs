@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backon::{ConstantBuilder, Retryable};
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{AllowLogResetRequest, StatusRequest, StatusResponse};
-use brisk_storage::{StorageError, Store};
+use brisk_storage::{LogIndex, StorageError, Store};
 
 use crate::codec;
 use crate::layout::DataLayout;
@@ -63,7 +63,7 @@ pub async fn prepare_rejoin(
     configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
     patience: Duration,
-) -> Option<u64> {
+) -> Option<LogIndex> {
     let deadline = Instant::now() + patience;
     (|| ask_leader_to_accept(connector, peers, configured, me))
         .retry(
@@ -87,7 +87,7 @@ async fn ask_leader_to_accept(
     peers: &[BriskNode],
     configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
-) -> Result<u64, NoLeaderAgreed> {
+) -> Result<LogIndex, NoLeaderAgreed> {
     for node in peers {
         let Some(leader) = leader_via(connector, node, configured, me).await else {
             continue;
@@ -113,7 +113,7 @@ async fn ask_leader_to_accept(
                 // Recovery must know how far the leader's log reaches: without that
                 // index the node could vote again too early, so no answer means retry.
                 match status(ch).await {
-                    Ok(s) => return Ok(s.last_log_index),
+                    Ok(s) => return Ok(LogIndex(s.last_log_index)),
                     Err(s) => tracing::warn!(
                         leader = %leader_addr,
                         error = %s.message(),
@@ -150,7 +150,7 @@ pub async fn replaced_member_target(
     connector: &PeerConnector,
     configured: &BTreeMap<NodeId, BriskNode>,
     me: NodeId,
-) -> Result<Option<u64>, LogResetRefused> {
+) -> Result<Option<LogIndex>, LogResetRefused> {
     let peers: Vec<BriskNode> = configured.values().cloned().collect();
     let peers = peers.as_slice();
     let mut target = None;
@@ -163,7 +163,11 @@ pub async fn replaced_member_target(
             continue;
         };
         if s.last_log_index > 0 && s.members.iter().any(|m| m.id == me) {
-            target = Some(target.unwrap_or(0).max(s.commit_index));
+            target = Some(
+                target
+                    .unwrap_or(LogIndex::ZERO)
+                    .max(LogIndex(s.commit_index)),
+            );
             leader_known |= s.has_leader && s.leader_id != me;
         }
     }

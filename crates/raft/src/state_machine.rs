@@ -4,7 +4,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use brisk_kv::{KvStateMachine, Request, Response};
-use brisk_storage::{AppliedState, Durability, Store};
+use brisk_storage::{AppliedState, Durability, LogIndex, Store};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -33,7 +33,7 @@ pub struct SmShared {
     /// The group's metric handles.
     pub metrics: GroupMetrics,
     /// The last applied index, published after each applied run (read barriers wait on it).
-    applied_index: tokio::sync::watch::Sender<u64>,
+    applied_index: tokio::sync::watch::Sender<LogIndex>,
     /// Set once a file of the live store was found corrupt: no snapshot is built from it.
     live_store_damaged: std::sync::atomic::AtomicBool,
 }
@@ -52,7 +52,7 @@ impl SmShared {
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
             durability,
             metrics,
-            applied_index: tokio::sync::watch::channel(0).0,
+            applied_index: tokio::sync::watch::channel(LogIndex::ZERO).0,
             live_store_damaged: Default::default(),
         });
         shared.reload_membership()?;
@@ -77,13 +77,15 @@ impl SmShared {
     }
 
     fn publish_applied(&self) -> io::Result<()> {
-        let index = self.applied()?.map(|l| l.index).unwrap_or(0);
+        let index = self
+            .applied()?
+            .map_or(LogIndex::ZERO, |l| LogIndex(l.index));
         self.applied_index.send_replace(index);
         Ok(())
     }
 
     /// Waits until the state machine has applied `index` (or `timeout` passes: false).
-    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+    pub async fn wait_applied(&self, index: LogIndex, timeout: std::time::Duration) -> bool {
         let mut rx = self.applied_index.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|&a| a >= index))
             .await
@@ -131,7 +133,7 @@ impl SmShared {
         }
         self.metrics.applied_entries.increment(run.len() as u64);
         if let Some((last, _, _)) = run.last() {
-            self.applied_index.send_replace(last.index);
+            self.applied_index.send_replace(LogIndex(last.index));
         }
         Ok(out)
     }
@@ -182,7 +184,7 @@ impl SmShared {
             .finish_build(&tmp, info)
             .map_err(io::Error::other)?;
         tracing::info!(
-            index = snap.manifest.index,
+            index = %snap.manifest.index,
             term = snap.manifest.term,
             files = snap.manifest.files.len(),
             bytes = snap.manifest.total_bytes(),
@@ -215,7 +217,7 @@ impl SmShared {
         // not on the start-up path, so resume them at once.
         self.kv.store()?.resume_compactions()?;
         tracing::info!(
-            index = snap.manifest.index,
+            index = %snap.manifest.index,
             term = snap.manifest.term,
             "snapshot installed"
         );
@@ -227,7 +229,7 @@ impl SmShared {
 fn to_snapshot(snap: SnapshotDir) -> Snapshot {
     let m = &snap.manifest;
     let meta = SnapshotMeta {
-        last_log_id: Some(crate::types::log_id(m.term, m.leader_node, m.index)),
+        last_log_id: Some(crate::types::log_id(m.term, m.leader_node, m.index.get())),
         last_membership: m.membership.clone(),
     };
     Snapshot {

@@ -12,6 +12,7 @@ use brisk_proto::{
     snapshot_chunk, AllowLogResetRequest, AllowLogResetResponse, RaftMessage, SnapshotChunk,
     StatusRequest, StatusResponse,
 };
+use brisk_storage::LogIndex;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
@@ -312,7 +313,7 @@ impl RaftTransportService {
             .meta
             .last_log_id
             .as_ref()
-            .map(|l| (l.index, l.leader_id.term));
+            .map(|l| (LogIndex(l.index), l.leader_id.term));
         if want != Some((manifest.index, manifest.term)) {
             return Err(bad(format!(
                 "snapshot meta {:?} does not match manifest ({}, {})",
@@ -391,7 +392,7 @@ impl RaftTransportService {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(received_check)?;
         tracing::info!(
-            index = manifest.index,
+            index = %manifest.index,
             term = manifest.term,
             bytes = total,
             "snapshot received and verified"

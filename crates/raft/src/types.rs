@@ -1,6 +1,7 @@
 //! The openraft type configuration of brisk.
 
 use brisk_kv::{Request, Response};
+use brisk_storage::LogIndex;
 use serde::{Deserialize, Serialize};
 
 pub type NodeId = u64;
@@ -113,15 +114,20 @@ pub fn log_id(term: u64, leader_node: NodeId, index: u64) -> LogId {
     )
 }
 
+/// The index of openraft's log id; [`LogIndex::ZERO`] for none (nothing logged or applied).
+pub fn index_of(log_id: Option<&LogId>) -> LogIndex {
+    log_id.map_or(LogIndex::ZERO, |l| LogIndex(l.index))
+}
+
 /// Converts openraft's log id into the store's representation (and back).
 pub fn to_applied(id: &LogId) -> brisk_storage::AppliedLogId {
     brisk_storage::AppliedLogId {
         term: id.leader_id.term,
         leader_node: id.leader_id.node_id,
-        index: id.index,
+        index: LogIndex(id.index),
     }
 }
 
 pub fn from_applied(id: &brisk_storage::AppliedLogId) -> LogId {
-    log_id(id.term, id.leader_node, id.index)
+    log_id(id.term, id.leader_node, id.index.get())
 }

@@ -16,7 +16,7 @@ use brisk_raft::snapshot::manifest::MANIFEST_FILE;
 use brisk_raft::snapshot::store::CheckpointInfo;
 use brisk_raft::snapshot::{SnapshotManifest, SnapshotStore};
 use brisk_raft::types::StoredMembership;
-use brisk_storage::{AppliedLogId, AppliedState, Durability, Store};
+use brisk_storage::{AppliedLogId, AppliedState, Durability, LogIndex, Store};
 use common::BIN;
 
 fn apply(sm: &KvStateMachine, index: u64) {
@@ -24,7 +24,7 @@ fn apply(sm: &KvStateMachine, index: u64) {
         log_id: AppliedLogId {
             term: 1,
             leader_node: 1,
-            index,
+            index: LogIndex(index),
         },
         membership: brisk_raft::codec::encode(&StoredMembership::default()).unwrap(),
     };
@@ -78,7 +78,7 @@ fn prepared(root: &Path) -> (DataLayout, SnapshotStore, PathBuf) {
             .finish_build(
                 &tmp,
                 CheckpointInfo {
-                    index: 10,
+                    index: LogIndex(10),
                     term: 1,
                     leader_node: 1,
                     membership: StoredMembership::default(),
@@ -314,7 +314,7 @@ fn snapshot_pointer_never_moves_backwards_and_same_index_rebuild_reuses() {
     let (layout, snapshots, snap) = prepared(dir.path());
     let store = Store::open(&layout.state_machine()).unwrap();
     let info = |index| CheckpointInfo {
-        index,
+        index: LogIndex(index),
         term: 1,
         leader_node: 1,
         membership: StoredMembership::default(),
@@ -323,7 +323,10 @@ fn snapshot_pointer_never_moves_backwards_and_same_index_rebuild_reuses() {
     // A build that finishes after a newer snapshot was adopted does not move the pointer back.
     let tmp = snapshots.checkpoint(&store, "7-1").unwrap();
     snapshots.finish_build(&tmp, info(7)).unwrap();
-    assert_eq!(snapshots.read_pointer().unwrap().unwrap().1.index, 10);
+    assert_eq!(
+        snapshots.read_pointer().unwrap().unwrap().1.index,
+        LogIndex(10)
+    );
     // Rebuilding at the pointed-to (index, term) keeps that directory as it is.
     let before = dir_bytes(&snap);
     let tmp = snapshots.checkpoint(&store, "10-1").unwrap();
@@ -342,12 +345,12 @@ fn gate_restores_a_store_behind_its_snapshot() {
         (report.outcome, report.reason),
         (Outcome::Restore, Reason::BehindSnapshot)
     );
-    assert_eq!(report.applied_index, Some(5));
-    assert_eq!(report.snapshot_index, Some(10));
+    assert_eq!(report.applied_index, Some(LogIndex(5)));
+    assert_eq!(report.snapshot_index, Some(LogIndex(10)));
     let meta = store.meta().unwrap();
     assert_eq!(
         meta.applied.unwrap().index,
-        10,
+        LogIndex(10),
         "restored store reads A = X (I3)"
     );
     assert!(store.get_at(b"k10", Timestamp::MAX).unwrap().is_some());
@@ -382,7 +385,7 @@ fn gate_skip_reads_no_snapshot_byte() {
         (Outcome::Skip, Reason::None)
     );
     assert_eq!(report.verify, std::time::Duration::ZERO);
-    assert_eq!(store.meta().unwrap().applied.unwrap().index, 10);
+    assert_eq!(store.meta().unwrap().applied.unwrap().index, LogIndex(10));
 }
 
 #[test]
@@ -485,7 +488,7 @@ fn interrupted_replacement(state: impl FnOnce(&Path)) {
         (report.outcome, report.reason),
         (Outcome::Restore, Reason::BehindSnapshot)
     );
-    assert_eq!(store.meta().unwrap().applied.unwrap().index, 10);
+    assert_eq!(store.meta().unwrap().applied.unwrap().index, LogIndex(10));
     let names: Vec<String> = std::fs::read_dir(layout.snapshots())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

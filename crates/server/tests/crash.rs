@@ -225,8 +225,7 @@ async fn transfer_point(point: &str, expect: &[(&str, &str)]) {
         .ok()
         .and_then(|s| s.meta().ok())
         .and_then(|m| m.applied)
-        .map(|a| a.index)
-        .unwrap_or(0);
+        .map_or(0, |a| a.index.get());
     c.spawn_with_env(f, &[("BRISK_CRASH_AT", point)]);
     let observed = wait_crash(&mut c, f, &load).await;
     check_recovery(&mut c, f, leader, load, durable.max(observed), expect).await;
@@ -298,7 +297,8 @@ async fn crash_during_startup_restore_after_swap() {
         .unwrap()
         .applied
         .unwrap()
-        .index;
+        .index
+        .get();
     check_recovery(&mut c, f, leader, load, swapped_in, &[("skip", "none")]).await;
     let now = c.status(f).await.unwrap().applied_index;
     assert!(
@@ -496,7 +496,7 @@ async fn a_node_that_crashed_during_recovery_still_refuses_votes_and_reads_until
         .unwrap()
         .recover_until
         .expect("the wiped log records the recovery target");
-    assert!(marker > 0);
+    assert!(marker > brisk_storage::LogIndex::ZERO);
     let o = c.cli(&["inspect", &c.data_dir(f).display().to_string()]);
     let shown = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(

@@ -12,6 +12,7 @@ use crate::forward::{self, Origin};
 use crate::types::{KeyRange, Pair, ScanPage, Versioned, Written};
 use crate::{Read, Service};
 use brisk_kv::Timestamp;
+use brisk_raft::LogIndex;
 
 impl Service {
     pub async fn put(
@@ -284,6 +285,6 @@ fn written_from_wire(w: Option<brisk_proto::WriteResult>) -> Written {
     let w = w.unwrap_or_default();
     Written {
         commit_ts: Timestamp(w.commit_ts),
-        log_index: w.log_index,
+        log_index: LogIndex(w.log_index),
     }
 }

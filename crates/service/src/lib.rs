@@ -22,6 +22,7 @@ mod types;
 
 pub use brisk_kv::Mutation;
 pub use brisk_kv::Timestamp;
+pub use brisk_raft::LogIndex;
 pub use error::ServiceError;
 pub use forward::{Origin, FORWARDED_HEADER};
 pub use limits::Limits;

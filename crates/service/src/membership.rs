@@ -10,7 +10,8 @@ use brisk_proto::{
 };
 use brisk_raft::node::ProposeError;
 use brisk_raft::peer;
-use brisk_raft::types::BriskNode;
+use brisk_raft::types::{index_of, BriskNode};
+use brisk_raft::LogIndex;
 use openraft::ChangeMembers;
 
 pub use brisk_proto::{
@@ -31,7 +32,7 @@ const TRANSFER_PATIENCE: Duration = Duration::from_secs(10);
 /// A snapshot this node took: the last log entry it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotTaken {
-    pub index: u64,
+    pub index: LogIndex,
     pub term: u64,
 }
 
@@ -333,8 +334,8 @@ impl Service {
     async fn take_snapshot(&self) -> Result<SnapshotTaken, ServiceError> {
         use openraft::async_runtime::watch::WatchReceiver;
         let node = &self.node;
-        let applied = node.metrics().last_applied.map(|l| l.index).unwrap_or(0);
-        if applied == 0 {
+        let applied = index_of(node.metrics().last_applied.as_ref());
+        if applied == LogIndex::ZERO {
             return Err(ServiceError::FailedPrecondition(
                 "nothing applied yet; no snapshot to take".into(),
             ));
@@ -348,9 +349,9 @@ impl Service {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(s) = node.metrics().snapshot {
-                if s.index >= applied {
+                if LogIndex(s.index) >= applied {
                     return Ok(SnapshotTaken {
-                        index: s.index,
+                        index: LogIndex(s.index),
                         term: s.leader_id.term,
                     });
                 }

@@ -13,6 +13,7 @@ use crate::kv::page_from_wire;
 use crate::types::{CommitOutcome, KeyRange, ScanPage, Versioned, Written};
 use crate::Service;
 use brisk_kv::Timestamp;
+use brisk_raft::LogIndex;
 
 impl Service {
     /// A transaction's start timestamp: its reads see every commit at or below it.
@@ -116,11 +117,11 @@ impl Service {
                 (false, Some(c)) => CommitOutcome::Conflict {
                     key: c.key,
                     conflicting_commit_ts: Timestamp(c.conflicting_commit_ts),
-                    log_index: r.log_index,
+                    log_index: LogIndex(r.log_index),
                 },
                 _ => CommitOutcome::Committed(Written {
                     commit_ts: Timestamp(r.commit_ts),
-                    log_index: r.log_index,
+                    log_index: LogIndex(r.log_index),
                 }),
             })
         })

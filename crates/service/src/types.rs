@@ -2,12 +2,13 @@
 
 use crate::error::ServiceError;
 use brisk_kv::Timestamp;
+use brisk_raft::LogIndex;
 
 /// A write that was applied: its commit timestamp and the log index that carried it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
     pub commit_ts: Timestamp,
-    pub log_index: u64,
+    pub log_index: LogIndex,
 }
 
 /// A key's value as of a read, with the timestamp of the commit that wrote it.
@@ -79,7 +80,7 @@ pub enum CommitOutcome {
     Conflict {
         key: Vec<u8>,
         conflicting_commit_ts: Timestamp,
-        log_index: u64,
+        log_index: LogIndex,
     },
 }
 

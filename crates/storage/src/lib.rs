@@ -13,6 +13,7 @@ mod batch;
 mod durability;
 mod error;
 pub mod fault;
+mod log_index;
 mod meta;
 pub mod mvcc_key;
 mod store;
@@ -21,6 +22,7 @@ mod timestamp;
 pub use batch::ApplyBatch;
 pub use durability::Durability;
 pub use error::StorageError;
+pub use log_index::LogIndex;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
 pub use store::{
     opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, MAX_WAL_BYTES,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{LogIndex, Timestamp};
 
 /// Meta keys in the `meta` column family.
 pub(crate) const KEY_APPLIED: &[u8] = b"applied_log_id";
@@ -14,7 +14,7 @@ pub struct AppliedLogId {
     pub term: u64,
     /// The node that led `term` (openraft's committed leader id is `(term, node)`).
     pub leader_node: u64,
-    pub index: u64,
+    pub index: LogIndex,
 }
 
 impl AppliedLogId {
@@ -22,7 +22,7 @@ impl AppliedLogId {
         let mut out = Vec::with_capacity(24);
         out.extend_from_slice(&self.term.to_be_bytes());
         out.extend_from_slice(&self.leader_node.to_be_bytes());
-        out.extend_from_slice(&self.index.to_be_bytes());
+        out.extend_from_slice(&self.index.get().to_be_bytes());
         out
     }
 
@@ -38,7 +38,7 @@ impl AppliedLogId {
         Some(AppliedLogId {
             term: word(0),
             leader_node: word(1),
-            index: word(2),
+            index: LogIndex(word(2)),
         })
     }
 }

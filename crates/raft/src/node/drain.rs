@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::watch::WatchReceiver;
 
 use super::RaftNode;
-use crate::types::NodeId;
+use brisk_storage::LogIndex;
+
+use crate::types::{index_of, NodeId};
 
 impl RaftNode {
     /// The first half of a graceful stop: take no new client work (clients retry another
@@ -27,10 +29,10 @@ impl RaftNode {
         // proposals of its own to wait for.
         let started = self.metrics();
         if started.current_leader == Some(self.id()) {
-            let last = started.last_log_index.unwrap_or(0);
+            let last = LogIndex(started.last_log_index.unwrap_or(0));
             loop {
                 let m = self.metrics();
-                let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+                let applied = index_of(m.last_applied.as_ref());
                 if applied >= last
                     || m.current_leader != Some(self.id())
                     || Instant::now() >= deadline

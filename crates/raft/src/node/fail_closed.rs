@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brisk_storage::Store;
+use brisk_storage::{LogIndex, Store};
 
 use super::{NodeConfig, NodeError, RaftNode};
 use crate::fault;
@@ -16,15 +16,16 @@ use crate::log_store::LogStore;
 use crate::metrics::GroupMetrics;
 use crate::recovery;
 use crate::snapshot::{SnapshotError, SnapshotStore};
+use crate::types::index_of;
 
 /// What the gate found: the snapshot to restore from failed verification.
 pub(super) struct FailedVerification {
     pub check: &'static str,
     pub source: SnapshotError,
     /// The commit index this node's log recorded.
-    pub start_commit_index: u64,
+    pub start_commit_index: LogIndex,
     /// The target of a recovery a crash interrupted, if any.
-    pub unfinished_recovery: Option<u64>,
+    pub unfinished_recovery: Option<LogIndex>,
 }
 
 /// I5: never serve from what failed verification. Rejoins empty if a leader can send a
@@ -36,7 +37,7 @@ pub(super) async fn recover(
     snapshots: &SnapshotStore,
     log: &LogStore,
     failed: FailedVerification,
-) -> Result<(Store, GateReport, u64), NodeError> {
+) -> Result<(Store, GateReport, LogIndex), NodeError> {
     let FailedVerification {
         check,
         source,
@@ -69,8 +70,7 @@ pub(super) async fn recover(
         .read_pointer()
         .ok()
         .flatten()
-        .map(|(_, t)| t.index)
-        .unwrap_or(0);
+        .map_or(LogIndex::ZERO, |(_, t)| t.index);
     // Every entry this node helped commit is in the current leader's log (leader
     // completeness), so the leader's last index covers whatever its vote could
     // otherwise betray; its own uncommitted tail is not waited for (it may never
@@ -79,11 +79,11 @@ pub(super) async fn recover(
         x,
         start_commit_index,
         leader_last,
-        unfinished_recovery.unwrap_or(0),
+        unfinished_recovery.unwrap_or(LogIndex::ZERO),
     ]
     .into_iter()
     .max()
-    .unwrap_or(0);
+    .unwrap_or(LogIndex::ZERO);
     log.reset_for_recovery(target)
         .map_err(NodeError::log_store(&layout.raft_log()))?;
     let (store, quarantine) = recovery::quarantine_and_reset(layout)?;
@@ -111,14 +111,14 @@ pub(super) async fn rejoin_replaced_member(
     config: &NodeConfig,
     layout: &DataLayout,
     log: &LogStore,
-) -> Result<Option<u64>, NodeError> {
+) -> Result<Option<LogIndex>, NodeError> {
     let Some(target) =
         recovery::replaced_member_target(&config.connector, &config.peers, config.id).await?
     else {
         return Ok(None);
     };
     tracing::warn!(
-        target,
+        %target,
         "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until index {target} is applied"
     );
     log.reset_for_recovery(target)
@@ -133,10 +133,10 @@ pub(super) async fn resume(
     config: &NodeConfig,
     layout: &DataLayout,
     snapshots: &SnapshotStore,
-    target: u64,
+    target: LogIndex,
 ) {
     tracing::warn!(
-        target,
+        %target,
         "resuming an unfinished recovery: not voting, campaigning or serving reads until index {target} is applied"
     );
     let peers = recovery::peers(layout, snapshots, config.id, &config.peers);
@@ -157,7 +157,7 @@ pub(super) async fn resume(
 impl RaftNode {
     /// Ends recovery once the node has applied past the snapshot it could not verify and
     /// the commit index it knew: from then on it votes and campaigns again.
-    pub(super) fn spawn_recovery_watch(self: &Arc<Self>, target: u64) {
+    pub(super) fn spawn_recovery_watch(self: &Arc<Self>, target: LogIndex) {
         let node = self.clone();
         tokio::spawn(async move {
             loop {
@@ -165,7 +165,7 @@ impl RaftNode {
                 if m.running_state.is_err() {
                     return;
                 }
-                let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+                let applied = index_of(m.last_applied.as_ref());
                 // Besides the recorded target, the cluster's commit index as a leader reported
                 // it after this start: the target may have been learned from peers that lag
                 // behind entries this node helped commit.
@@ -183,7 +183,7 @@ impl RaftNode {
                     }
                     node.recovering.store(false, Ordering::SeqCst);
                     node.raft.runtime_config().elect(true);
-                    tracing::info!(applied, target, "recovered from the leader; voting again");
+                    tracing::info!(%applied, %target, "recovered from the leader; voting again");
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brisk_kv::KvStateMachine;
+use brisk_storage::LogIndex;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{RaftMetrics, ReadPolicy};
 
@@ -39,11 +40,11 @@ pub struct RaftNode {
     pub(crate) gate: GateReport,
     /// The commit index this node knew when it started (its own, possibly unsynced
     /// `committed` record, or a recovery's target); a floor for the readiness target.
-    pub(crate) start_commit_index: u64,
+    pub(crate) start_commit_index: LogIndex,
     /// What readiness waits to apply (I8): the cluster's commit index as the leader first
     /// reported it after this start (at least `start_commit_index`). Learned from the leader,
     /// not from this node's own records, which an emptied or lagging node does not have.
-    ready_target: std::sync::OnceLock<u64>,
+    ready_target: std::sync::OnceLock<LogIndex>,
     pub(crate) started_at: Instant,
     /// When Raft started (after the gate): the replay phase runs from here to ready.
     pub(crate) raft_started: Instant,

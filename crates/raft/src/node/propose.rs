@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use brisk_kv::hlc::wall_clock_ms;
 use brisk_kv::{Command, Request, Response, Timestamp};
+use brisk_storage::LogIndex;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
@@ -44,7 +45,7 @@ impl RaftNode {
     }
 
     /// Proposes a command with a fresh timestamp and waits until it is applied here.
-    pub async fn propose(&self, command: Command) -> Result<(Response, u64), ProposeError> {
+    pub async fn propose(&self, command: Command) -> Result<(Response, LogIndex), ProposeError> {
         // Lease renewals stop too: an entry appended after the handover began would leave the
         // chosen successor behind, and openraft ignores a transfer to a lagging node.
         self.check_not_draining()?;
@@ -54,7 +55,7 @@ impl RaftNode {
         };
         self.sm.metrics.proposals.increment(1);
         match self.raft.client_write(Request { ts, command }).await {
-            Ok(resp) => Ok((resp.data, resp.log_id.index)),
+            Ok(resp) => Ok((resp.data, LogIndex(resp.log_id.index))),
             Err(e) => Err(self.map_write_error(e)),
         }
     }
@@ -103,7 +104,7 @@ impl RaftNode {
         };
         if self
             .sm
-            .wait_applied(read_log_id.index(), Duration::from_secs(10))
+            .wait_applied(LogIndex(read_log_id.index()), Duration::from_secs(10))
             .await
         {
             Ok(())

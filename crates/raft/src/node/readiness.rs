@@ -4,11 +4,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use brisk_storage::LogIndex;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::RaftMetrics;
 
 use super::RaftNode;
-use crate::types::TypeConfig;
+use crate::types::{index_of, TypeConfig};
 
 impl RaftNode {
     /// I8: ready once a leader is known and this node has applied (within `ready_lag`
@@ -30,7 +31,7 @@ impl RaftNode {
 
     /// [`is_ready`](Self::is_ready) as of the metrics `m`.
     pub fn is_ready_at(&self, m: &RaftMetrics<TypeConfig>) -> bool {
-        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        let applied = index_of(m.last_applied.as_ref());
         if m.current_leader.is_none()
             || self.recovering.load(Ordering::SeqCst)
             || self.draining.load(Ordering::SeqCst)
@@ -38,7 +39,7 @@ impl RaftNode {
             return false;
         }
         match self.ready_target(m) {
-            Some(target) => applied.saturating_add(self.config.ready_lag) >= target,
+            Some(target) => target.entries_since(applied) <= self.config.ready_lag,
             None => false,
         }
     }
@@ -46,17 +47,17 @@ impl RaftNode {
     /// The readiness target if already learned (learning it is [`is_ready`]'s business).
     ///
     /// [`is_ready`]: Self::is_ready
-    pub fn learned_ready_target(&self) -> Option<u64> {
+    pub fn learned_ready_target(&self) -> Option<LogIndex> {
         self.ready_target.get().copied()
     }
 
     /// The readiness target, learned now if a leader has reported the cluster's commit index
     /// (see the field's docs). Called only with a leader known.
-    pub(super) fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<u64> {
+    pub(super) fn ready_target(&self, m: &RaftMetrics<TypeConfig>) -> Option<LogIndex> {
         if let Some(t) = self.ready_target.get() {
             return Some(*t);
         }
-        let cluster = m.cluster_committed.as_ref()?.index;
+        let cluster = LogIndex(m.cluster_committed.as_ref()?.index);
         Some(
             *self
                 .ready_target

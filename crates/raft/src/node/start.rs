@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use brisk_kv::{Hlc, KvStateMachine};
+use brisk_storage::LogIndex;
 use openraft::errors::RaftError;
 use openraft::SnapshotPolicy;
 
@@ -47,8 +48,7 @@ impl RaftNode {
         let start_commit_index = log
             .committed()
             .map_err(&log_err)?
-            .map(|l| l.index)
-            .unwrap_or(0);
+            .map_or(LogIndex::ZERO, |l| LogIndex(l.index));
         // A recovery interrupted by a crash resumes: the node still may not vote (I5).
         let unfinished_recovery = log.recover_until().map_err(&log_err)?;
 
@@ -107,9 +107,9 @@ pub struct GatedNode {
     store: brisk_storage::Store,
     snapshots: SnapshotStore,
     report: GateReport,
-    start_commit_index: u64,
+    start_commit_index: LogIndex,
     /// Set while a fail-closed recovery is under way (I5): the index to apply before voting.
-    recover_to: Option<u64>,
+    recover_to: Option<LogIndex>,
 }
 
 impl GatedNode {
@@ -169,7 +169,7 @@ impl GatedNode {
             sm,
             log,
             gate: report,
-            start_commit_index: recover_to.unwrap_or(0).max(start_commit_index),
+            start_commit_index: recover_to.unwrap_or(LogIndex::ZERO).max(start_commit_index),
             ready_target: std::sync::OnceLock::new(),
             started_at: process_started,
             raft_started,
@@ -195,7 +195,7 @@ impl RaftNode {
             reason = %g.reason,
             applied_index = ?g.applied_index,
             snapshot_index = ?g.snapshot_index,
-            start_commit_index = self.start_commit_index,
+            start_commit_index = %self.start_commit_index,
             "cold start"
         );
     }

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use brisk_storage::Store;
+use brisk_storage::{LogIndex, Store};
 
 use super::dir::SnapshotDir;
 use super::durable::{sync_path, write_atomic};
@@ -18,7 +18,7 @@ use crate::types::StoredMembership;
 
 /// What a freshly taken checkpoint describes; filled in under the apply lock.
 pub struct CheckpointInfo {
-    pub index: u64,
+    pub index: LogIndex,
     pub term: u64,
     pub leader_node: u64,
     pub membership: StoredMembership,
@@ -95,7 +95,7 @@ impl SnapshotStore {
             membership: info.membership,
             header: HeaderState {
                 hlc_ceiling_ms: info.hlc_ceiling_ms,
-                cutover_index: 0,
+                cutover_index: LogIndex::ZERO,
                 extension: Vec::new(),
             },
             files,

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use brisk_storage::StorageError;
+use brisk_storage::{LogIndex, StorageError};
 
 use super::manifest::ManifestError;
 
@@ -55,7 +55,7 @@ pub enum SnapshotError {
     #[error("the store restored from {dir} has applied log id {found}, but its manifest says index {index} term {term}")]
     AppliedMismatch {
         dir: PathBuf,
-        index: u64,
+        index: LogIndex,
         term: u64,
         found: String,
     },

@@ -10,6 +10,7 @@
 //! crc32c    u32 LE   CRC32C (Castagnoli) of every byte above
 //! ```
 
+use brisk_storage::LogIndex;
 use serde::{Deserialize, Serialize};
 
 use crate::types::StoredMembership;
@@ -50,7 +51,7 @@ pub enum ManifestError {
 pub struct HeaderState {
     pub hlc_ceiling_ms: u64,
     /// v2: the log index from which a future encryption key applies (0: none).
-    pub cutover_index: u64,
+    pub cutover_index: LogIndex,
     /// v2: length-prefixed extension area for future header fields.
     pub extension: Vec<u8>,
 }
@@ -64,7 +65,7 @@ pub struct FileEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
-    index: u64,
+    index: LogIndex,
     term: u64,
     leader_node: u64,
     membership: StoredMembership,
@@ -74,7 +75,7 @@ struct Body {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotManifest {
     pub version: u32,
-    pub index: u64,
+    pub index: LogIndex,
     pub term: u64,
     pub leader_node: u64,
     pub membership: StoredMembership,
@@ -87,7 +88,7 @@ pub struct SnapshotManifest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotToken {
     pub version: u32,
-    pub index: u64,
+    pub index: LogIndex,
     pub manifest_crc: u32,
 }
 
@@ -96,7 +97,7 @@ impl SnapshotToken {
         let mut raw = Vec::with_capacity(20);
         raw.extend_from_slice(TOKEN_MAGIC);
         raw.extend_from_slice(&self.version.to_le_bytes());
-        raw.extend_from_slice(&self.index.to_le_bytes());
+        raw.extend_from_slice(&self.index.get().to_le_bytes());
         raw.extend_from_slice(&self.manifest_crc.to_le_bytes());
         raw.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -119,7 +120,7 @@ impl SnapshotToken {
         }
         let token = SnapshotToken {
             version: u32::from_le_bytes(raw[4..8].try_into().expect("4 bytes")),
-            index: u64::from_le_bytes(raw[8..16].try_into().expect("8 bytes")),
+            index: LogIndex(u64::from_le_bytes(raw[8..16].try_into().expect("8 bytes"))),
             manifest_crc: u32::from_le_bytes(raw[16..20].try_into().expect("4 bytes")),
         };
         if !(1..=CURRENT_VERSION).contains(&token.version) {
@@ -169,7 +170,7 @@ impl SnapshotManifest {
         match self.version {
             1 => {}
             2 => {
-                out.extend_from_slice(&self.header.cutover_index.to_le_bytes());
+                out.extend_from_slice(&self.header.cutover_index.get().to_le_bytes());
                 out.extend_from_slice(&(self.header.extension.len() as u32).to_le_bytes());
                 out.extend_from_slice(&self.header.extension);
             }
@@ -218,7 +219,7 @@ impl SnapshotManifest {
         match version {
             1 => {}
             2 => {
-                header.cutover_index = r.u64("cutover index")?;
+                header.cutover_index = LogIndex(r.u64("cutover index")?);
                 let len = r.u32("extension length")? as usize;
                 header.extension = r.take(len, "extension")?.to_vec();
             }
@@ -266,13 +267,13 @@ mod tests {
     fn sample(version: u32) -> SnapshotManifest {
         SnapshotManifest {
             version,
-            index: 42,
+            index: LogIndex(42),
             term: 3,
             leader_node: 1,
             membership: StoredMembership::default(),
             header: HeaderState {
                 hlc_ceiling_ms: 1234,
-                cutover_index: if version == 2 { 7 } else { 0 },
+                cutover_index: LogIndex(if version == 2 { 7 } else { 0 }),
                 extension: if version == 2 {
                     b"ext".to_vec()
                 } else {

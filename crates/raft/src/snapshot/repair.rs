@@ -85,11 +85,11 @@ pub fn spawn(node: Arc<RaftNode>, mut requests: UnboundedReceiver<SnapshotRepair
             let index = req.dir.manifest.index;
             if !node
                 .sm
-                .wait_applied(index + 1, Duration::from_secs(30))
+                .wait_applied(index.next(), Duration::from_secs(30))
                 .await
             {
                 tracing::warn!(
-                    index,
+                    %index,
                     "no entry applied past the corrupt snapshot; not rebuilding yet"
                 );
                 continue;

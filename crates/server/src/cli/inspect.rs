@@ -10,7 +10,7 @@ use brisk_raft::layout::DataLayout;
 use brisk_raft::log_store::LogSummary;
 use brisk_raft::snapshot::{SnapshotDir, SnapshotError, SnapshotStore};
 use brisk_raft::types::StoredMembership;
-use brisk_storage::{StorageError, Store};
+use brisk_storage::{LogIndex, StorageError, Store};
 use serde::Serialize;
 
 use super::output::{Format, Report};
@@ -67,7 +67,7 @@ pub struct StateMachine {
 /// The log id of the last entry the state machine applied.
 #[derive(Serialize, Debug)]
 pub struct Applied {
-    pub index: u64,
+    pub index: LogIndex,
     pub leader_node: u64,
     pub term: u64,
 }
@@ -83,13 +83,13 @@ pub struct Node {
 
 #[derive(Serialize, Debug)]
 pub struct RaftLog {
-    pub committed_index: Option<u64>,
-    pub last_log_index: Option<u64>,
-    pub last_purged_index: Option<u64>,
+    pub committed_index: Option<LogIndex>,
+    pub last_log_index: Option<LogIndex>,
+    pub last_purged_index: Option<LogIndex>,
     pub vote_term: Option<u64>,
     /// A recovery in progress: the node neither votes nor serves reads until it has applied
     /// this index.
-    pub recover_until: Option<u64>,
+    pub recover_until: Option<LogIndex>,
 }
 
 /// The snapshot the pointer names, or why it could not be read.
@@ -105,7 +105,7 @@ pub enum SnapshotReport {
 pub struct SnapshotPointer {
     pub dir: String,
     pub token: String,
-    pub index: u64,
+    pub index: LogIndex,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
     /// The snapshot the pointer names failed a check.
@@ -132,10 +132,10 @@ impl From<&SnapshotError> for Problem {
 #[derive(Serialize, Debug)]
 pub struct Manifest {
     pub version: u32,
-    pub index: u64,
+    pub index: LogIndex,
     pub term: u64,
     pub hlc_ceiling_ms: u64,
-    pub cutover_index: u64,
+    pub cutover_index: LogIndex,
     pub files: usize,
     pub bytes: u64,
     pub membership: Vec<Node>,
@@ -146,8 +146,8 @@ pub struct Manifest {
 pub struct Gate {
     pub outcome: &'static str,
     pub reason: &'static str,
-    pub applied_index: Option<u64>,
-    pub snapshot_index: Option<u64>,
+    pub applied_index: Option<LogIndex>,
+    pub snapshot_index: Option<LogIndex>,
     /// applied_index - snapshot_index, when both are known.
     pub gap: Option<i64>,
 }
@@ -245,9 +245,9 @@ pub fn run(a: InspectArgs) -> Result<Exit> {
 
     let raft_log = match LogSummary::read_only(&layout.raft_log()) {
         Ok(s) => Section::Read(RaftLog {
-            committed_index: s.committed.map(|l| l.index),
-            last_log_index: s.last_log_id.map(|l| l.index),
-            last_purged_index: s.last_purged.map(|l| l.index),
+            committed_index: s.committed.map(|l| LogIndex(l.index)),
+            last_log_index: s.last_log_id.map(|l| LogIndex(l.index)),
+            last_purged_index: s.last_purged.map(|l| LogIndex(l.index)),
             vote_term: s.vote.map(|v| v.leader_id.term),
             recover_until: s.recover_until,
         }),
@@ -292,7 +292,7 @@ pub fn run(a: InspectArgs) -> Result<Exit> {
         applied_index: applied,
         snapshot_index,
         gap: match (applied, snapshot_index) {
-            (Some(a), Some(x)) => Some(a as i64 - x as i64),
+            (Some(a), Some(x)) => Some(a.offset_from(x)),
             _ => None,
         },
     };

@@ -581,7 +581,7 @@ pub async fn digest(cluster: &Cluster, id: u64) -> Option<(u64, Vec<(String, Str
 /// tombstone and meta key, read from disk with a read-only open (also while it runs).
 pub fn raw_state(c: &Cluster, id: u64) -> Option<(u64, u64)> {
     let store = brisk_storage::Store::open_read_only(&c.data_dir(id).join("sm")).ok()?;
-    let applied = store.meta().ok()?.applied?.index;
+    let applied = store.meta().ok()?.applied?.index.get();
     let mut h: u64 = 1469598103934665603;
     store
         .for_each_raw(|cf, k, v| {
