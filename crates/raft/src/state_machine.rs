@@ -184,7 +184,7 @@ impl SmShared {
             .finish_build(&tmp, info)
             .map_err(io::Error::other)?;
         tracing::info!(
-            index = %snap.manifest.index,
+            index = snap.manifest.index.get(),
             term = snap.manifest.term,
             files = snap.manifest.files.len(),
             bytes = snap.manifest.total_bytes(),
@@ -217,7 +217,7 @@ impl SmShared {
         // not on the start-up path, so resume them at once.
         self.kv.store()?.resume_compactions()?;
         tracing::info!(
-            index = %snap.manifest.index,
+            index = snap.manifest.index.get(),
             term = snap.manifest.term,
             "snapshot installed"
         );

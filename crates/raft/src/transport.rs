@@ -392,7 +392,7 @@ impl RaftTransportService {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(received_check)?;
         tracing::info!(
-            index = %manifest.index,
+            index = manifest.index.get(),
             term = manifest.term,
             bytes = total,
             "snapshot received and verified"

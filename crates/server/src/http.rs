@@ -38,7 +38,7 @@ pub async fn serve(
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
     let m = s.node.metrics();
-    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let applied = brisk_raft::types::index_of(m.last_applied.as_ref());
     if s.node.is_ready_at(&m) {
         (
             StatusCode::OK,

@@ -12,6 +12,7 @@ use brisk_proto::raft_admin_client::RaftAdminClient;
 use brisk_proto::{
     ConfigurationRequest, Member, StatusRequest, StatusResponse, TransferLeadershipRequest,
 };
+use brisk_raft::{LogIndex, NodeId};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -405,11 +406,11 @@ impl Roll {
         if leader_before == Some(id) {
             report.was_leader = true;
             bar.set_message(format!("node {id}: moving leadership away"));
-            let mut best: Option<(u64, u64)> = None;
+            let mut best: Option<(NodeId, LogIndex)> = None;
             for o in members.iter().filter(|o| o.voter && o.id != id) {
                 if let Ok(s) = self.status_of(&o.addr).await {
-                    if best.is_none_or(|(_, a)| s.applied_index > a) {
-                        best = Some((o.id, s.applied_index));
+                    if best.is_none_or(|(_, a)| LogIndex(s.applied_index) > a) {
+                        best = Some((o.id, LogIndex(s.applied_index)));
                     }
                 }
             }

@@ -224,6 +224,15 @@ async fn leader_kill9_fails_over_and_the_node_catches_up_after_restart() {
     ] {
         assert!(ready.contains(field), "{field} missing from {ready}");
     }
+    // The applied index is logged as the number it is.
+    let applied = ready
+        .split_once("applied_index=Some(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(n, _)| n);
+    assert!(
+        applied.is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0)),
+        "applied index not a positive number in {ready}"
+    );
 }
 
 async fn full_cluster_crash(extra: &[&str]) {

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Encoded as the integer it wraps everywhere it is stored or sent (the meta key, snapshot
 /// manifests, status replies), so the type changes no format. openraft's `LogId` keeps its
 /// own `u64`; convert at that boundary with [`LogIndex::from`].
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LogIndex(pub u64);
 
@@ -39,8 +37,10 @@ impl LogIndex {
 
     /// `self - base` as a signed distance (negative when `self` is before `base`), e.g. how
     /// far the applied index is ahead of the snapshot index.
-    pub const fn offset_from(self, base: LogIndex) -> i64 {
-        (self.0 as i128 - base.0 as i128) as i64
+    /// Saturates at the ends of `i64` (indexes past `i64::MAX` come only from damaged data).
+    pub fn offset_from(self, base: LogIndex) -> i64 {
+        let d = self.0 as i128 - base.0 as i128;
+        i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
     }
 }
 
@@ -56,9 +56,17 @@ impl From<LogIndex> for u64 {
     }
 }
 
+// Both print the bare integer, as logs and messages did before the type existed (an
+// operator's `applied_index=Some(42)`), and honour width and padding flags.
 impl fmt::Display for LogIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -74,6 +82,8 @@ mod tests {
             bincode::serde::encode_to_vec(index.0, bincode::config::standard()).unwrap()
         );
         assert_eq!(serde_json::to_string(&index).unwrap(), "1234567");
+        assert_eq!(format!("{:?}", Some(index)), "Some(1234567)");
+        assert_eq!(format!("{:09}", index), "001234567");
     }
 
     #[test]
@@ -84,5 +94,6 @@ mod tests {
         assert_eq!(LogIndex(4).entries_since(LogIndex(10)), 0);
         assert_eq!(LogIndex(4).offset_from(LogIndex(10)), -6);
         assert_eq!(LogIndex(10).offset_from(LogIndex(4)), 6);
+        assert_eq!(LogIndex(u64::MAX).offset_from(LogIndex::ZERO), i64::MAX);
     }
 }

@@ -118,7 +118,7 @@ pub(super) async fn rejoin_replaced_member(
         return Ok(None);
     };
     tracing::warn!(
-        %target,
+        target = target.get(),
         "new data directory for a member of a running cluster (replaced disk): rejoining; not voting or serving until index {target} is applied"
     );
     log.reset_for_recovery(target)
@@ -136,7 +136,7 @@ pub(super) async fn resume(
     target: LogIndex,
 ) {
     tracing::warn!(
-        %target,
+        target = target.get(),
         "resuming an unfinished recovery: not voting, campaigning or serving reads until index {target} is applied"
     );
     let peers = recovery::peers(layout, snapshots, config.id, &config.peers);
@@ -183,7 +183,11 @@ impl RaftNode {
                     }
                     node.recovering.store(false, Ordering::SeqCst);
                     node.raft.runtime_config().elect(true);
-                    tracing::info!(%applied, %target, "recovered from the leader; voting again");
+                    tracing::info!(
+                        applied = applied.get(),
+                        target = target.get(),
+                        "recovered from the leader; voting again"
+                    );
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -195,7 +195,7 @@ impl RaftNode {
             reason = %g.reason,
             applied_index = ?g.applied_index,
             snapshot_index = ?g.snapshot_index,
-            start_commit_index = %self.start_commit_index,
+            start_commit_index = self.start_commit_index.get(),
             "cold start"
         );
     }

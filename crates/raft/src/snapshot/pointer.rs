@@ -46,8 +46,8 @@ impl SnapshotStore {
         if let Ok(Some((_, current))) = self.read_pointer() {
             if current.index > snap.manifest.index {
                 tracing::info!(
-                    current = %current.index,
-                    built = %snap.manifest.index,
+                    current = current.index.get(),
+                    built = snap.manifest.index.get(),
                     "not moving the snapshot pointer backwards"
                 );
                 return Ok(());

@@ -89,7 +89,7 @@ pub fn spawn(node: Arc<RaftNode>, mut requests: UnboundedReceiver<SnapshotRepair
                 .await
             {
                 tracing::warn!(
-                    %index,
+                    index = index.get(),
                     "no entry applied past the corrupt snapshot; not rebuilding yet"
                 );
                 continue;
