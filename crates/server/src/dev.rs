@@ -54,7 +54,9 @@ pub struct DevNode {
 #[derive(Serialize, Deserialize, Debug)]
 pub struct ClusterFile {
     pub nodes: Vec<DevNode>,
-    /// The `brisk dev` process that supervises the nodes (absent in older files).
+    /// The `brisk dev` process that supervises the nodes, restarting one on request. Absent
+    /// until every node is ready (a node that stops during start-up ends `brisk dev`, so no
+    /// restart may be asked for before), and in older files.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
 }
@@ -266,7 +268,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
     }
     let mut cluster = ClusterFile {
         nodes,
-        supervisor_pid: Some(std::process::id()),
+        supervisor_pid: None,
     };
     let text = serde_json::to_string_pretty(&cluster)?;
     write_file(&data_dir.join("cluster.json"), &text)?;
@@ -299,6 +301,11 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.supervisor_pid = Some(std::process::id());
+    write_file(
+        &data_dir.join("cluster.json"),
+        &serde_json::to_string_pretty(&cluster)?,
+    )?;
     let endpoints: Vec<_> = cluster.nodes.iter().map(|n| n.grpc.clone()).collect();
     eprintln!(
         "brisk dev: {} nodes ready. Try: brisk put hello world --endpoints {}   (Ctrl-C stops the cluster)",

@@ -511,7 +511,10 @@ impl Roll {
                 let cluster = dev::read_cluster_file(data_dir)?;
                 let supervisor_alive = cluster.supervisor_pid.is_some_and(process_alive);
                 if !supervisor_alive {
-                    bail!("brisk dev is not running for {}", data_dir.display());
+                    bail!(
+                        "brisk dev is not running for {}, or its nodes are not all ready yet",
+                        data_dir.display()
+                    );
                 }
                 let node = cluster
                     .nodes

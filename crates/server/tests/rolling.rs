@@ -42,6 +42,7 @@ struct DevNode {
 #[derive(serde::Deserialize)]
 struct ClusterFile {
     nodes: Vec<DevNode>,
+    supervisor_pid: Option<u32>,
 }
 
 impl DevCluster {
@@ -63,7 +64,9 @@ impl DevCluster {
             "the dev cluster to turn ready",
             Duration::from_secs(60),
             async || {
+                // brisk dev names itself once it supervises (restarts nodes on request).
                 let f = c.cluster_file()?;
+                f.supervisor_pid?;
                 f.nodes
                     .iter()
                     .all(|n| http_get(&n.http, "/readyz").is_some_and(|(code, _)| code == 200))
