@@ -72,6 +72,12 @@ fn classify_transport(err: &(dyn StdError + 'static)) -> Failure {
             if h.is_reset() && h.is_remote() && h.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return Failure::NotApplied;
             }
+            // A clean GOAWAY cut the stream off: the server did not process it (HTTP/2
+            // section 6.8). A brisk node sends one only after answering every request it took,
+            // and closes its port without one when it cannot (serve's stop sequence).
+            if h.is_go_away() && h.is_remote() && h.reason() == Some(h2::Reason::NO_ERROR) {
+                return Failure::NotApplied;
+            }
         }
         cause = e.source();
     }
@@ -151,6 +157,32 @@ mod tests {
             .await
             .expect_err("nothing listens there");
         assert_eq!(classify(&err), Failure::NotApplied, "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_a_clean_goaway_cut_off_is_not_applied() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port");
+        let addr = listener.local_addr().expect("local address");
+        // A server that announces it is going away before taking any stream.
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("a connection");
+            let mut conn = h2::server::handshake(socket)
+                .await
+                .expect("an HTTP/2 handshake");
+            conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+            while let Some(Ok(_)) = conn.accept().await {}
+        });
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_lazy();
+        let err = brisk_proto::raw_kv_client::RawKvClient::new(ch)
+            .raw_put(brisk_proto::RawPutRequest::default())
+            .await
+            .expect_err("the server is going away");
+        assert_eq!(classify(&err), Failure::NotApplied, "{err:?}");
+        server.abort();
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod dev;
 mod http;
+mod in_flight;
 mod metrics;
 mod rolling;
 mod serve;
