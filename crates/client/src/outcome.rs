@@ -72,9 +72,10 @@ fn classify_transport(err: &(dyn StdError + 'static)) -> Failure {
             if h.is_reset() && h.is_remote() && h.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return Failure::NotApplied;
             }
-            // A clean GOAWAY cut the stream off: the server did not process it (HTTP/2
-            // section 6.8). A brisk node sends one only after answering every request it took,
-            // and closes its port without one when it cannot (serve's stop sequence).
+            // A clean GOAWAY cut the stream off: its id is above the last stream the server
+            // took, so the server never processed it (HTTP/2 section 6.8). h2 fails only
+            // those streams with this error; a stream the server took and the closing
+            // connection then lost fails as a broken pipe (unknown) instead.
             if h.is_go_away() && h.is_remote() && h.reason() == Some(h2::Reason::NO_ERROR) {
                 return Failure::NotApplied;
             }

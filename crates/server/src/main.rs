@@ -5,7 +5,6 @@ mod cli;
 mod config;
 mod dev;
 mod http;
-mod in_flight;
 mod metrics;
 mod rolling;
 mod serve;

@@ -267,9 +267,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     let reflection_alpha = reflection_builder()
         .build_v1alpha()
         .context("building the gRPC reflection service (v1alpha)")?;
-    let in_flight = crate::in_flight::InFlight::new();
     let grpc = client_server
-        .layer(in_flight.clone())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -290,14 +288,11 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         .add_service(RaftAdminServer::new(AdminService {
             service: service.clone(),
         }));
-    // Its own stop signal: the client port's graceful stop (a GOAWAY) must not follow the
-    // others' unless every request it took was answered (see the stop sequence below). The
-    // sender lives until the process exits, as dropping it would start that stop too.
-    let (grpc_stop_tx, mut grpc_stop) = tokio::sync::watch::channel(false);
+    let mut grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(grpc.serve_with_incoming_shutdown(
         incoming(grpc_listener),
         async move {
-            let _ = grpc_stop.wait_for(|stop| *stop).await;
+            let _ = grpc_stop.changed().await;
         },
     ));
     let (peer_stop_tx, peer_stop_rx) = tokio::sync::watch::channel(false);
@@ -392,21 +387,8 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
     };
     let new_leader = node.drain(left(0.6)).await;
     tracing::info!(?new_leader, "client work drained");
-    // A GOAWAY tells clients that what it cuts off was never processed (see `in_flight`):
-    // send one only once every request this node took has its answer. A draining node
-    // refuses new work at once, so what is left finishes soon.
-    if in_flight.wait_idle(left(0.3)).await {
-        let _ = grpc_stop_tx.send(true);
-        let _ = tokio::time::timeout(left(0.5), grpc_task).await;
-    } else {
-        tracing::warn!(
-            requests = in_flight.current(),
-            "client requests still running at the stop deadline: the client port closes with the process, without a GOAWAY (their clients see the outcome as unknown)"
-        );
-        // Never dropped: a dropped sender would start the graceful stop after all.
-        std::mem::forget(grpc_stop_tx);
-    }
     let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(left(0.5), grpc_task).await;
     if let Some(t) = redis_task {
         let _ = tokio::time::timeout(left(0.5), t).await;
     }

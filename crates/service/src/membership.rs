@@ -236,6 +236,8 @@ impl Service {
     }
 
     fn leader_check(&self) -> Result<(), ServiceError> {
+        // A stopping node takes no membership work either (the client retries another).
+        self.node.check_not_draining()?;
         if self.node.raft().is_leader() {
             Ok(())
         } else {

@@ -35,7 +35,7 @@ impl RaftNode {
     }
 
     /// Refuses client work once a graceful stop began: the client retries another member.
-    fn check_not_draining(&self) -> Result<(), ProposeError> {
+    pub fn check_not_draining(&self) -> Result<(), ProposeError> {
         if self.draining.load(Ordering::SeqCst) {
             return Err(ProposeError::Unavailable(
                 "this node is shutting down; retry another member".into(),
