@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamily, Direction, IteratorMode, Options, ReadOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB,
+};
 
 use crate::batch::ApplyBatch;
 use crate::meta::{self, AppliedLogId, AppliedState, MetaSnapshot};
@@ -43,6 +45,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Options for the store and, through [`column_families`], for each of its column families:
+/// most options (compression, the paused compactions) are per family, and a family opened by
+/// name alone would get RocksDB's defaults instead.
 fn db_options(create: bool) -> Options {
     let mut opts = Options::default();
     opts.create_if_missing(create);
@@ -55,6 +60,10 @@ fn db_options(create: bool) -> Options {
     opts.set_max_total_wal_size(MAX_WAL_BYTES);
     opts_for_fast_open(&mut opts);
     opts
+}
+
+fn column_families(opts: &Options) -> [ColumnFamilyDescriptor; 2] {
+    [CF_DATA, CF_META].map(|name| ColumnFamilyDescriptor::new(name, opts.clone()))
 }
 
 /// Upper bound on the WAL the state machine replays when it opens.
@@ -105,7 +114,8 @@ impl Store {
         if !path.join("CURRENT").exists() {
             return Err(StorageError::Missing(path.to_path_buf()));
         }
-        let db = DB::open_cf_for_read_only(&db_options(false), path, [CF_DATA, CF_META], false)?;
+        let opts = db_options(false);
+        let db = DB::open_cf_descriptors_read_only(&opts, path, column_families(&opts), false)?;
         Ok(Store {
             db,
             path: path.to_path_buf(),
@@ -114,7 +124,8 @@ impl Store {
     }
 
     fn open_with(path: &Path, create: bool) -> Result<Self, StorageError> {
-        let db = DB::open_cf(&db_options(create), path, [CF_DATA, CF_META])?;
+        let opts = db_options(create);
+        let db = DB::open_cf_descriptors(&opts, path, column_families(&opts))?;
         Ok(Store {
             db,
             path: path.to_path_buf(),
@@ -405,4 +416,52 @@ fn decode_value_tag(raw: &[u8]) -> Result<u8, StorageError> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value RocksDB recorded for `option` of column family `cf` in the newest OPTIONS
+    /// file under `dir` (RocksDB rewrites it on open and on every option change).
+    fn recorded_option(dir: &Path, cf: &str, option: &str) -> String {
+        let newest = std::fs::read_dir(dir)
+            .expect("store directory")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter_map(|n| n.strip_prefix("OPTIONS-")?.parse::<u64>().ok())
+            .max()
+            .expect("an OPTIONS file");
+        let text = std::fs::read_to_string(dir.join(format!("OPTIONS-{newest:06}")))
+            .expect("readable OPTIONS file");
+        let section = format!("[CFOptions \"{cf}\"]");
+        let body = text.split(&section).nth(1).expect("the family's section");
+        let body = body.split("\n[").next().unwrap_or(body);
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix(option)?.strip_prefix('='))
+            .next()
+            .unwrap_or_else(|| panic!("{option} recorded for {cf}"))
+            .to_string()
+    }
+
+    #[test]
+    fn every_column_family_opens_with_compactions_paused_until_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for cf in [CF_DATA, CF_META] {
+            assert_eq!(
+                recorded_option(dir.path(), cf, "disable_auto_compactions"),
+                "true",
+                "{cf} must not compact while the node starts"
+            );
+        }
+        store.resume_compactions().unwrap();
+        for cf in [CF_DATA, CF_META] {
+            assert_eq!(
+                recorded_option(dir.path(), cf, "disable_auto_compactions"),
+                "false",
+                "{cf} compacts once resumed"
+            );
+        }
+    }
 }
