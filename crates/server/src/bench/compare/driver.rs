@@ -191,6 +191,18 @@ pub async fn linearizable_read_ok(c: &Cluster, i: usize) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
+/// Whether member `i` acknowledges a write. A leader serves linearizable reads as soon as it
+/// is elected, but brisk refuses writes (UNAVAILABLE, retryable) until the new leader has
+/// fenced its clock; measuring before that would count start-up refusals as errors.
+pub async fn write_ok(c: &Cluster, i: usize) -> bool {
+    let Ok(conn) = connect(c, i).await else {
+        return false;
+    };
+    tokio::time::timeout(Duration::from_secs(2), conn.put(key(0), vec![0; 8]))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// What one client measured.
 pub struct ClientResult {
     pub latencies_us: Histogram<u64>,

@@ -201,13 +201,15 @@ impl Cluster {
         Ok(ep.connect().await?)
     }
 
-    /// Index of the leader's member, once one serves a linearizable read.
+    /// Index of the leader's member, once one serves a linearizable read and a write.
     pub async fn leader(&self, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
             for i in 0..3 {
                 if let Ok(Some(l)) = self.leader_via(i).await {
-                    if super::driver::linearizable_read_ok(self, l).await {
+                    if super::driver::linearizable_read_ok(self, l).await
+                        && super::driver::write_ok(self, l).await
+                    {
                         return Ok(l);
                     }
                 }
