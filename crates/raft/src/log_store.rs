@@ -59,6 +59,8 @@ impl LogStore {
         // dropped from SST files by compaction.
         opts.set_max_total_wal_size(32 << 20);
         opts.set_write_buffer_size(16 << 20);
+        opts.set_max_write_buffer_number(brisk_storage::MEMTABLES);
+        opts.set_bytes_per_sync(brisk_storage::BYTES_PER_SYNC);
         brisk_storage::opts_for_fast_open(&mut opts);
         let cfs = [CF_LOGS, CF_META].map(|n| ColumnFamilyDescriptor::new(n, opts.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);

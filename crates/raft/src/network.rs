@@ -1,6 +1,7 @@
 //! Client side of the node-to-node transport (gRPC service `RaftTransport`).
 
 use std::future::Future;
+use std::time::Duration;
 
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{snapshot_chunk, FileChunk, RaftMessage, SnapshotChunk};
@@ -155,16 +156,35 @@ impl NetworkConnection {
         Ok(client)
     }
 
-    fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
+    fn request<T>(msg: T, deadline: Duration) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.set_timeout(option.hard_ttl());
+        req.set_timeout(deadline);
         req
     }
 }
 
+/// The rate at which a healthy but busy peer is assumed to take in an AppendEntries batch,
+/// for its deadline ([`append_deadline`]).
+const APPEND_FLOOR_BYTES_PER_SEC: u64 = 16 << 20;
+
+/// The deadline of one AppendEntries carrying `payload_bytes`: openraft's TTL (one heartbeat
+/// interval, which is what an empty or small batch gets) plus the time to move the batch at
+/// [`APPEND_FLOOR_BYTES_PER_SEC`]. A batch of large values (up to openraft's 300 entries of
+/// up to the request limit each) legitimately takes longer than a heartbeat to send, append
+/// and fsync on a busy follower; timing it out abandons work the follower may have done and
+/// sends the whole batch again, stalling commits. Unreachable peers still fail at once.
+fn append_deadline(option: &RPCOption, payload_bytes: usize) -> Duration {
+    let transfer_ms = (payload_bytes as u64).saturating_mul(1_000) / APPEND_FLOOR_BYTES_PER_SEC;
+    option.hard_ttl() + Duration::from_millis(transfer_ms)
+}
+
 macro_rules! unary {
-    ($self:ident, $method:ident, $rpc:expr, $option:expr) => {{
+    ($self:ident, $method:ident, $rpc:expr, $option:expr) => {
+        unary!($self, $method, $rpc, $option, |_| $option.hard_ttl())
+    };
+    ($self:ident, $method:ident, $rpc:expr, $option:expr, $deadline:expr) => {{
         let payload = codec::encode(&$rpc).map_err(network_err)?;
+        let deadline: Duration = $deadline(payload.len());
         let mut client = $self.client()?;
         let resp = client
             .$method(Self::request(
@@ -172,7 +192,7 @@ macro_rules! unary {
                     payload,
                     group: $self.group.0,
                 },
-                &$option,
+                deadline,
             ))
             .await
             .map_err(|s| {
@@ -194,7 +214,9 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        unary!(self, append_entries, rpc, option)
+        unary!(self, append_entries, rpc, option, |bytes| append_deadline(
+            &option, bytes
+        ))
     }
 
     async fn vote(
@@ -349,5 +371,25 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         })?;
         tracing::info!(target_node = self.target, "snapshot sent");
         codec::decode(&resp.into_inner().payload).map_err(|e| streaming_err(network_err(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_deadline_grows_with_the_batch_bytes() {
+        let option = RPCOption::new(Duration::from_millis(100));
+        assert_eq!(append_deadline(&option, 0), option.hard_ttl());
+        assert_eq!(append_deadline(&option, 1 << 10), option.hard_ttl());
+        assert_eq!(
+            append_deadline(&option, 16 << 20),
+            option.hard_ttl() + Duration::from_secs(1)
+        );
+        assert_eq!(
+            append_deadline(&option, 64 << 20),
+            option.hard_ttl() + Duration::from_secs(4)
+        );
     }
 }

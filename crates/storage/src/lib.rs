@@ -25,6 +25,7 @@ pub use error::StorageError;
 pub use log_index::LogIndex;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
 pub use store::{
-    opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, MAX_WAL_BYTES,
+    opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, BYTES_PER_SYNC,
+    MAX_WAL_BYTES, MEMTABLES,
 };
 pub use timestamp::Timestamp;

@@ -54,6 +54,8 @@ fn db_options(create: bool) -> Options {
     opts.create_missing_column_families(create);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     opts.set_max_background_jobs(2);
+    opts.set_max_write_buffer_number(MEMTABLES);
+    opts.set_bytes_per_sync(BYTES_PER_SYNC);
     // Cold start is O(1) only if opening the store is: RocksDB replays its WAL on open, so
     // the WAL is kept small. The meta column family takes tiny writes and would otherwise pin
     // old WAL files forever; this cap makes RocksDB flush whichever family holds them.
@@ -65,6 +67,18 @@ fn db_options(create: bool) -> Options {
 fn column_families(opts: &Options) -> [ColumnFamilyDescriptor; 2] {
     [CF_DATA, CF_META].map(|name| ColumnFamilyDescriptor::new(name, opts.clone()))
 }
+
+/// Memtables per column family, the active one included. With RocksDB's default of two, a
+/// second memtable filling while the first is still being flushed stops every write (and so
+/// the apply of committed entries) until the flush ends: hundreds of milliseconds under a
+/// stream of large values. Four let the apply go on through a slow flush.
+pub const MEMTABLES: i32 = 4;
+
+/// Flushes and compactions hand their output to the disk every this many bytes
+/// (`sync_file_range`) instead of leaving it all dirty until the file is closed. On ext4's
+/// ordered journal an fsync (of a WAL, on the commit path) can otherwise wait for the
+/// writeback of every dirty page a concurrent flush or compaction left behind.
+pub const BYTES_PER_SYNC: u64 = 1 << 20;
 
 /// Upper bound on the WAL the state machine replays when it opens.
 pub const MAX_WAL_BYTES: u64 = 64 << 20;
@@ -445,10 +459,15 @@ mod tests {
     }
 
     #[test]
-    fn every_column_family_opens_with_compactions_paused_until_resumed() {
+    fn every_column_family_opens_with_the_store_options_and_compactions_paused_until_resumed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         for cf in [CF_DATA, CF_META] {
+            assert_eq!(
+                recorded_option(dir.path(), cf, "max_write_buffer_number"),
+                MEMTABLES.to_string(),
+                "{cf} keeps taking writes through a slow flush"
+            );
             assert_eq!(
                 recorded_option(dir.path(), cf, "disable_auto_compactions"),
                 "true",
