@@ -36,7 +36,7 @@ impl Load {
             let mut done = BTreeMap::new();
             let mut i = 0u64;
             while !s.load(Ordering::SeqCst) {
-                let (k, v) = (format!("{tag}/{i:06}"), format!("v{i}"));
+                let (k, v) = (format!("{tag}/{i:06}"), load_value(i));
                 if put(&mut client, &k, &v).await.is_some() {
                     done.insert(k, v);
                     a.fetch_add(1, Ordering::SeqCst);
@@ -60,6 +60,19 @@ impl Load {
     async fn finish(self) -> BTreeMap<String, String> {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.expect("load task")
+    }
+}
+
+/// The value of the load's `i`-th write. Every tenth is large enough to live in the state
+/// machine's blob files, so snapshots, transfers and restores carry blob files too.
+fn load_value(i: u64) -> String {
+    if i.is_multiple_of(10) {
+        format!(
+            "v{i}-{}",
+            "b".repeat(brisk_storage::MIN_BLOB_BYTES as usize)
+        )
+    } else {
+        format!("v{i}")
     }
 }
 
@@ -380,6 +393,11 @@ async fn follower_without_applied_meta(
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let applied = c.status(f).await.expect("status").applied_index;
     c.kill9(f);
+    let blob_files = walkdir_names(&c.data_dir(f).join("snapshots"))
+        .into_iter()
+        .filter(|n| n.ends_with(".blob"))
+        .count();
+    assert!(blob_files > 0, "the snapshot holds no blob file");
     let store = brisk_storage::Store::open(&c.data_dir(f).join("sm")).unwrap();
     store.remove_applied_for_test().unwrap();
     assert!(store.meta().unwrap().applied.is_none());
@@ -630,4 +648,18 @@ async fn crash_in_the_middle_of_a_spilling_delete_prefix() {
         "{} keys survived the DeletePrefix on node {f}",
         left.pairs.len()
     );
+}
+
+/// Names of every file under `dir`, recursively.
+fn walkdir_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            names.extend(walkdir_names(&path));
+        } else {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names
 }

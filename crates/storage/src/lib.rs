@@ -26,6 +26,6 @@ pub use log_index::LogIndex;
 pub use meta::{AppliedLogId, AppliedState, MetaSnapshot};
 pub use store::{
     opts_for_fast_open, resume_compactions, Store, Version, VersionedPair, BYTES_PER_SYNC,
-    MAX_WAL_BYTES, MEMTABLES,
+    MAX_WAL_BYTES, MEMTABLES, MIN_BLOB_BYTES,
 };
 pub use timestamp::Timestamp;

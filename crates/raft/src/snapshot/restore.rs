@@ -30,8 +30,8 @@ impl SnapshotStore {
     }
 
     /// Builds `sm.restore-tmp` from a verified snapshot and swaps it in as `sm`. The live
-    /// store must be closed. SST files are hard-linked (immutable in RocksDB, so sharing them
-    /// with the snapshot is safe); the small mutable files (MANIFEST, CURRENT, OPTIONS, WAL)
+    /// store must be closed. SST and blob files are hard-linked (immutable in RocksDB, so
+    /// sharing them with the snapshot is safe); the small mutable files (MANIFEST, CURRENT, OPTIONS, WAL)
     /// are copied so the opened store never changes the snapshot's bytes.
     ///
     /// Crash safety (crash points restore_before_swap, restore_before_cleanup): before the
@@ -48,7 +48,7 @@ impl SnapshotStore {
         for f in &snap.manifest.files {
             let src = snap.path.join(&f.name);
             let dst = tmp.join(&f.name);
-            if link && f.name.ends_with(".sst") {
+            if link && (f.name.ends_with(".sst") || f.name.ends_with(".blob")) {
                 fs::hard_link(&src, &dst).map_err(io_at(&dst))?;
             } else {
                 fs::copy(&src, &dst).map_err(io_at(&dst))?;
