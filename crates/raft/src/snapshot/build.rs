@@ -69,6 +69,7 @@ impl SnapshotStore {
             return Ok(snap);
         }
 
+        let previous = self.current().ok().flatten();
         let mut files = Vec::new();
         let mut names: Vec<_> = fs::read_dir(tmp)
             .map_err(io_at(tmp))?
@@ -81,11 +82,14 @@ impl SnapshotStore {
             // Copied (non-hard-linked) checkpoint files must be durable too.
             sync_path(&p)?;
             let size = fs::metadata(&p).map_err(io_at(&p))?.len();
-            files.push(FileEntry {
-                crc32c: file_crc32c(&p)?,
-                name,
-                size,
-            });
+            let crc32c = match previous
+                .as_ref()
+                .and_then(|prev| recorded_crc(prev, &name, &p, size))
+            {
+                Some(crc) => crc,
+                None => file_crc32c(&p)?,
+            };
+            files.push(FileEntry { crc32c, name, size });
         }
         let manifest = SnapshotManifest {
             version: CURRENT_VERSION,
@@ -120,5 +124,100 @@ impl SnapshotStore {
         self.remove_replaced(&snap.path);
         self.collect_garbage();
         Ok(snap)
+    }
+}
+
+/// The CRC that snapshot `prev` recorded for `name`, when `file` is that very file: same
+/// device and inode (checkpoints hard-link the immutable SST and blob files, so consecutive
+/// snapshots share most of them). Its bytes then need no second read, which keeps a build's
+/// reads proportional to what changed, not to the data size; and the CRC stays the one taken
+/// when the file was new, so rot in a shared file since then is caught by verification
+/// instead of being recorded as correct (docs/design/cold-start.md, "Snapshots", "Build"). `file` is
+/// examined before `prev`'s copy, so both names denote one inode when they match (an inode
+/// number freed by a deletion in between cannot be mistaken for the same file).
+fn recorded_crc(prev: &SnapshotDir, name: &str, file: &Path, size: u64) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let entry = prev
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.name == name && f.size == size)?;
+    let new = fs::metadata(file).ok()?;
+    let old = fs::metadata(prev.path.join(name)).ok()?;
+    (new.dev() == old.dev() && new.ino() == old.ino()).then_some(entry.crc32c)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write};
+
+    use brisk_storage::{AppliedLogId, AppliedState, Durability, Timestamp};
+
+    use super::*;
+    use crate::layout::DataLayout;
+
+    fn apply(store: &Store, index: u64, key: &[u8]) {
+        let mut batch = store.begin_apply(AppliedState {
+            log_id: AppliedLogId {
+                term: 1,
+                leader_node: 1,
+                index: LogIndex(index),
+            },
+            membership: Vec::new(),
+        });
+        batch.put(key, Timestamp(index), &[index as u8; 64]);
+        batch.commit(Durability::Sync).unwrap();
+    }
+
+    fn build(snapshots: &SnapshotStore, store: &Store, index: u64) -> SnapshotDir {
+        let tmp = snapshots.checkpoint(store, &index.to_string()).unwrap();
+        let info = CheckpointInfo {
+            index: LogIndex(index),
+            term: 1,
+            leader_node: 1,
+            membership: StoredMembership::default(),
+            hlc_ceiling_ms: 0,
+        };
+        snapshots.finish_build(&tmp, info).unwrap()
+    }
+
+    #[test]
+    fn a_file_shared_with_the_previous_snapshot_keeps_the_crc_taken_when_it_was_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path());
+        let store = Store::open(&layout.state_machine()).unwrap();
+        let snapshots = SnapshotStore::new(layout.clone(), 4);
+        apply(&store, 1, b"a");
+        let first = build(&snapshots, &store, 1);
+        first.verify().unwrap();
+        let shared = first
+            .manifest
+            .files
+            .iter()
+            .find(|f| f.name.ends_with(".sst"))
+            .expect("the first snapshot has a table file")
+            .name
+            .clone();
+
+        // The shared table rots in place: the live store and the first snapshot both see it.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(layout.state_machine().join(&shared))
+            .unwrap();
+        f.seek(SeekFrom::Start(10)).unwrap();
+        f.write_all(b"rot").unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+
+        apply(&store, 2, b"b");
+        let second = build(&snapshots, &store, 2);
+        assert!(
+            second.manifest.files.iter().any(|f| f.name == shared),
+            "the second snapshot shares the table"
+        );
+        assert!(
+            second.verify().is_err(),
+            "the rotten shared table must fail verification, not be recorded with a fresh CRC"
+        );
     }
 }
