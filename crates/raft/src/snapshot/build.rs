@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use brisk_storage::{LogIndex, Store};
 
-use super::dir::SnapshotDir;
+use super::dir::{same_file, SnapshotDir};
 use super::durable::{sync_path, write_atomic};
 use super::error::{io_at, SnapshotError};
 use super::manifest::{FileEntry, HeaderState, SnapshotManifest, CURRENT_VERSION, MANIFEST_FILE};
@@ -127,24 +127,20 @@ impl SnapshotStore {
     }
 }
 
-/// The CRC that snapshot `prev` recorded for `name`, when `file` is that very file: same
-/// device and inode (checkpoints hard-link the immutable SST and blob files, so consecutive
-/// snapshots share most of them). Its bytes then need no second read, which keeps a build's
-/// reads proportional to what changed, not to the data size; and the CRC stays the one taken
-/// when the file was new, so rot in a shared file since then is caught by verification
-/// instead of being recorded as correct (docs/design/cold-start.md, "Snapshots", "Build"). `file` is
-/// examined before `prev`'s copy, so both names denote one inode when they match (an inode
-/// number freed by a deletion in between cannot be mistaken for the same file).
+/// The CRC that snapshot `prev` recorded for `name`, when `file` is that very file
+/// (checkpoints hard-link the immutable SST and blob files, so consecutive snapshots share
+/// most of them). Its bytes then need no second read, which keeps a build's reads
+/// proportional to what changed, not to the data size; and the CRC stays the one taken when
+/// the file was new, so rot in a shared file since then fails verification instead of being
+/// recorded as correct (docs/design/cold-start.md, "Snapshots", "Build").
 fn recorded_crc(prev: &SnapshotDir, name: &str, file: &Path, size: u64) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
     let entry = prev
         .manifest
         .files
         .iter()
         .find(|f| f.name == name && f.size == size)?;
-    let new = fs::metadata(file).ok()?;
-    let old = fs::metadata(prev.path.join(name)).ok()?;
-    (new.dev() == old.dev() && new.ino() == old.ino()).then_some(entry.crc32c)
+    // `file`, in the build directory only this build touches, is examined first.
+    same_file(file, &prev.path.join(name)).then_some(entry.crc32c)
 }
 
 #[cfg(test)]

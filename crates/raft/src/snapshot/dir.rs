@@ -7,6 +7,21 @@ use std::path::{Path, PathBuf};
 use super::error::{io_at, SnapshotError};
 use super::manifest::{SnapshotManifest, SnapshotToken, MANIFEST_FILE};
 
+/// Whether the names `first` and `second` denote one file: same device and inode
+/// (checkpoints and restores hard-link the immutable SST and blob files). `first` is examined
+/// first: when it is a name nothing else renames, a match means both names denoted that inode
+/// when `second` was examined, so an inode number freed and reused in between is no match.
+pub(super) fn same_file(first: &Path, second: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(a) = fs::metadata(first) else {
+        return false;
+    };
+    let Ok(b) = fs::metadata(second) else {
+        return false;
+    };
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
 /// A snapshot directory whose manifest has been read (not necessarily its files verified).
 #[derive(Debug, Clone)]
 pub struct SnapshotDir {

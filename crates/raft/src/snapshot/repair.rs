@@ -126,14 +126,8 @@ pub fn spawn(node: Arc<RaftNode>, mut requests: UnboundedReceiver<SnapshotRepair
 }
 
 /// Whether `file` (in a snapshot directory) is the very file of the same name in the live
-/// store directory `live` (checkpoints hard-link SST files): same device and inode.
+/// store directory `live`.
 fn same_file_in(file: &std::path::Path, live: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some(name) = file.file_name() else {
-        return false;
-    };
-    match (std::fs::metadata(file), std::fs::metadata(live.join(name))) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+    file.file_name()
+        .is_some_and(|name| super::dir::same_file(file, &live.join(name)))
 }

@@ -31,8 +31,8 @@ impl SnapshotStore {
 
     /// Builds `sm.restore-tmp` from a verified snapshot and swaps it in as `sm`. The live
     /// store must be closed. SST and blob files are hard-linked (immutable in RocksDB, so
-    /// sharing them with the snapshot is safe); the small mutable files (MANIFEST, CURRENT, OPTIONS, WAL)
-    /// are copied so the opened store never changes the snapshot's bytes.
+    /// sharing them with the snapshot is safe); the small mutable files (MANIFEST, CURRENT,
+    /// OPTIONS, WAL) are copied so the opened store never changes the snapshot's bytes.
     ///
     /// Crash safety (crash points restore_before_swap, restore_before_cleanup): before the
     /// swap the old `sm` is intact; between the two renames `sm` is missing and the gate
