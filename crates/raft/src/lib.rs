@@ -4,6 +4,7 @@
 //! The rest of brisk talks to [`RaftNode`]; nothing outside this crate names RocksDB's log
 //! instance or openraft's storage traits.
 
+mod append_stream;
 pub mod codec;
 /// Named crash points: the mechanism lives in the lowest layer, `brisk-storage`.
 pub use brisk_storage::fault;

@@ -1,21 +1,23 @@
 //! Client side of the node-to-node transport (gRPC service `RaftTransport`).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::{snapshot_chunk, FileChunk, RaftMessage, SnapshotChunk};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::network::{stream_append_sequential, RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::OptionalSend;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 
+use crate::append_stream;
 use crate::codec;
 use crate::peer::{PeerConnector, PeerDirectory};
 use crate::snapshot::manifest::MANIFEST_FILE;
@@ -82,6 +84,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             connector: self.connector.clone(),
             directory: self.directory.clone(),
             client: None,
+            unary_until: None,
             repairs: self.repairs.clone(),
         }
     }
@@ -95,8 +98,15 @@ pub struct NetworkConnection {
     connector: PeerConnector,
     directory: PeerDirectory,
     client: Option<RaftTransportClient<Channel>>,
+    /// Until then appends go one unary call at a time: the peer answered `StreamAppend`
+    /// with UNIMPLEMENTED (an older version, during a rolling upgrade).
+    unary_until: Option<Instant>,
     repairs: SnapshotRepairs,
 }
+
+/// How long appends to a peer without `StreamAppend` stay unary before the stream is tried
+/// again (the peer may have been upgraded meanwhile).
+const UNARY_FALLBACK: Duration = Duration::from_secs(60);
 
 /// A snapshot file whose bytes do not match the manifest, found while streaming it.
 #[derive(Debug, thiserror::Error)]
@@ -114,11 +124,11 @@ fn unreachable_err(e: impl std::fmt::Display) -> RPCError<TypeConfig> {
     RPCError::Unreachable(Unreachable::new(&TransportError(e.to_string())))
 }
 
-fn network_err(e: impl std::fmt::Display) -> RPCError<TypeConfig> {
+pub(crate) fn network_err(e: impl std::fmt::Display) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&TransportError(e.to_string())))
 }
 
-fn status_err(s: tonic::Status) -> RPCError<TypeConfig> {
+pub(crate) fn status_err(s: tonic::Status) -> RPCError<TypeConfig> {
     match s.code() {
         tonic::Code::Unavailable => unreachable_err(s.message()),
         _ => network_err(format!("{}: {}", s.code(), s.message())),
@@ -173,7 +183,7 @@ const APPEND_FLOOR_BYTES_PER_SEC: u64 = 16 << 20;
 /// up to the request limit each) legitimately takes longer than a heartbeat to send, append
 /// and fsync on a busy follower; timing it out abandons work the follower may have done and
 /// sends the whole batch again, stalling commits. Unreachable peers still fail at once.
-fn append_deadline(option: &RPCOption, payload_bytes: usize) -> Duration {
+pub(crate) fn append_deadline(option: &RPCOption, payload_bytes: usize) -> Duration {
     let transfer_ms = (payload_bytes as u64).saturating_mul(1_000) / APPEND_FLOOR_BYTES_PER_SEC;
     option.hard_ttl() + Duration::from_millis(transfer_ms)
 }
@@ -217,6 +227,64 @@ impl RaftNetworkV2<TypeConfig> for NetworkConnection {
         unary!(self, append_entries, rpc, option, |bytes| append_deadline(
             &option, bytes
         ))
+    }
+
+    /// Pipelined appends over one `StreamAppend` stream (see [`append_stream`]); one unary
+    /// call per batch to a peer that does not serve the stream.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + OptionalSend
+            + Unpin
+            + 'static,
+    {
+        if self.unary_until.is_some_and(|until| Instant::now() < until) {
+            return stream_append_sequential(self, input, option);
+        }
+        self.unary_until = None;
+        Box::pin(async move {
+            let mut client = self.client()?;
+            let window = append_stream::Window::default();
+            let requests = append_stream::requests(input, self.group.0, window.clone());
+            // The stream is open once the follower's response headers arrive.
+            let setup = append_deadline(&option, 0);
+            let responses = match tokio::time::timeout(setup, client.stream_append(requests)).await
+            {
+                Ok(Ok(response)) => response.into_inner(),
+                Ok(Err(s)) => {
+                    match s.code() {
+                        tonic::Code::Unimplemented => {
+                            tracing::warn!(
+                                target_node = self.target,
+                                "the peer does not serve pipelined appends (an older version); \
+                                 sending one batch at a time"
+                            );
+                            self.unary_until = Some(Instant::now() + UNARY_FALLBACK);
+                        }
+                        // Drop the channel so the next attempt reconnects.
+                        tonic::Code::Unavailable => self.client = None,
+                        _ => {}
+                    }
+                    return Err(status_err(s));
+                }
+                Err(_) => {
+                    return Err(network_err(format!(
+                        "no answer to StreamAppend within {setup:?}"
+                    )))
+                }
+            };
+            Ok(append_stream::results(responses, window, option))
+        })
     }
 
     async fn vote(

@@ -150,14 +150,7 @@ impl RaftTransportService {
     }
 
     fn check_group(&self, group: u64) -> Result<(), Status> {
-        if group == self.group.0 {
-            Ok(())
-        } else {
-            Err(Status::not_found(format!(
-                "no Raft group {group} on this node (it runs group {})",
-                self.group
-            )))
-        }
+        check_group(self.group, group)
     }
 
     fn reply<T: serde::Serialize>(&self, v: &T) -> Result<Response<RaftMessage>, Status> {
@@ -169,12 +162,72 @@ impl RaftTransportService {
     }
 }
 
+/// NOT_FOUND for a message naming a group other than `ours`.
+fn check_group(ours: GroupId, group: u64) -> Result<(), Status> {
+    if group == ours.0 {
+        Ok(())
+    } else {
+        Err(Status::not_found(format!(
+            "no Raft group {group} on this node (it runs group {ours})"
+        )))
+    }
+}
+
 fn raft_err(e: impl std::fmt::Display) -> Status {
     Status::unavailable(e.to_string())
 }
 
+/// The results of a `StreamAppend` stream, in request order.
+pub type AppendResults =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<RaftMessage, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl RaftTransport for RaftTransportService {
+    type StreamAppendStream = AppendResults;
+
+    /// Pipelined appends from the leader (the leader's half is `append_stream`). openraft
+    /// takes each request as it arrives and answers them in order, so a batch is appended
+    /// while the previous one may still be waiting for its flush. A message that is not an
+    /// AppendEntries request for this group ends the stream with an error after the results
+    /// of the requests before it; it reaches nothing.
+    async fn stream_append(
+        &self,
+        req: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<AppendResults>, Status> {
+        use futures::StreamExt;
+        let refused: Arc<std::sync::Mutex<Option<Status>>> = Arc::default();
+        let ours = self.group;
+        let requests = futures::stream::unfold(
+            (req.into_inner(), refused.clone()),
+            move |(mut input, refused)| {
+                async move {
+                    // A failed read is the leader going away: the stream just ends.
+                    let msg = input.message().await.ok()??;
+                    let decoded = check_group(ours, msg.group)
+                        .and_then(|()| codec::decode(&msg.payload).map_err(bad));
+                    match decoded {
+                        Ok(rpc) => Some((rpc, (input, refused))),
+                        Err(status) => {
+                            *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                            None
+                        }
+                    }
+                }
+            },
+        );
+        let group = self.group.0;
+        let results = self.raft.stream_append(Box::pin(requests)).map(move |r| {
+            let result = r.map_err(raft_err)?;
+            let payload = codec::encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+            Ok(RaftMessage { payload, group })
+        });
+        let refusal = futures::stream::once(async move {
+            refused.lock().unwrap_or_else(|e| e.into_inner()).take()
+        })
+        .filter_map(|refusal| async move { refusal.map(Err) });
+        Ok(Response::new(Box::pin(results.chain(refusal))))
+    }
+
     async fn append_entries(
         &self,
         req: Request<RaftMessage>,

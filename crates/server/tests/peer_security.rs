@@ -22,6 +22,39 @@ fn hostile_vote() -> brisk_proto::RaftMessage {
     }
 }
 
+/// An append from a leader of term 1000: a node that processes it adopts that term (see
+/// [`hostile_vote`]).
+fn hostile_append() -> brisk_proto::RaftMessage {
+    use brisk_raft::types::{TypeConfig, Vote};
+    let req = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1_000, 99),
+        prev_log_id: None,
+        leader_commit: None,
+        entries: vec![],
+    };
+    brisk_proto::RaftMessage {
+        payload: brisk_raft::codec::encode(&req).expect("encode an append request"),
+        group: 0,
+    }
+}
+
+/// The status that ends a pipelined-append stream of `messages`, none of which may get a
+/// result.
+async fn stream_refusal(
+    peer: &mut brisk_proto::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
+    messages: Vec<brisk_proto::RaftMessage>,
+) -> tonic::Status {
+    let mut results = match peer.stream_append(tokio_stream::iter(messages)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return status,
+    };
+    match results.message().await {
+        Ok(Some(result)) => panic!("a result for a message that should be refused: {result:?}"),
+        Ok(None) => panic!("the stream ended without an error"),
+        Err(status) => status,
+    }
+}
+
 async fn term(c: &Cluster, id: u64) -> u64 {
     c.status(id).await.expect("status").term
 }
@@ -55,6 +88,8 @@ async fn the_client_port_serves_no_raft_rpcs() {
         .await
         .expect_err("peer status served");
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    let stream = stream_refusal(&mut client, vec![hostile_append()]).await;
+    assert_eq!(stream.code(), tonic::Code::Unimplemented, "{stream:?}");
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     drop(tx);
     let snapshot = client
@@ -94,6 +129,23 @@ async fn the_client_port_serves_no_raft_rpcs() {
         .await
         .expect_err("a snapshot for group 7");
     assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    let refused = stream_refusal(
+        &mut peer,
+        vec![brisk_proto::RaftMessage {
+            group: 7,
+            ..hostile_append()
+        }],
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // A message that is no append request ends a pipelined-append stream with a clear error;
+    // what follows it on the stream is never processed.
+    let garbled = brisk_proto::RaftMessage {
+        payload: vec![0xff; 16],
+        group: 0,
+    };
+    let refused = stream_refusal(&mut peer, vec![garbled, hostile_append()]).await;
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
     assert!(term(&c, f).await < 1_000);
 }
 
