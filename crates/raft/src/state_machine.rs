@@ -155,6 +155,13 @@ impl SmShared {
                 "the live store holds a corrupt file: no snapshot is built from it",
             ));
         }
+        // The checkpoint flushes the memtables under the apply lock, stalling every apply for
+        // that long; flushed here first, without the lock, it has only the last few applies
+        // to flush (docs/design/cold-start.md, "Snapshots", "Build").
+        self.kv
+            .store()?
+            .flush_memtables()
+            .map_err(io::Error::other)?;
         let (tmp, info) = {
             let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
             let store = self.kv.store()?;

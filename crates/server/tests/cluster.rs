@@ -701,11 +701,24 @@ async fn a_wiped_node_is_not_ready_until_it_holds_what_the_cluster_had_committed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_follower() {
     let (mut c, leader, lagging) = follower_behind_compaction().await;
+    // The leader may still be building the snapshot that covers the last writes (one every
+    // 20 entries); the one to damage is that one, the snapshot the follower will be sent.
+    let snaps = c.data_dir(leader).join("snapshots");
+    let written = c.status(leader).await.unwrap().commit_index;
+    let pointed = wait_for(
+        "the snapshot of the last writes",
+        Duration::from_secs(20),
+        async || {
+            let pointed = std::fs::read_to_string(snaps.join("CURRENT")).ok()?;
+            let name = pointed.lines().next()?.to_string();
+            let index: u64 = name.split('-').next()?.parse().ok()?;
+            (index + 20 > written).then_some(name)
+        },
+    )
+    .await;
     // A byte of the leader's current snapshot rots on disk. SST files are hard links shared
     // with the live store: the rotten copy gets its own inode so only the snapshot is hit.
-    let snaps = c.data_dir(leader).join("snapshots");
-    let pointed = std::fs::read_to_string(snaps.join("CURRENT")).unwrap();
-    let dir = snaps.join(pointed.lines().next().unwrap());
+    let dir = snaps.join(pointed);
     let sst = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
