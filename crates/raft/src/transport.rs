@@ -154,12 +154,17 @@ impl RaftTransportService {
     }
 
     fn reply<T: serde::Serialize>(&self, v: &T) -> Result<Response<RaftMessage>, Status> {
-        let payload = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(RaftMessage {
-            payload,
-            group: self.group.0,
-        }))
+        message(self.group, v).map(Response::new)
     }
+}
+
+/// `v` encoded as a message of group `group`.
+fn message<T: serde::Serialize>(group: GroupId, v: &T) -> Result<RaftMessage, Status> {
+    let payload = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(RaftMessage {
+        payload,
+        group: group.0,
+    })
 }
 
 /// NOT_FOUND for a message naming a group other than `ours`.
@@ -215,12 +220,10 @@ impl RaftTransport for RaftTransportService {
                 }
             },
         );
-        let group = self.group.0;
-        let results = self.raft.stream_append(Box::pin(requests)).map(move |r| {
-            let result = r.map_err(raft_err)?;
-            let payload = codec::encode(&result).map_err(|e| Status::internal(e.to_string()))?;
-            Ok(RaftMessage { payload, group })
-        });
+        let results = self
+            .raft
+            .stream_append(Box::pin(requests))
+            .map(move |r| message(ours, &r.map_err(raft_err)?));
         let refusal = futures::stream::once(async move {
             refused.lock().unwrap_or_else(|e| e.into_inner()).take()
         })
