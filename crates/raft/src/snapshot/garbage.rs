@@ -27,8 +27,12 @@ impl SnapshotStore {
             if Some(name) == pointed.as_ref() {
                 continue;
             }
+            // Renamed aside first, so the snapshot's name never denotes a half-removed
+            // directory (to a reader such as `brisk inspect --verify`, or after a crash, when
+            // the start removes the `.tmp` leftover).
             let p = self.layout.snapshots().join(name);
-            if let Err(e) = fs::remove_dir_all(&p) {
+            let aside = self.layout.snapshots().join(format!("{name}.tmp"));
+            if let Err(e) = fs::rename(&p, &aside).and_then(|()| fs::remove_dir_all(&aside)) {
                 tracing::warn!(path = %p.display(), error = %e, "could not remove old snapshot");
             }
         }

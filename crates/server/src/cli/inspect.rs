@@ -317,7 +317,8 @@ pub fn run(a: InspectArgs) -> Result<Exit> {
     })
 }
 
-/// Checks every snapshot directory's files; a failure is added to `problems`.
+/// Checks every snapshot directory's files; a failure is added to `problems`. A directory
+/// gone by the time it fails was collected by the running node meanwhile, and is left out.
 fn verify_all(layout: &DataLayout, problems: &mut Vec<String>) -> Vec<Verified> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(layout.snapshots())
         .map(|it| {
@@ -333,9 +334,13 @@ fn verify_all(layout: &DataLayout, problems: &mut Vec<String>) -> Vec<Verified> 
         .unwrap_or_default();
     dirs.sort();
     dirs.into_iter()
-        .map(|d| {
+        .filter_map(|d| {
             let dir = d.display().to_string();
-            match SnapshotDir::open(&d).and_then(|s| s.verify().map(|_| s)) {
+            let verified = SnapshotDir::open(&d).and_then(|s| s.verify().map(|_| s));
+            if verified.is_err() && !d.exists() {
+                return None;
+            }
+            Some(match verified {
                 Ok(s) => Verified {
                     dir,
                     ok: true,
@@ -351,7 +356,7 @@ fn verify_all(layout: &DataLayout, problems: &mut Vec<String>) -> Vec<Verified> 
                         problem: Some(Problem::from(&e)),
                     }
                 }
-            }
+            })
         })
         .collect()
 }
