@@ -12,7 +12,6 @@ use openraft::{EntryPayload, OptionalSend};
 use crate::codec;
 use crate::fault;
 use crate::metrics::GroupMetrics;
-use crate::snapshot::store::CheckpointInfo;
 use crate::snapshot::{SnapshotDir, SnapshotStore};
 use crate::types::{from_applied, to_applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -22,9 +21,15 @@ pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Snapsho
 pub struct SmShared {
     pub kv: KvStateMachine,
     pub snapshots: SnapshotStore,
-    /// Serializes apply batches against checkpoints and store swaps, so a checkpoint's meta
-    /// keys describe exactly its data (I3) and no apply writes into a store being replaced.
+    /// Serializes apply batches against store swaps, so no apply writes into a store being
+    /// replaced. Snapshot builds do not take it (I3 holds without it; see
+    /// [`SnapshotStore::checkpoint`]).
     apply_lock: Mutex<()>,
+    /// Serializes snapshot builds against each other and against installs, so a build never
+    /// checkpoints a store being swapped out nor moves the pointer while an install does.
+    build_lock: Mutex<()>,
+    /// Names the build directories of this process apart.
+    builds: std::sync::atomic::AtomicU64,
     /// Membership in force after the last applied entry (also stored in every batch, I1).
     /// With its encoding, written into every apply batch (encoded once per change).
     membership: Mutex<(StoredMembership, Vec<u8>)>,
@@ -49,6 +54,8 @@ impl SmShared {
             kv,
             snapshots,
             apply_lock: Mutex::new(()),
+            build_lock: Mutex::new(()),
+            builds: Default::default(),
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
             durability,
             metrics,
@@ -155,40 +162,25 @@ impl SmShared {
                 "the live store holds a corrupt file: no snapshot is built from it",
             ));
         }
-        // The checkpoint flushes the memtables under the apply lock, stalling every apply for
-        // that long; flushed here first, without the lock, it has only the last few applies
-        // to flush (docs/design/cold-start.md, "Snapshots", "Build").
-        self.kv
-            .store()?
-            .flush_memtables()
+        let _build = self.build_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.kv.store()?;
+        if store.meta()?.applied.is_none() {
+            return Err(io::Error::other(
+                "nothing applied yet; no snapshot to build",
+            ));
+        }
+        let n = self
+            .builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let checkpoint = self
+            .snapshots
+            .checkpoint(&store, &n.to_string())
             .map_err(io::Error::other)?;
-        let (tmp, info) = {
-            let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
-            let store = self.kv.store()?;
-            let meta = store.meta()?;
-            let Some(applied) = meta.applied else {
-                return Err(io::Error::other(
-                    "nothing applied yet; no snapshot to build",
-                ));
-            };
-            let tag = format!("{}-{}", applied.index, applied.term);
-            let tmp = self
-                .snapshots
-                .checkpoint(&store, &tag)
-                .map_err(io::Error::other)?;
-            let info = CheckpointInfo {
-                index: applied.index,
-                term: applied.term,
-                leader_node: applied.leader_node,
-                membership: self.membership(),
-                hlc_ceiling_ms: meta.hlc_ceiling_ms,
-            };
-            (tmp, info)
-        };
+        drop(store);
         let started = std::time::Instant::now();
         let snap = self
             .snapshots
-            .finish_build(&tmp, info)
+            .finish_build(&checkpoint.dir, checkpoint.info)
             .map_err(io::Error::other)?;
         tracing::info!(
             index = snap.manifest.index.get(),
@@ -205,6 +197,7 @@ impl SmShared {
     /// Installs a verified snapshot: swap the live store for a restore of it, then adopt it as
     /// the restart point.
     pub fn install(&self, incoming: &SnapshotDir) -> io::Result<()> {
+        let _build = self.build_lock.lock().unwrap_or_else(|e| e.into_inner());
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let live = self.snapshots.layout().state_machine();
         // Restore first, adopt second: the restore checks the copy's applied id against the

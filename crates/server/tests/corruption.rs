@@ -73,19 +73,9 @@ fn prepared(root: &Path) -> (DataLayout, SnapshotStore, PathBuf) {
             apply(&sm, i);
         }
         let store = sm.store().unwrap();
-        let tmp = snapshots.checkpoint(&store, "10-1").unwrap();
-        snapshots
-            .finish_build(
-                &tmp,
-                CheckpointInfo {
-                    index: LogIndex(10),
-                    term: 1,
-                    leader_node: 1,
-                    membership: StoredMembership::default(),
-                    hlc_ceiling_ms: 0,
-                },
-            )
-            .unwrap()
+        let cp = snapshots.checkpoint(&store, "10-1").unwrap();
+        assert_eq!(cp.info.index, LogIndex(10));
+        snapshots.finish_build(&cp.dir, cp.info).unwrap()
     };
     std::fs::remove_dir_all(layout.state_machine()).unwrap();
     std::fs::rename(&at5, layout.state_machine()).unwrap();
@@ -321,7 +311,7 @@ fn snapshot_pointer_never_moves_backwards_and_same_index_rebuild_reuses() {
         hlc_ceiling_ms: 0,
     };
     // A build that finishes after a newer snapshot was adopted does not move the pointer back.
-    let tmp = snapshots.checkpoint(&store, "7-1").unwrap();
+    let tmp = snapshots.checkpoint(&store, "7-1").unwrap().dir;
     snapshots.finish_build(&tmp, info(7)).unwrap();
     assert_eq!(
         snapshots.read_pointer().unwrap().unwrap().1.index,
@@ -329,7 +319,7 @@ fn snapshot_pointer_never_moves_backwards_and_same_index_rebuild_reuses() {
     );
     // Rebuilding at the pointed-to (index, term) keeps that directory as it is.
     let before = dir_bytes(&snap);
-    let tmp = snapshots.checkpoint(&store, "10-1").unwrap();
+    let tmp = snapshots.checkpoint(&store, "10-1").unwrap().dir;
     let again = snapshots.finish_build(&tmp, info(10)).unwrap();
     assert_eq!(again.path, snap);
     assert_eq!(dir_bytes(&snap), before);

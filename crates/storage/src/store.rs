@@ -398,18 +398,11 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes the memtables of both column families to table files and waits for it. Writes
-    /// go on meanwhile; a checkpoint taken right after has only what came since to flush.
-    pub fn flush_memtables(&self) -> Result<(), StorageError> {
-        let mut opts = rocksdb::FlushOptions::default();
-        opts.set_wait(true);
-        self.db
-            .flush_cfs_opt(&[self.cf_data(), self.cf_meta()], &opts)?;
-        Ok(())
-    }
-
-    /// Creates a RocksDB checkpoint (hard-linked SST files, O(files)) of the current state in
-    /// `dir`, which must not exist. Memtables are flushed first, so the checkpoint needs no WAL.
+    /// Creates a RocksDB checkpoint (hard-linked SST and blob files, O(files)) of the current
+    /// state in `dir`, which must not exist. Writes may go on meanwhile: the memtables are
+    /// flushed, and the WAL written since the flush point is copied up to one point in the
+    /// write sequence, so opening the checkpoint yields the state at that point (whole write
+    /// batches only).
     pub fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
         let cp = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
         cp.create_checkpoint(dir)?;
@@ -540,46 +533,6 @@ mod tests {
             assert_eq!(scanned.len(), 2, "{path:?}");
             assert_eq!(scanned[0].value, large, "{path:?}");
         }
-    }
-
-    #[test]
-    fn flushing_the_memtables_leaves_a_checkpoint_nothing_to_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut batch = store.begin_apply(AppliedState {
-            log_id: AppliedLogId {
-                index: crate::LogIndex(1),
-                term: 1,
-                leader_node: 1,
-            },
-            membership: Vec::new(),
-        });
-        batch.put(b"k", Timestamp(5), b"v");
-        batch.commit(Durability::Sync).unwrap();
-        let in_memtables = |store: &Store| -> u64 {
-            [store.cf_data(), store.cf_meta()]
-                .into_iter()
-                .map(|cf| {
-                    store
-                        .db
-                        .property_int_value_cf(cf, "rocksdb.num-entries-active-mem-table")
-                        .unwrap()
-                        .unwrap()
-                })
-                .sum()
-        };
-        assert!(in_memtables(&store) > 0);
-        store.flush_memtables().unwrap();
-        assert_eq!(in_memtables(&store), 0, "both families flushed");
-        assert_eq!(
-            store
-                .get_at(b"k", Timestamp(9))
-                .unwrap()
-                .unwrap()
-                .value
-                .as_deref(),
-            Some(&b"v"[..])
-        );
     }
 
     #[test]

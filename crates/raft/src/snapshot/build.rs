@@ -1,6 +1,6 @@
-//! Building a snapshot: a RocksDB checkpoint taken under the apply lock, then CRCs, the
-//! manifest, the move into place and the pointer, off the apply path
-//! (docs/design/cold-start.md I2, I3, "Snapshots": "Build").
+//! Building a snapshot: a RocksDB checkpoint taken while applies go on, its applied log id
+//! read back from the checkpoint itself, then CRCs, the manifest, the move into place and the
+//! pointer, all off the apply path (docs/design/cold-start.md I2, I3, "Snapshots": "Build").
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,12 @@ use super::error::{io_at, SnapshotError};
 use super::manifest::{FileEntry, HeaderState, SnapshotManifest, CURRENT_VERSION, MANIFEST_FILE};
 use super::store::SnapshotStore;
 use super::verify::file_crc32c;
+use crate::codec;
 use crate::fault;
 use crate::types::StoredMembership;
 
-/// What a freshly taken checkpoint describes; filled in under the apply lock.
+/// What a checkpoint holds: the applied log id, membership and HLC ceiling of its meta keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointInfo {
     pub index: LogIndex,
     pub term: u64,
@@ -25,13 +27,24 @@ pub struct CheckpointInfo {
     pub hlc_ceiling_ms: u64,
 }
 
+/// A checkpoint directory under `snapshots/` and the state it holds.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub info: CheckpointInfo,
+}
+
 impl SnapshotStore {
-    /// Takes the checkpoint itself. The caller holds the apply lock, so the store's meta keys
-    /// describe exactly the checkpointed state (I3). I2: the WAL is fsynced first, so the
-    /// applied index >= X is durable in the live store before X can become a restart point.
-    pub fn checkpoint(&self, store: &Store, tag: &str) -> Result<PathBuf, SnapshotError> {
+    /// Takes a checkpoint of `store` into `snapshots/build-<tag>/` while applies go on, and
+    /// reads what it holds from the checkpoint itself.
+    ///
+    /// I3 without the apply lock: RocksDB's checkpoint is one point in the store's write
+    /// sequence (tables flushed, plus the WAL tail up to that point, which opening replays),
+    /// and every apply is one atomic batch carrying its log id (I1), so the meta keys read
+    /// from the checkpoint describe exactly its data. I2: everything in the checkpoint was
+    /// committed to the live store before it was taken, so the WAL fsync after it makes an
+    /// applied index >= X durable in the live store before X can become a restart point.
+    pub fn checkpoint(&self, store: &Store, tag: &str) -> Result<Checkpoint, SnapshotError> {
         self.ensure_dir()?;
-        store.sync_wal()?;
         let tmp = self.layout.snapshots().join(format!("build-{tag}"));
         // RocksDB can roll its MANIFEST while a checkpoint copies it ("No such file"); that
         // is transient, and a failed build would stop Raft, so retry a few times.
@@ -41,7 +54,7 @@ impl SnapshotStore {
                 fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
             }
             match store.checkpoint(&tmp) {
-                Ok(()) => return Ok(tmp),
+                Ok(()) => break,
                 Err(e) if attempt < 4 => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "checkpoint failed; retrying");
@@ -50,6 +63,17 @@ impl SnapshotStore {
                 Err(e) => return Err(e.into()),
             }
         }
+        store.sync_wal()?;
+        let info = match read_checkpoint_info(&tmp) {
+            Ok(info) => info,
+            Err(e) => {
+                if let Err(rm) = fs::remove_dir_all(&tmp) {
+                    tracing::warn!(path = %tmp.display(), error = %rm, "could not remove a failed checkpoint");
+                }
+                return Err(e);
+            }
+        };
+        Ok(Checkpoint { dir: tmp, info })
     }
 
     /// Completes a checkpoint taken by [`checkpoint`](Self::checkpoint): CRCs every file,
@@ -127,6 +151,32 @@ impl SnapshotStore {
     }
 }
 
+/// The applied log id, membership and HLC ceiling stored in the checkpoint at `dir`, read
+/// through a read-only open (which replays the checkpoint's WAL tail in memory and writes
+/// nothing into the directory).
+fn read_checkpoint_info(dir: &Path) -> Result<CheckpointInfo, SnapshotError> {
+    let meta = Store::open_read_only(dir)?.meta()?;
+    let applied = meta.applied.ok_or_else(|| SnapshotError::NothingApplied {
+        dir: dir.to_path_buf(),
+    })?;
+    let membership = match meta.membership {
+        Some(raw) if !raw.is_empty() => {
+            codec::decode(&raw).map_err(|source| SnapshotError::Membership {
+                dir: dir.to_path_buf(),
+                source,
+            })?
+        }
+        _ => StoredMembership::default(),
+    };
+    Ok(CheckpointInfo {
+        index: applied.index,
+        term: applied.term,
+        leader_node: applied.leader_node,
+        membership,
+        hlc_ceiling_ms: meta.hlc_ceiling_ms,
+    })
+}
+
 /// The CRC that snapshot `prev` recorded for `name`, when `file` is that very file
 /// (checkpoints hard-link the immutable SST and blob files, so consecutive snapshots share
 /// most of them). Its bytes then need no second read, which keeps a build's reads
@@ -166,15 +216,80 @@ mod tests {
     }
 
     fn build(snapshots: &SnapshotStore, store: &Store, index: u64) -> SnapshotDir {
-        let tmp = snapshots.checkpoint(store, &index.to_string()).unwrap();
-        let info = CheckpointInfo {
-            index: LogIndex(index),
-            term: 1,
-            leader_node: 1,
-            membership: StoredMembership::default(),
-            hlc_ceiling_ms: 0,
+        let cp = snapshots.checkpoint(store, &index.to_string()).unwrap();
+        assert_eq!(cp.info.index, LogIndex(index));
+        snapshots.finish_build(&cp.dir, cp.info).unwrap()
+    }
+
+    fn key(index: u64) -> Vec<u8> {
+        format!("k{index:08}").into_bytes()
+    }
+
+    /// I3 without the apply lock: checkpoints taken while applies run hold exactly the
+    /// entries up to the applied index their own meta keys name, never a batch more or less.
+    #[test]
+    fn a_checkpoint_taken_during_applies_holds_exactly_its_applied_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path());
+        let store = std::sync::Arc::new(Store::open(&layout.state_machine()).unwrap());
+        let snapshots = SnapshotStore::new(layout.clone(), 4);
+        apply(&store, 1, &key(1));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let applier = {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                // Paced and capped so the store stays small enough to check key by key.
+                let mut index = 1;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) && index < 200_000 {
+                    index += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                    let mut batch = store.begin_apply(AppliedState {
+                        log_id: AppliedLogId {
+                            term: 1,
+                            leader_node: 1,
+                            index: LogIndex(index),
+                        },
+                        membership: Vec::new(),
+                    });
+                    batch.put(&key(index), Timestamp(index), &[index as u8; 64]);
+                    batch.commit(Durability::Buffered).unwrap();
+                }
+                index
+            })
         };
-        snapshots.finish_build(&tmp, info).unwrap()
+        let mut seen = Vec::new();
+        for n in 0..12 {
+            let cp = snapshots.checkpoint(&store, &format!("c{n}")).unwrap();
+            let x = cp.info.index.get();
+            let copy = Store::open_read_only(&cp.dir).unwrap();
+            assert_eq!(
+                copy.meta().unwrap().applied.map(|a| a.index),
+                Some(cp.info.index)
+            );
+            for i in 1..=x {
+                assert!(
+                    copy.get_at(&key(i), Timestamp(u64::MAX)).unwrap().is_some(),
+                    "checkpoint at {x} lacks entry {i}"
+                );
+            }
+            assert!(
+                copy.get_at(&key(x + 1), Timestamp(u64::MAX))
+                    .unwrap()
+                    .is_none(),
+                "checkpoint at {x} holds entry {} past its applied index",
+                x + 1
+            );
+            drop(copy);
+            fs::remove_dir_all(&cp.dir).unwrap();
+            seen.push(x);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let last = applier.join().unwrap();
+        seen.dedup();
+        assert!(
+            seen.len() > 2 && last > *seen.last().unwrap(),
+            "applies ran while the checkpoints were taken: {seen:?}, last {last}"
+        );
     }
 
     #[test]

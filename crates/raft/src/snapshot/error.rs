@@ -59,6 +59,14 @@ pub enum SnapshotError {
         term: u64,
         found: String,
     },
+    #[error("checkpoint {dir} holds no applied log id: nothing to build a snapshot of")]
+    NothingApplied { dir: PathBuf },
+    #[error("checkpoint {dir} holds an undecodable membership: {source}")]
+    Membership {
+        dir: PathBuf,
+        #[source]
+        source: crate::codec::CodecError,
+    },
     #[error("snapshot file name {0:?} is not a plain file name")]
     BadFileName(String),
     #[error("state machine store: {0}")]
@@ -82,7 +90,13 @@ impl SnapshotError {
     /// EMFILE, ...) proves nothing about the bytes: the node must refuse to start and leave
     /// everything in place rather than take the destructive recovery path.
     pub fn is_integrity_failure(&self) -> bool {
-        !matches!(self, SnapshotError::Io { .. } | SnapshotError::Storage(_))
+        !matches!(
+            self,
+            SnapshotError::Io { .. }
+                | SnapshotError::Storage(_)
+                | SnapshotError::NothingApplied { .. }
+                | SnapshotError::Membership { .. }
+        )
     }
 
     /// Short name of the failed check, for metrics and the inspector.
@@ -107,6 +121,8 @@ impl SnapshotError {
             SnapshotError::BadFileName(_) => "file_name",
             SnapshotError::AppliedMismatch { .. } => "applied_id",
             SnapshotError::Storage(_) => "store",
+            SnapshotError::NothingApplied { .. } => "nothing_applied",
+            SnapshotError::Membership { .. } => "membership",
         }
     }
 }

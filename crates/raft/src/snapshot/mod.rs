@@ -22,4 +22,4 @@ pub mod store;
 mod verify;
 
 pub use manifest::{FileEntry, HeaderState, ManifestError, SnapshotManifest, SnapshotToken};
-pub use store::{CheckpointInfo, SnapshotDir, SnapshotError, SnapshotStore};
+pub use store::{Checkpoint, CheckpointInfo, SnapshotDir, SnapshotError, SnapshotStore};

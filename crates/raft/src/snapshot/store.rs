@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-pub use super::build::CheckpointInfo;
+pub use super::build::{Checkpoint, CheckpointInfo};
 pub use super::dir::{check_file_name, SnapshotDir};
 pub use super::durable::{file_syncs, sync_path, write_atomic};
 use super::error::io_at;
