@@ -203,6 +203,10 @@ mod tests {
     use crate::layout::DataLayout;
 
     fn apply(store: &Store, index: u64, key: &[u8]) {
+        apply_with(store, index, key, Durability::Sync);
+    }
+
+    fn apply_with(store: &Store, index: u64, key: &[u8], durability: Durability) {
         let mut batch = store.begin_apply(AppliedState {
             log_id: AppliedLogId {
                 term: 1,
@@ -212,7 +216,7 @@ mod tests {
             membership: Vec::new(),
         });
         batch.put(key, Timestamp(index), &[index as u8; 64]);
-        batch.commit(Durability::Sync).unwrap();
+        batch.commit(durability).unwrap();
     }
 
     fn build(snapshots: &SnapshotStore, store: &Store, index: u64) -> SnapshotDir {
@@ -243,16 +247,7 @@ mod tests {
                 while !done.load(std::sync::atomic::Ordering::Relaxed) && index < 200_000 {
                     index += 1;
                     std::thread::sleep(std::time::Duration::from_micros(50));
-                    let mut batch = store.begin_apply(AppliedState {
-                        log_id: AppliedLogId {
-                            term: 1,
-                            leader_node: 1,
-                            index: LogIndex(index),
-                        },
-                        membership: Vec::new(),
-                    });
-                    batch.put(&key(index), Timestamp(index), &[index as u8; 64]);
-                    batch.commit(Durability::Buffered).unwrap();
+                    apply_with(&store, index, &key(index), Durability::Buffered);
                 }
                 index
             })
