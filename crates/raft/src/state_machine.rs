@@ -178,10 +178,22 @@ impl SmShared {
             .map_err(io::Error::other)?;
         drop(store);
         let started = std::time::Instant::now();
-        let snap = self
+        let snap = match self
             .snapshots
             .finish_build(&checkpoint.dir, checkpoint.info)
-            .map_err(io::Error::other)?;
+        {
+            Ok(snap) => snap,
+            Err(e) => {
+                // Each build has its own directory: a failed one would otherwise keep its
+                // hard-linked files on disk until the next restart.
+                if checkpoint.dir.exists() {
+                    if let Err(rm) = std::fs::remove_dir_all(&checkpoint.dir) {
+                        tracing::warn!(path = %checkpoint.dir.display(), error = %rm, "could not remove a failed snapshot build");
+                    }
+                }
+                return Err(io::Error::other(e));
+            }
+        };
         tracing::info!(
             index = snap.manifest.index.get(),
             term = snap.manifest.term,

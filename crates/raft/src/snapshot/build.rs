@@ -63,8 +63,8 @@ impl SnapshotStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        store.sync_wal()?;
-        let info = match read_checkpoint_info(&tmp) {
+        let synced = store.sync_wal().map_err(SnapshotError::from);
+        let info = match synced.and_then(|()| read_checkpoint_info(&tmp)) {
             Ok(info) => info,
             Err(e) => {
                 if let Err(rm) = fs::remove_dir_all(&tmp) {
