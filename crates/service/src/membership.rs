@@ -342,11 +342,6 @@ impl Service {
                 "nothing applied yet; no snapshot to take".into(),
             ));
         }
-        node.raft()
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let mut rx = node.raft().metrics();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
@@ -363,6 +358,13 @@ impl Service {
                     "snapshot did not complete within 120 s".into(),
                 ));
             }
+            // Raft drops a trigger while a build is already running (an automatic one may
+            // cover less than `applied`), so the request is repeated until a build covers it.
+            node.raft()
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
             let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
         }
     }
