@@ -701,18 +701,27 @@ async fn a_wiped_node_is_not_ready_until_it_holds_what_the_cluster_had_committed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_snapshot_rotted_builds_a_fresh_one_for_a_lagging_follower() {
     let (mut c, leader, lagging) = follower_behind_compaction().await;
-    // The leader may still be building the snapshot that covers the last writes (one every
-    // 20 entries); the one to damage is that one, the snapshot the follower will be sent.
+    // The snapshot to damage is the one the follower will be sent. Lease renewals go on
+    // committing entries (one a second), so an automatic build every 20 entries would
+    // replace whatever the pointer names sooner or later: take one on demand now, which
+    // leaves about 20 s before the next, and damage exactly that one.
+    let taken = c
+        .admin(leader)
+        .await
+        .expect("admin client")
+        .snapshot(brisk_proto::SnapshotRequest {})
+        .await
+        .expect("an on-demand snapshot")
+        .into_inner();
     let snaps = c.data_dir(leader).join("snapshots");
-    let written = c.status(leader).await.unwrap().commit_index;
     let pointed = wait_for(
-        "the snapshot of the last writes",
+        "the pointer naming the on-demand snapshot",
         Duration::from_secs(20),
         async || {
             let pointed = std::fs::read_to_string(snaps.join("CURRENT")).ok()?;
             let name = pointed.lines().next()?.to_string();
             let index: u64 = name.split('-').next()?.parse().ok()?;
-            (index + 20 > written).then_some(name)
+            (index >= taken.index).then_some(name)
         },
     )
     .await;
