@@ -13,7 +13,9 @@ use crate::codec;
 use crate::fault;
 use crate::metrics::GroupMetrics;
 use crate::snapshot::{SnapshotDir, SnapshotStore};
-use crate::types::{from_applied, to_applied, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{
+    from_applied, stored_membership, to_applied, LogId, SnapshotMeta, StoredMembership, TypeConfig,
+};
 
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotDir>;
 
@@ -69,10 +71,7 @@ impl SmShared {
 
     fn reload_membership(&self) -> io::Result<()> {
         let meta = self.kv.store()?.meta()?;
-        let m = match meta.membership {
-            Some(raw) if !raw.is_empty() => codec::decode(&raw)?,
-            _ => StoredMembership::default(),
-        };
+        let m = stored_membership(meta.membership.as_deref())?;
         let encoded = codec::encode(&m)?;
         *self.membership.lock().unwrap_or_else(|e| e.into_inner()) = (m, encoded);
         Ok(())

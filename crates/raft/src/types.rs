@@ -131,3 +131,12 @@ pub fn to_applied(id: &LogId) -> brisk_storage::AppliedLogId {
 pub fn from_applied(id: &brisk_storage::AppliedLogId) -> LogId {
     log_id(id.term, id.leader_node, id.index.get())
 }
+
+/// The membership stored in the state machine's meta key; a store that never applied a
+/// membership entry (absent or empty value) holds the default one.
+pub fn stored_membership(raw: Option<&[u8]>) -> Result<StoredMembership, crate::codec::CodecError> {
+    match raw {
+        Some(raw) if !raw.is_empty() => crate::codec::decode(raw),
+        _ => Ok(StoredMembership::default()),
+    }
+}

@@ -13,9 +13,8 @@ use super::error::{io_at, SnapshotError};
 use super::manifest::{FileEntry, HeaderState, SnapshotManifest, CURRENT_VERSION, MANIFEST_FILE};
 use super::store::SnapshotStore;
 use super::verify::file_crc32c;
-use crate::codec;
 use crate::fault;
-use crate::types::StoredMembership;
+use crate::types::{stored_membership, StoredMembership};
 
 /// What a checkpoint holds: the applied log id, membership and HLC ceiling of its meta keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,15 +158,12 @@ fn read_checkpoint_info(dir: &Path) -> Result<CheckpointInfo, SnapshotError> {
     let applied = meta.applied.ok_or_else(|| SnapshotError::NothingApplied {
         dir: dir.to_path_buf(),
     })?;
-    let membership = match meta.membership {
-        Some(raw) if !raw.is_empty() => {
-            codec::decode(&raw).map_err(|source| SnapshotError::Membership {
-                dir: dir.to_path_buf(),
-                source,
-            })?
+    let membership = stored_membership(meta.membership.as_deref()).map_err(|source| {
+        SnapshotError::Membership {
+            dir: dir.to_path_buf(),
+            source,
         }
-        _ => StoredMembership::default(),
-    };
+    })?;
     Ok(CheckpointInfo {
         index: applied.index,
         term: applied.term,
