@@ -29,3 +29,48 @@ def test_multi_across_types(r):
     p = r.pipeline(transaction=True)
     p.hset("h", "a", "1").sadd("s", "x").incr("n").hgetall("h").smembers("s")
     assert p.execute() == [1, 1, 1, {b"a": b"1"}, {b"x"}]
+
+
+def test_rename_moves_values_of_every_type_with_their_expiry(r):
+    r.set("s", "v", ex=100)
+    r.hset("h", mapping={"f1": "1", "f2": "2"})
+    r.rpush("l", "a", "b", "c")
+    r.sadd("st", "x", "y")
+    r.zadd("z", {"m": 1.5, "n": 2})
+    assert r.rename("s", "s2") is True
+    assert r.get("s") is None and r.get("s2") == b"v"
+    assert 90 <= r.ttl("s2") <= 100
+    assert r.rename("h", "h2") and r.hgetall("h2") == {b"f1": b"1", b"f2": b"2"}
+    assert r.exists("h") == 0 and r.hlen("h2") == 2
+    assert r.rename("l", "l2") and r.lrange("l2", 0, -1) == [b"a", b"b", b"c"]
+    assert r.rpop("l2") == b"c" and r.lpush("l2", "z") == 3
+    assert r.rename("st", "st2") and r.smembers("st2") == {b"x", b"y"}
+    assert r.rename("z", "z2")
+    pairs = r.zrange("z2", 0, -1, withscores=True)
+    assert [tuple(p) for p in pairs] == [(b"m", 1.5), (b"n", 2.0)]
+    assert r.zscore("z2", "n") == 2.0
+    # The old names are free for new values of any type.
+    r.hset("h", "g", "3")
+    assert r.hgetall("h") == {b"g": b"3"}
+    assert r.hgetall("h2") == {b"f1": b"1", b"f2": b"2"}
+
+
+def test_rename_replaces_the_destination_and_renamenx_does_not(r):
+    r.hset("src", "f", "v")
+    r.sadd("dst", "old1", "old2")
+    assert r.rename("src", "dst") is True
+    assert r.type("dst") == b"hash" and r.hgetall("dst") == {b"f": b"v"}
+    r.set("a", "1")
+    r.set("b", "2")
+    assert r.renamenx("a", "b") is False
+    assert r.get("a") == b"1" and r.get("b") == b"2"
+    assert r.renamenx("a", "c") is True
+    assert r.get("a") is None and r.get("c") == b"1"
+    # Renaming a key onto itself changes nothing.
+    assert r.rename("c", "c") is True and r.get("c") == b"1"
+    assert r.renamenx("c", "c") is False
+    with pytest.raises(redis.ResponseError, match="no such key"):
+        r.rename("missing", "x")
+    with pytest.raises(redis.ResponseError, match="no such key"):
+        r.renamenx("missing", "x")
+    assert r.exists("x") == 0

@@ -1,10 +1,11 @@
-//! Key commands: DEL, EXISTS, TYPE and expiry.
+//! Key commands: DEL, EXISTS, TYPE, RENAME and expiry.
 
+use super::collection::elements_of;
 use super::parse_i64;
 use crate::error::CommandError;
-use crate::keyspace::{record_prefix, Record};
+use crate::keyspace::{element_prefix, record_prefix, Collection, Record};
 use crate::reply::Reply;
-use crate::tx::Tx;
+use crate::tx::{fresh_generation, Tx};
 
 pub async fn del(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
     let mut removed = 0;
@@ -16,6 +17,57 @@ pub async fn del(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandErro
         }
     }
     Ok(Reply::Int(removed))
+}
+
+/// RENAME src dst, or RENAMENX (`only_new`: only if dst does not exist): moves src's value,
+/// expiry included, to dst, replacing what dst held. A collection's elements are keyed by
+/// their collection's name, so they are copied to a fresh generation under dst, one write
+/// per element (O(n) in the collection's size, where Redis moves a pointer; the command's
+/// read budget bounds it), and src's are deleted after the commit.
+pub async fn rename(
+    tx: &mut Tx<'_>,
+    args: &[Vec<u8>],
+    only_new: bool,
+) -> Result<Reply, CommandError> {
+    let (src, dst) = (&args[0], &args[1]);
+    let Some(record) = tx.load(src).await? else {
+        return Err(CommandError::other("ERR no such key"));
+    };
+    let done = |renamed: bool| match (only_new, renamed) {
+        (false, _) => Reply::Ok,
+        (true, renamed) => Reply::Int(i64::from(renamed)),
+    };
+    if src == dst {
+        return Ok(done(false));
+    }
+    let now = tx.now_ms();
+    if let Some(old) = tx.load_stored(dst).await? {
+        if only_new && !old.expired(now) {
+            return Ok(done(false));
+        }
+        super::hashes::forget_elements(tx, dst, &old);
+    }
+    let moved = match elements_of(src, &record) {
+        None => record,
+        Some(from) => {
+            let mut meta = Collection::decode(&record.body)?;
+            meta.generation = fresh_generation();
+            let to = element_prefix(dst, meta.generation);
+            for (bkey, value) in tx.scan_prefix(&from).await? {
+                let mut moved_key = to.clone();
+                moved_key.extend_from_slice(&bkey[from.len()..]);
+                tx.put_raw(moved_key, value);
+            }
+            tx.discard_after_commit(from);
+            Record {
+                body: meta.encode(),
+                ..record
+            }
+        }
+    };
+    tx.remove(src);
+    tx.store(dst, &moved)?;
+    Ok(done(true))
 }
 
 /// KEYS pattern: every live key matching, from one snapshot.

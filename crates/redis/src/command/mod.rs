@@ -2,6 +2,7 @@
 //! least n) and the data commands' implementations, each run inside a [`Tx`].
 
 mod collection;
+pub use collection::elements_of;
 pub mod glob;
 mod hashes;
 pub use hashes::forget_elements;
@@ -62,6 +63,8 @@ pub const COMMANDS: &[(&str, i32)] = &[
     ("unlink", -2),
     ("exists", -2),
     ("type", 2),
+    ("rename", 3),
+    ("renamenx", 3),
     ("expire", -3),
     ("pexpire", -3),
     ("expireat", -3),
@@ -184,6 +187,8 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "del" | "unlink" => keys::del(tx, args).await,
         "exists" => keys::exists(tx, args).await,
         "type" => keys::key_type(tx, args).await,
+        "rename" => keys::rename(tx, args, false).await,
+        "renamenx" => keys::rename(tx, args, true).await,
         "expire" => keys::expire(tx, args, keys::Expiry::RelativeSeconds, name).await,
         "pexpire" => keys::expire(tx, args, keys::Expiry::RelativeMillis, name).await,
         "expireat" => keys::expire(tx, args, keys::Expiry::AtSeconds, name).await,
