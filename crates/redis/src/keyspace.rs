@@ -64,6 +64,24 @@ pub fn element_prefix(key: &[u8], generation: u64) -> Vec<u8> {
     p
 }
 
+/// The prefix every element key starts with.
+pub fn elements_prefix() -> Vec<u8> {
+    let mut p = NAMESPACE.to_vec();
+    p.push(b'e');
+    p
+}
+
+/// The Redis key and generation that element key `bkey` belongs to (None: not an element
+/// key, or one cut short).
+pub fn element_owner(bkey: &[u8]) -> Option<(&[u8], u64)> {
+    let rest = bkey.strip_prefix(NAMESPACE)?.strip_prefix(b"e")?;
+    let (len, rest) = rest.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    let key = rest.get(..len)?;
+    let (generation, _member) = rest.get(len..)?.split_first_chunk::<8>()?;
+    Some((key, u64::from_be_bytes(*generation)))
+}
+
 /// The brisk key of `member` in collection `key`'s `generation`.
 pub fn element_key(key: &[u8], generation: u64, member: &[u8]) -> Vec<u8> {
     let mut k = element_prefix(key, generation);
@@ -206,6 +224,25 @@ mod tests {
             assert_eq!(kind.name(), name);
         }
         assert_eq!(Kind::from_repr(0), None);
+    }
+
+    #[test]
+    fn an_element_key_names_its_collection_and_generation() {
+        for (key, generation, member) in [
+            (b"h".as_slice(), 7u64, b"field".as_slice()),
+            (b"", u64::MAX, b""),
+            (b"a\x00b", 1, b"\xff"),
+        ] {
+            let bkey = element_key(key, generation, member);
+            assert!(bkey.starts_with(&elements_prefix()));
+            assert_eq!(element_owner(&bkey), Some((key, generation)));
+        }
+        let whole = element_key(b"key", 9, b"m");
+        // Cut anywhere inside the length, key or generation: not an element key.
+        for cut in 0..whole.len() - 1 {
+            assert_eq!(element_owner(&whole[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(element_owner(&record_key(b"key")), None);
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! Reclaims expired keys. Expired records are invisible at once (reads and writes judge them
-//! by the clock), but they stay stored until something removes them: on the leader, this
-//! task walks the record keys a page at a time and deletes the ones that have expired, each
-//! deletion an ordinary replicated transaction that checks the record again first (a key
-//! rewritten since the page was read is left alone).
+//! Reclaims what the keyspace no longer reaches. Expired records are invisible at once
+//! (reads and writes judge them by the clock), but they stay stored until something removes
+//! them: on the leader, this task walks the record keys a page at a time and deletes the
+//! ones that have expired, each deletion an ordinary replicated transaction that checks the
+//! record again first (a key rewritten since the page was read is left alone).
+//!
+//! Alongside, it walks the collection elements and deletes every generation no record names
+//! any more: a collection that SET, RENAME or MSET replaced leaves its elements behind, as
+//! does a DEL whose element deletion after the commit failed (docs/design/redis.md,
+//! "Keyspace").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +15,14 @@ use std::time::Duration;
 use brisk_service::{KeyRange, Origin, Read, Service};
 use tokio::sync::watch;
 
-use crate::command::forget_elements;
-use crate::keyspace::{record_prefix, Record};
-use crate::tx::{wall_clock_ms, Committed, Tx};
+use crate::command::{elements_of, forget_elements};
+use crate::keyspace::{element_owner, element_prefix, elements_prefix, record_prefix, Record};
+use crate::tx::{prefix_end, wall_clock_ms, Committed, Tx};
 
 /// Records examined per round.
 const PAGE: u32 = 1_000;
+/// Element keys examined per round of the walk for orphaned generations.
+const ELEMENT_PAGE: u32 = 256;
 /// Pause between rounds (shorter while expired keys keep turning up).
 const IDLE: Duration = Duration::from_secs(1);
 const BUSY: Duration = Duration::from_millis(50);
@@ -27,6 +34,7 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
         *last += 1;
     }
     let mut start = prefix.clone();
+    let mut element_start = elements_prefix();
     loop {
         let mut pause = IDLE;
         if service.leader().0 == Some(service.node_id()) {
@@ -37,6 +45,15 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
                     pause = BUSY;
                 }
                 Err(e) => tracing::debug!(error = %e, "expired-key sweep round failed"),
+            }
+            match orphan_round(&service, &mut element_start).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    metrics::counter!("brisk_redis_orphaned_generations_reclaimed_total")
+                        .increment(n);
+                    pause = BUSY;
+                }
+                Err(e) => tracing::debug!(error = %e, "orphaned-element sweep round failed"),
             }
         }
         tokio::select! {
@@ -99,4 +116,72 @@ async fn round(
         // A key was rewritten meanwhile: the next pass finds what is still expired.
         Committed::Conflict { .. } => Ok(0),
     }
+}
+
+/// One page of the element walk from `start`: deletes the elements of every generation that
+/// no record names, and moves `start` past each collection seen (back to the first element
+/// after the last page). Returns how many generations it deleted.
+///
+/// Deleting is safe because a generation, once no record names it, is never written again:
+/// a new collection takes a fresh generation, and every change of an existing one rewrites
+/// its record, so a writer that still saw the old record conflicts on commit. The page and
+/// the records are read at one snapshot, so elements seen there were committed together with
+/// a record naming them, and that record has since been replaced or removed.
+async fn orphan_round(service: &Service, start: &mut Vec<u8>) -> Result<u64, crate::CommandError> {
+    let all = elements_prefix();
+    let end = prefix_end(&all);
+    let mut tx = Tx::new(service);
+    let ts = tx.start_ts().await?;
+    let page = service
+        .txn_scan(
+            Origin::Client,
+            ts,
+            KeyRange::Span {
+                start: start.clone(),
+                end: end.clone(),
+            },
+            ELEMENT_PAGE,
+        )
+        .await?;
+    let mut owners: Vec<(Vec<u8>, u64)> = Vec::new();
+    for pair in &page.pairs {
+        if let Some((key, generation)) = element_owner(&pair.key) {
+            if owners
+                .last()
+                .is_none_or(|(k, g)| (k.as_slice(), *g) != (key, generation))
+            {
+                owners.push((key.to_vec(), generation));
+            }
+        }
+    }
+    let more = page.truncated || page.pairs.len() == ELEMENT_PAGE as usize;
+    *start = match (owners.last(), page.pairs.last()) {
+        _ if !more => all,
+        // Past every element of the last collection seen: it has been judged whole.
+        (Some((key, generation)), _) => {
+            prefix_end(&element_prefix(key, *generation)).unwrap_or_else(elements_prefix)
+        }
+        (None, Some(last)) => {
+            let mut next = last.key.clone();
+            next.push(0);
+            next
+        }
+        (None, None) => all,
+    };
+    let mut reclaimed = 0;
+    for (key, generation) in owners {
+        let prefix = element_prefix(&key, generation);
+        let named = match tx.load_stored(&key).await {
+            Ok(Some(record)) => elements_of(&key, &record).as_ref() == Some(&prefix),
+            Ok(None) => false,
+            // A record that does not decode is left for an operator, with its elements.
+            Err(crate::CommandError::Corrupt(_)) => true,
+            Err(e) => return Err(e),
+        };
+        if !named {
+            service.delete_prefix(Origin::Client, prefix).await?;
+            reclaimed += 1;
+        }
+    }
+    Ok(reclaimed)
 }

@@ -72,7 +72,7 @@ pub fn fresh_generation() -> u64 {
 }
 
 /// The first key after every key that begins with `prefix` (None: no such key).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

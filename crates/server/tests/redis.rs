@@ -241,6 +241,82 @@ async fn expired_keys_are_reclaimed_from_the_store() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elements_of_a_replaced_collection_are_reclaimed_from_the_store() {
+    let (c, ports) = redis_cluster().await;
+    let leader = c.leader().await;
+    let port = ports[leader as usize - 1].to_string();
+    let cli = |args: &[&str]| {
+        let o = Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // Collections that SET, MSET and RENAME replace, and one that stays.
+    assert_eq!(cli(&["hset", "gone", "f1", "v1", "f2", "v2"]), "2");
+    assert_eq!(cli(&["rpush", "replaced", "a", "b"]), "2");
+    assert_eq!(cli(&["rpush", "live", "a", "b", "c"]), "3");
+    assert_eq!(cli(&["hset", "kept", "f", "v"]), "1");
+    assert_eq!(cli(&["sadd", "target", "m1", "m2"]), "2");
+    assert_eq!(cli(&["set", "gone", "now a string"]), "OK");
+    assert_eq!(cli(&["mset", "replaced", "x", "other", "y"]), "OK");
+    assert_eq!(cli(&["rename", "kept", "target"]), "OK");
+    // The elements of one Redis key (every generation), read through the gRPC API.
+    let elements = |k: &str| {
+        let mut p = b"\0redis\0e".to_vec();
+        p.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        p.extend_from_slice(k.as_bytes());
+        p
+    };
+    let mut raw = c.raw(leader).await;
+    let mut count = async |k: &str| -> Option<usize> {
+        let start = elements(k);
+        let mut end = start.clone();
+        *end.last_mut()? += 1;
+        let page = raw
+            .raw_scan(brisk_proto::RawScanRequest {
+                start,
+                end,
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        Some(page.pairs.len())
+    };
+    common::wait_for(
+        "the sweep to delete the elements no record names",
+        Duration::from_secs(20),
+        async || (count("gone").await? + count("replaced").await? == 0).then_some(()),
+    )
+    .await;
+    // RENAME copied `kept`'s element to `target`, and dropped `target`'s old set and `kept`'s
+    // own copy.
+    common::wait_for(
+        "only the renamed hash's element left under target",
+        Duration::from_secs(20),
+        async || (count("target").await? + count("kept").await? == 1).then_some(()),
+    )
+    .await;
+    assert_eq!(count("live").await, Some(3), "a live list lost elements");
+    assert_eq!(cli(&["lrange", "live", "0", "-1"]), "a\nb\nc");
+    assert_eq!(cli(&["get", "replaced"]), "x");
+    assert_eq!(cli(&["hgetall", "target"]), "f\nv");
+    assert_eq!(cli(&["get", "gone"]), "now a string");
+    assert!(
+        c.metric(
+            leader,
+            "brisk_redis_orphaned_generations_reclaimed_total",
+            &[]
+        ) >= Some(2.0),
+        "{}",
+        c.metrics(leader)
+    );
+}
+
 /// With a password file, a connection must AUTH (or HELLO ... AUTH) first, as with Redis's
 /// requirepass: everything else is NOAUTH, a wrong password WRONGPASS, and nothing is
 /// written before authentication.
