@@ -15,8 +15,11 @@ use std::time::Duration;
 use brisk_service::{KeyRange, Origin, Read, Service};
 use tokio::sync::watch;
 
-use crate::command::{elements_of, forget_elements};
-use crate::keyspace::{element_owner, element_prefix, elements_prefix, record_prefix, Record};
+use crate::command::forget_elements;
+use crate::keyspace::{
+    element_owner, element_prefix, elements_prefix, record_key, record_prefix, Collection, Kind,
+    Record,
+};
 use crate::tx::{prefix_end, wall_clock_ms, Committed, Tx};
 
 /// Records examined per round.
@@ -130,8 +133,7 @@ async fn round(
 async fn orphan_round(service: &Service, start: &mut Vec<u8>) -> Result<u64, crate::CommandError> {
     let all = elements_prefix();
     let end = prefix_end(&all);
-    let mut tx = Tx::new(service);
-    let ts = tx.start_ts().await?;
+    let ts = service.begin(Origin::Client).await?;
     let page = service
         .txn_scan(
             Origin::Client,
@@ -155,33 +157,87 @@ async fn orphan_round(service: &Service, start: &mut Vec<u8>) -> Result<u64, cra
         }
     }
     let more = page.truncated || page.pairs.len() == ELEMENT_PAGE as usize;
-    *start = match (owners.last(), page.pairs.last()) {
+    let next = match (owners.last(), page.pairs.last()) {
         _ if !more => all,
         // Past every element of the last collection seen: it has been judged whole.
         (Some((key, generation)), _) => {
             prefix_end(&element_prefix(key, *generation)).unwrap_or_else(elements_prefix)
         }
-        (None, Some(last)) => {
+        // A page of keys that are not element keys (written into the reserved namespace by
+        // hand): past the last one, by a key the range check still accepts.
+        (None, Some(last)) if last.key.len() < service.limits().max_key_bytes => {
             let mut next = last.key.clone();
             next.push(0);
             next
         }
+        (None, Some(last)) => prefix_end(&last.key).unwrap_or(all),
         (None, None) => all,
     };
     let mut reclaimed = 0;
     for (key, generation) in owners {
-        let prefix = element_prefix(&key, generation);
-        let named = match tx.load_stored(&key).await {
-            Ok(Some(record)) => elements_of(&key, &record).as_ref() == Some(&prefix),
-            Ok(None) => false,
-            // A record that does not decode is left for an operator, with its elements.
-            Err(crate::CommandError::Corrupt(_)) => true,
-            Err(e) => return Err(e),
-        };
-        if !named {
-            service.delete_prefix(Origin::Client, prefix).await?;
+        // The record is read raw (no read budget: a string record may be large).
+        let stored = service
+            .txn_get(Origin::Client, ts, &record_key(&key))
+            .await?;
+        if !names_generation(stored.map(|v| v.value), generation) {
+            service
+                .delete_prefix(Origin::Client, element_prefix(&key, generation))
+                .await?;
             reclaimed += 1;
         }
     }
+    // Moved on only once the page is judged: a failed round repeats it.
+    *start = next;
     Ok(reclaimed)
+}
+
+/// Whether a stored record (expired or not) names `generation` as its elements'. One that
+/// does not decode, in its header or in its collection body, is taken to name it: its
+/// elements are left for an operator, with it.
+fn names_generation(record: Option<Vec<u8>>, generation: u64) -> bool {
+    let Some(bytes) = record else {
+        return false;
+    };
+    match Record::decode(bytes) {
+        Ok(r) if r.kind == Kind::String => false,
+        Ok(r) => Collection::decode(&r.body).map_or(true, |c| c.generation == generation),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_readable_record_of_another_generation_or_type_releases_elements() {
+        let hash = |generation| {
+            let body = Collection {
+                count: 1,
+                generation,
+                head: 0,
+            }
+            .encode();
+            Some(
+                Record {
+                    kind: Kind::Hash,
+                    expire_at_ms: None,
+                    body,
+                }
+                .encode(),
+            )
+        };
+        assert!(names_generation(hash(7), 7));
+        assert!(!names_generation(hash(8), 7));
+        assert!(!names_generation(None, 7));
+        assert!(!names_generation(
+            Some(Record::string(b"v".to_vec(), None).encode()),
+            7
+        ));
+        // Damaged: a header that does not decode, or a collection body cut short.
+        assert!(names_generation(Some(vec![9; 12]), 7));
+        let mut cut = hash(8).unwrap();
+        cut.truncate(cut.len() - 3);
+        assert!(names_generation(Some(cut), 7));
+    }
 }

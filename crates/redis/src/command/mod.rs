@@ -2,7 +2,6 @@
 //! least n) and the data commands' implementations, each run inside a [`Tx`].
 
 mod collection;
-pub use collection::elements_of;
 pub mod glob;
 mod hashes;
 pub use hashes::forget_elements;
