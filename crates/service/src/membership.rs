@@ -344,6 +344,7 @@ impl Service {
         }
         let mut rx = node.raft().metrics();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let mut triggered: Option<tokio::time::Instant> = None;
         loop {
             if let Some(s) = node.metrics().snapshot {
                 if LogIndex(s.index) >= applied {
@@ -359,12 +360,16 @@ impl Service {
                 ));
             }
             // Raft drops a trigger while a build is already running (an automatic one may
-            // cover less than `applied`), so the request is repeated until a build covers it.
-            node.raft()
-                .trigger()
-                .snapshot()
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            // cover less than `applied`), so the request is repeated until a build covers
+            // it: once a second, not on every metrics change (each applied entry is one).
+            if triggered.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                node.raft()
+                    .trigger()
+                    .snapshot()
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                triggered = Some(tokio::time::Instant::now());
+            }
             let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
         }
     }
