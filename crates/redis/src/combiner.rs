@@ -20,7 +20,7 @@ use crate::reply::Reply;
 use crate::tx::{Committed, Tx};
 
 /// Most commands in one batch.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 1024;
 /// How many times a batch runs again after its transaction conflicted.
 const MAX_ATTEMPTS: usize = 64;
 
