@@ -36,6 +36,14 @@ pub struct Tx<'a> {
     read_log: Vec<Vec<u8>>,
     /// A write refused for its size (reported by [`Tx::take_refusal`]).
     refused: Option<CommandError>,
+    /// Bytes of `writes` (keys and values) and `read_set` (keys), kept as they change: a
+    /// batch asks after every command, and summing each time is quadratic in its length.
+    entry_bytes: usize,
+}
+
+/// Bytes a buffered write adds to the commit's log entry.
+fn write_bytes(key: &[u8], value: Option<&Vec<u8>>) -> usize {
+    key.len() + value.map_or(0, Vec::len)
 }
 
 /// The most value bytes one command (or one EXEC) may read: a reply is built from what it
@@ -112,6 +120,7 @@ impl<'a> Tx<'a> {
             undo: Vec::new(),
             read_log: Vec::new(),
             refused: None,
+            entry_bytes: 0,
         }
     }
 
@@ -140,6 +149,7 @@ impl<'a> Tx<'a> {
 
     fn record_read(&mut self, bkey: Vec<u8>) {
         if self.read_set.insert(bkey.clone()) {
+            self.entry_bytes += bkey.len();
             self.read_log.push(bkey);
         }
     }
@@ -219,7 +229,11 @@ impl<'a> Tx<'a> {
             }
             return;
         }
+        self.entry_bytes += write_bytes(&bkey, value.as_ref());
         let before = self.writes.insert(bkey.clone(), value);
+        if let Some(replaced) = &before {
+            self.entry_bytes -= write_bytes(&bkey, replaced.as_ref());
+        }
         self.undo.push((bkey, before));
     }
 
@@ -231,12 +245,16 @@ impl<'a> Tx<'a> {
 
     /// Bytes the commit's log entry would carry: keys and values written, keys read.
     pub fn entry_bytes(&self) -> usize {
-        let writes: usize = self
-            .writes
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
-        writes + self.read_set.iter().map(Vec::len).sum::<usize>()
+        debug_assert_eq!(
+            self.entry_bytes,
+            self.writes
+                .iter()
+                .map(|(k, v)| write_bytes(k, v.as_ref()))
+                .chain(self.read_set.iter().map(Vec::len))
+                .sum::<usize>(),
+            "the running entry size drifted from the buffered writes and reads"
+        );
+        self.entry_bytes
     }
 
     /// Whether anything was written since `point`.
@@ -248,7 +266,9 @@ impl<'a> Tx<'a> {
     /// was answered from the snapshot, so its reads need not hold the commit back.
     pub fn forget_reads_since(&mut self, point: &SavePoint) {
         for k in self.read_log.drain(point.reads..) {
-            self.read_set.remove(&k);
+            if self.read_set.remove(&k) {
+                self.entry_bytes -= k.len();
+            }
         }
     }
 
@@ -268,10 +288,16 @@ impl<'a> Tx<'a> {
             let Some((key, before)) = self.undo.pop() else {
                 break;
             };
-            match before {
-                Some(v) => self.writes.insert(key, v),
+            let replaced = match before {
+                Some(v) => {
+                    self.entry_bytes += write_bytes(&key, v.as_ref());
+                    self.writes.insert(key.clone(), v)
+                }
                 None => self.writes.remove(&key),
             };
+            if let Some(replaced) = replaced {
+                self.entry_bytes -= write_bytes(&key, replaced.as_ref());
+            }
         }
         self.discarded.truncate(point.discarded);
     }
