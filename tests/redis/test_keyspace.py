@@ -74,3 +74,30 @@ def test_rename_replaces_the_destination_and_renamenx_does_not(r):
     with pytest.raises(redis.ResponseError, match="no such key"):
         r.renamenx("missing", "x")
     assert r.exists("x") == 0
+
+
+def test_collection_scans_page_large_collections(r):
+    fields = {f"f{i:04}": str(i) for i in range(1000)}
+    members = [f"m{i:04}" for i in range(1000)]
+    r.hset("h", mapping=fields)
+    r.sadd("s", *members)
+    r.zadd("z", {m: i for i, m in enumerate(members)})
+    for scan, key in ((r.hscan, "h"), (r.sscan, "s"), (r.zscan, "z")):
+        cursor, first = scan(key, 0, count=10)
+        assert cursor != 0 and 0 < len(first) < 1000, (key, cursor, len(first))
+    assert dict(r.hscan_iter("h", count=37)) == {k.encode(): v.encode() for k, v in fields.items()}
+    assert set(r.sscan_iter("s", count=37)) == {m.encode() for m in members}
+    scores = dict(r.zscan_iter("z", count=37))
+    assert scores == {m.encode(): float(i) for i, m in enumerate(members)}
+    # MATCH filters each page; the walk still ends with every match.
+    got = set(k for k, _ in r.hscan_iter("h", match="f09*", count=50))
+    assert got == {f"f09{i:02}".encode() for i in range(100)}
+    # A MULTI reads the collection from its own snapshot: one call with a large COUNT ends.
+    p = r.pipeline(transaction=True)
+    p.hscan("h", 0, count=2000)
+    [(cursor, page)] = p.execute()
+    assert cursor == 0 and len(page) == 1000
+    r.set("str", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.hscan("str", 0)
+    assert r.sscan("missing", 0) == (0, [])

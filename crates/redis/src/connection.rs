@@ -174,6 +174,7 @@ impl Connection {
         let batched = self.multi.is_none()
             && self.authenticated
             && is_data_command(&name)
+            && !matches!(name.as_str(), "hscan" | "sscan" | "zscan")
             && arity(&name).is_some_and(|a| arity_ok(a, args.len()));
         if !batched {
             return Err(args);
@@ -303,6 +304,9 @@ impl Connection {
             "command" => Ok(command_info(args)),
             "dbsize" => count_keys(&self.service).await.map(Reply::Int),
             "scan" => self.scan(args).await,
+            // A page of one collection per call, outside the node's batches: the cursor is
+            // the node's, as SCAN's (inside MULTI the transaction reads them whole).
+            "hscan" | "sscan" | "zscan" => self.scan_elements(name, args).await,
             // KEYS walks the whole keyspace: on its own transaction, not in the node's
             // batches, where it would hold every other client's command back.
             "keys" => {
@@ -511,6 +515,29 @@ impl Connection {
             }
         }
         Err(CommandError::TooManyConflicts)
+    }
+
+    /// HSCAN, SSCAN or ZSCAN key cursor [MATCH p] [COUNT n]: up to COUNT elements after the
+    /// cursor's, from one linearizable snapshot per call; every element present from the
+    /// first call to the last is returned (elements are visited in member order).
+    async fn scan_elements(&self, name: &str, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
+        let opts = command::scan_args(&args[1..], false)?;
+        let after = match opts.cursor {
+            0 => None,
+            id => Some(
+                self.shared
+                    .recall(id)
+                    .ok_or_else(|| CommandError::other("ERR invalid cursor"))?,
+            ),
+        };
+        let mut tx = Tx::new(&self.service);
+        let kind = command::scan::kind_of(name);
+        let page = command::scan::page(&mut tx, &args[0], kind, &opts, after).await?;
+        let cursor = page.after.map_or(0, |k| self.shared.remember(k));
+        Ok(Reply::Array(vec![
+            Reply::bulk(cursor.to_string()),
+            Reply::Array(page.items),
+        ]))
     }
 
     /// SCAN cursor [MATCH p] [COUNT n] [TYPE t]: up to COUNT keys after the cursor's, each

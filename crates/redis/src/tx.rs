@@ -197,6 +197,48 @@ impl<'a> Tx<'a> {
         Ok(found.into_iter().collect())
     }
 
+    /// Up to `limit` pairs from `start` to the end of `prefix`, in key order, as of the
+    /// snapshot with this transaction's own writes applied, and whether more may follow. Not
+    /// added to the read set (see [`scan_prefix`](Self::scan_prefix)).
+    pub async fn scan_page(
+        &mut self,
+        prefix: &[u8],
+        start: Vec<u8>,
+        limit: u32,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), CommandError> {
+        let ts = self.start_ts().await?;
+        let range = KeyRange::Span {
+            start: start.clone(),
+            end: prefix_end(prefix),
+        };
+        let page = self
+            .service
+            .txn_scan(Origin::Client, ts, range, limit)
+            .await?;
+        let more = page.truncated || page.pairs.len() == limit as usize;
+        let bytes: usize = page.pairs.iter().map(|p| p.key.len() + p.value.len()).sum();
+        self.charge(bytes)?;
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
+            page.pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        // The transaction's own writes, up to where the stored page ends (all of the rest
+        // of the prefix when this is the last page).
+        let upto = if more {
+            found.keys().next_back().cloned()
+        } else {
+            None
+        };
+        for (k, v) in self.writes.range(start..) {
+            if !k.starts_with(prefix) || upto.as_ref().is_some_and(|u| k > u) {
+                break;
+            }
+            match v {
+                Some(v) => found.insert(k.clone(), v.clone()),
+                None => found.remove(k),
+            };
+        }
+        Ok((found.into_iter().collect(), more))
+    }
+
     /// Reads a collection element. Not added to the read set: the collection's record,
     /// read first, stands for every element (each change of the collection rewrites it).
     pub async fn get_element(&mut self, bkey: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {

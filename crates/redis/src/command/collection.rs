@@ -73,6 +73,11 @@ impl Handle {
         self.meta.count
     }
 
+    /// The generation the collection's elements are stored under.
+    pub fn generation(&self) -> u64 {
+        self.meta.generation
+    }
+
     pub async fn get(
         &self,
         tx: &mut Tx<'_>,

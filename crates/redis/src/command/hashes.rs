@@ -1,7 +1,7 @@
 //! Hash commands.
 
 use super::collection::{self, load, load_or_new};
-use super::{glob, parse_f64, parse_i64, scan_args};
+use super::{parse_f64, parse_i64};
 use crate::error::CommandError;
 use crate::keyspace::Kind;
 use crate::reply::{format_double, Reply};
@@ -147,24 +147,6 @@ pub async fn hincrbyfloat(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, Co
     h.put(tx, key, &args[1], text.clone().into_bytes()).await?;
     h.save(tx, key)?;
     Ok(Reply::Bulk(text.into_bytes()))
-}
-
-/// HSCAN key cursor [MATCH pattern] [COUNT n]: the whole hash in one page (cursor 0), as
-/// Redis does for small hashes; MATCH filters fields.
-pub async fn hscan(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
-    let opts = scan_args(&args[1..], false)?;
-    let pairs = match load(tx, &args[0], Kind::Hash).await? {
-        Some(h) => h.all(tx, &args[0]).await?,
-        None => Vec::new(),
-    };
-    let mut items = Vec::new();
-    for (f, v) in pairs {
-        if opts.pattern.as_ref().is_none_or(|p| glob::matches(p, &f)) {
-            items.push(Reply::Bulk(f));
-            items.push(Reply::Bulk(v));
-        }
-    }
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)]))
 }
 
 /// Drops a hash or set record's elements once the command that removed it commits.

@@ -7,6 +7,7 @@ mod hashes;
 pub use hashes::forget_elements;
 mod keys;
 mod lists;
+pub mod scan;
 mod sets;
 mod strings;
 mod zsets;
@@ -206,7 +207,7 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "hlen" => hashes::hlen(tx, args).await,
         "hincrby" => hashes::hincrby(tx, args).await,
         "hincrbyfloat" => hashes::hincrbyfloat(tx, args).await,
-        "hscan" => hashes::hscan(tx, args).await,
+        "hscan" | "sscan" | "zscan" => scan::whole(tx, name, args).await,
         "sadd" => sets::sadd(tx, args).await,
         "srem" => sets::srem(tx, args).await,
         "scard" => sets::scard(tx, args).await,
@@ -216,7 +217,6 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "spop" => sets::spop(tx, args).await,
         "srandmember" => sets::srandmember(tx, args).await,
         "sinter" | "sunion" | "sdiff" => sets::combine(tx, args, name).await,
-        "sscan" => sets::sscan(tx, args).await,
         "lpush" | "rpush" | "lpushx" | "rpushx" => lists::push(tx, args, name).await,
         "lpop" | "rpop" => lists::pop(tx, args, name).await,
         "llen" => lists::llen(tx, args).await,
@@ -243,7 +243,6 @@ pub async fn run(tx: &mut Tx<'_>, name: &str, args: &[Vec<u8>]) -> Result<Reply,
         "zmscore" => zsets::zmscore(tx, args).await,
         "zpopmin" => zsets::zpop(tx, args, false).await,
         "zpopmax" => zsets::zpop(tx, args, true).await,
-        "zscan" => zsets::zscan(tx, args).await,
         "lmove" => {
             let (from_left, to_left) = (lists::side(&args[2])?, lists::side(&args[3])?);
             lists::lmove(tx, &args[0], &args[1], from_left, to_left).await

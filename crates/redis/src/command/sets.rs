@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::collection::{load, load_or_new};
-use super::{glob, optional_count, parse_i64, scan_args};
+use super::{optional_count, parse_i64};
 use crate::error::CommandError;
 use crate::keyspace::Kind;
 use crate::reply::Reply;
@@ -175,15 +175,4 @@ pub async fn combine(tx: &mut Tx<'_>, args: &[Vec<u8>], how: &str) -> Result<Rep
         };
     }
     Ok(set_reply(acc))
-}
-
-pub async fn sscan(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
-    let opts = scan_args(&args[1..], false)?;
-    let items = members(tx, &args[0])
-        .await?
-        .into_iter()
-        .filter(|m| opts.pattern.as_ref().is_none_or(|p| glob::matches(p, m)))
-        .map(Reply::Bulk)
-        .collect();
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)]))
 }

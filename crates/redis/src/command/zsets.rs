@@ -5,7 +5,7 @@
 //! O(log n)).
 
 use super::collection::{load, load_or_new, Handle};
-use super::{glob, index_range, optional_count, parse_f64, parse_i64, scan_args};
+use super::{index_range, optional_count, parse_f64, parse_i64};
 use crate::error::CommandError;
 use crate::keyspace::{score_bytes, Kind};
 use crate::reply::Reply;
@@ -19,7 +19,7 @@ fn index_key(score: f64, member: &[u8]) -> Vec<u8> {
     [b"s".as_slice(), &score_bytes(score), member].concat()
 }
 
-fn decode_score(v: &[u8]) -> Result<f64, CommandError> {
+pub(super) fn decode_score(v: &[u8]) -> Result<f64, CommandError> {
     let bytes: [u8; 8] = v
         .try_into()
         .map_err(|_| CommandError::other("ERR stored score is unreadable"))?;
@@ -544,20 +544,4 @@ pub async fn zpop(tx: &mut Tx<'_>, args: &[Vec<u8>], max: bool) -> Result<Reply,
             .map(|(m, s)| (Reply::Bulk(m), Reply::Double(s)))
             .collect(),
     ))
-}
-
-pub async fn zscan(tx: &mut Tx<'_>, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
-    let opts = scan_args(&args[1..], false)?;
-    let items = match load(tx, &args[0], Kind::SortedSet).await? {
-        Some(h) => ordered(&h, tx, &args[0]).await?,
-        None => Vec::new(),
-    };
-    let mut out = Vec::new();
-    for (m, s) in items {
-        if opts.pattern.as_ref().is_none_or(|p| glob::matches(p, &m)) {
-            out.push(Reply::Bulk(m));
-            out.push(Reply::Bulk(crate::reply::score_text(s).into_bytes()));
-        }
-    }
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(out)]))
 }
