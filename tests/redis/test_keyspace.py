@@ -97,6 +97,14 @@ def test_collection_scans_page_large_collections(r):
     p.hscan("h", 0, count=2000)
     [(cursor, page)] = p.execute()
     assert cursor == 0 and len(page) == 1000
+    # Fields the same transaction deleted first are skipped, and the rest still come back.
+    r.hset("big", mapping={f"f{i:04}": "v" for i in range(1500)})
+    p = r.pipeline(transaction=True)
+    p.hdel("big", *[f"f{i:04}" for i in range(1000)])
+    p.hscan("big", 0, count=5000)
+    deleted, (cursor, page) = p.execute()
+    assert deleted == 1000 and cursor == 0
+    assert sorted(page) == [f"f{i:04}".encode() for i in range(1000, 1500)]
     r.set("str", "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         r.hscan("str", 0)

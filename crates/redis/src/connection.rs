@@ -61,7 +61,13 @@ impl Shared {
     fn remember(&self, last_key: Vec<u8>) -> u64 {
         let mut c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         if c.next == 0 {
-            c.next = wall_clock_ms() << 8;
+            // A random start per process, so that nodes hand out different numbers: a client
+            // that reconnects elsewhere with a cursor gets "invalid cursor", not another
+            // node's walk.
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(wall_clock_ms());
+            c.next = h.finish() >> 2;
         }
         c.next = c.next.wrapping_add(1).max(1) & (i64::MAX as u64);
         let id = c.next;
@@ -553,12 +559,17 @@ impl Connection {
         let start = match opts.cursor {
             0 => prefix.clone(),
             id => {
-                let mut k = self
+                let invalid = || CommandError::other("ERR invalid cursor");
+                // A cursor of HSCAN, SSCAN or ZSCAN names an element key: not SCAN's.
+                let k = self
                     .shared
                     .recall(id)
-                    .ok_or_else(|| CommandError::other("ERR invalid cursor"))?;
-                k.push(0);
-                k
+                    .filter(|k| k.starts_with(&prefix))
+                    .ok_or_else(invalid)?;
+                match crate::tx::key_after(&k, self.service.limits().max_key_bytes) {
+                    Some(next) => next,
+                    None => end.clone(),
+                }
             }
         };
         let page = self
@@ -735,8 +746,10 @@ async fn count_keys(service: &Service) -> Result<i64, CommandError> {
         }
         match page.pairs.last() {
             Some(last) if page.truncated || page.pairs.len() == PAGE as usize => {
-                start = last.key.clone();
-                start.push(0);
+                match crate::tx::key_after(&last.key, service.limits().max_key_bytes) {
+                    Some(next) => start = next,
+                    None => return Ok(count),
+                }
             }
             _ => return Ok(count),
         }

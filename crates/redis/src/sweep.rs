@@ -20,7 +20,7 @@ use crate::keyspace::{
     element_owner, element_prefix, elements_prefix, record_key, record_prefix, Collection, Kind,
     Record,
 };
-use crate::tx::{prefix_end, wall_clock_ms, Committed, Tx};
+use crate::tx::{key_after, prefix_end, wall_clock_ms, Committed, Tx};
 
 /// Records examined per round.
 const PAGE: u32 = 1_000;
@@ -94,8 +94,8 @@ async fn round(
         .collect();
     match page.pairs.last() {
         Some(last) if page.pairs.len() == PAGE as usize || page.truncated => {
-            *start = last.key.clone();
-            start.push(0);
+            *start = key_after(&last.key, service.limits().max_key_bytes)
+                .unwrap_or_else(|| prefix.to_vec());
         }
         _ => *start = prefix.to_vec(),
     }
@@ -164,13 +164,8 @@ async fn orphan_round(service: &Service, start: &mut Vec<u8>) -> Result<u64, cra
             prefix_end(&element_prefix(key, *generation)).unwrap_or_else(elements_prefix)
         }
         // A page of keys that are not element keys (written into the reserved namespace by
-        // hand): past the last one, by a key the range check still accepts.
-        (None, Some(last)) if last.key.len() < service.limits().max_key_bytes => {
-            let mut next = last.key.clone();
-            next.push(0);
-            next
-        }
-        (None, Some(last)) => prefix_end(&last.key).unwrap_or(all),
+        // hand): past the last one.
+        (None, Some(last)) => key_after(&last.key, service.limits().max_key_bytes).unwrap_or(all),
         (None, None) => all,
     };
     let mut reclaimed = 0;

@@ -62,6 +62,25 @@ pub struct SavePoint {
 /// What a buffered write replaced: the key and its previous buffered write, if any.
 type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
 
+/// One page of [`Tx::scan_page`].
+pub struct ScannedPage {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The stored key to resume after; None when the prefix is done.
+    pub resume: Option<Vec<u8>>,
+}
+
+/// The first key after `key` among keys of at most `max_key_bytes`: `key` with a zero byte
+/// appended, or, for a key at the limit, the next key of its length (None past the last).
+pub fn key_after(key: &[u8], max_key_bytes: usize) -> Option<Vec<u8>> {
+    if key.len() < max_key_bytes {
+        let mut next = key.to_vec();
+        next.push(0);
+        Some(next)
+    } else {
+        prefix_end(key)
+    }
+}
+
 /// Pairs read per page when a transaction scans a prefix.
 const SCAN_PAGE: u32 = 10_000;
 
@@ -174,9 +193,8 @@ impl<'a> Tx<'a> {
             let bytes: usize = page.pairs.iter().map(|p| p.key.len() + p.value.len()).sum();
             self.charge(bytes)?;
             found.extend(page.pairs.into_iter().map(|p| (p.key, p.value)));
-            match last {
-                Some(mut start) if more => {
-                    start.push(0);
+            match last.and_then(|k| self.key_after(&k)) {
+                Some(start) if more => {
                     range = KeyRange::Span {
                         start,
                         end: prefix_end(prefix),
@@ -198,14 +216,17 @@ impl<'a> Tx<'a> {
     }
 
     /// Up to `limit` pairs from `start` to the end of `prefix`, in key order, as of the
-    /// snapshot with this transaction's own writes applied, and whether more may follow. Not
-    /// added to the read set (see [`scan_prefix`](Self::scan_prefix)).
+    /// snapshot with this transaction's own writes applied, and the stored key to resume
+    /// after when more may follow (None: the prefix is done). The resume key is the last
+    /// stored key read, not the last pair returned: the transaction's own deletes may have
+    /// emptied the page. A page is cut short to stay within the read budget (one pair at
+    /// least). Not added to the read set (see [`scan_prefix`](Self::scan_prefix)).
     pub async fn scan_page(
         &mut self,
         prefix: &[u8],
         start: Vec<u8>,
         limit: u32,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), CommandError> {
+    ) -> Result<ScannedPage, CommandError> {
         let ts = self.start_ts().await?;
         let range = KeyRange::Span {
             start: start.clone(),
@@ -215,20 +236,26 @@ impl<'a> Tx<'a> {
             .service
             .txn_scan(Origin::Client, ts, range, limit)
             .await?;
-        let more = page.truncated || page.pairs.len() == limit as usize;
-        let bytes: usize = page.pairs.iter().map(|p| p.key.len() + p.value.len()).sum();
+        let mut more = page.truncated || page.pairs.len() == limit as usize;
+        let room = READ_BUDGET.saturating_sub(self.read_bytes);
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let (mut bytes, mut resume) = (0usize, None);
+        for p in page.pairs {
+            let size = p.key.len() + p.value.len();
+            if !found.is_empty() && bytes + size > room {
+                more = true;
+                break;
+            }
+            bytes += size;
+            resume = Some(p.key.clone());
+            found.insert(p.key, p.value);
+        }
         self.charge(bytes)?;
-        let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
-            page.pairs.into_iter().map(|p| (p.key, p.value)).collect();
+        let resume = if more { resume } else { None };
         // The transaction's own writes, up to where the stored page ends (all of the rest
         // of the prefix when this is the last page).
-        let upto = if more {
-            found.keys().next_back().cloned()
-        } else {
-            None
-        };
         for (k, v) in self.writes.range(start..) {
-            if !k.starts_with(prefix) || upto.as_ref().is_some_and(|u| k > u) {
+            if !k.starts_with(prefix) || resume.as_ref().is_some_and(|r| k > r) {
                 break;
             }
             match v {
@@ -236,7 +263,17 @@ impl<'a> Tx<'a> {
                 None => found.remove(k),
             };
         }
-        Ok((found.into_iter().collect(), more))
+        Ok(ScannedPage {
+            pairs: found.into_iter().collect(),
+            resume,
+        })
+    }
+
+    /// The first key after `key` that the service's key limit accepts: `key` with a zero
+    /// byte appended, or, for a key already at the limit (nothing longer exists), its
+    /// successor of the same length.
+    pub fn key_after(&self, key: &[u8]) -> Option<Vec<u8>> {
+        key_after(key, self.service.limits().max_key_bytes)
     }
 
     /// Reads a collection element. Not added to the read set: the collection's record,
@@ -452,6 +489,24 @@ impl<'a> Tx<'a> {
         {
             CommitOutcome::Committed(_) => Ok(Committed::Yes),
             CommitOutcome::Conflict { key, .. } => Ok(Committed::Conflict { key }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_after_a_key_stays_within_the_key_limit() {
+        assert_eq!(key_after(b"ab", 4), Some(b"ab\x00".to_vec()));
+        // At the limit nothing longer exists: the next key of the same length.
+        assert_eq!(key_after(b"abcd", 4), Some(b"abce".to_vec()));
+        assert_eq!(key_after(b"ab\xff\xff", 4), Some(b"ac".to_vec()));
+        assert_eq!(key_after(b"\xff\xff", 2), None);
+        for key in [b"ab".as_slice(), b"abcd", b"ab\xff\xff"] {
+            let next = key_after(key, 4).unwrap();
+            assert!(next.as_slice() > key && next.len() <= 4);
         }
     }
 }

@@ -7,7 +7,7 @@ use super::collection::load;
 use super::zsets::decode_score;
 use super::{glob, scan_args, ScanArgs};
 use crate::error::CommandError;
-use crate::keyspace::{element_prefix, Kind};
+use crate::keyspace::{element_owner, element_prefix, Kind};
 use crate::reply::{score_text, Reply};
 use crate::tx::Tx;
 
@@ -28,7 +28,8 @@ pub fn kind_of(command: &str) -> Kind {
 
 /// Up to `opts.count` elements of collection `key` after element key `after` (None: from
 /// the first). A cursor left by another incarnation of the key (deleted and created again
-/// meanwhile) ends the walk: the collection it walked is gone.
+/// meanwhile) ends the walk: the collection it walked is gone. A cursor that names no
+/// element of this key is refused.
 pub async fn page(
     tx: &mut Tx<'_>,
     key: &[u8],
@@ -40,6 +41,11 @@ pub async fn page(
         items: Vec::new(),
         after: None,
     };
+    if let Some(a) = &after {
+        if element_owner(a).is_none_or(|(owner, _)| owner != key) {
+            return Err(CommandError::other("ERR invalid cursor"));
+        }
+    }
     let Some(handle) = load(tx, key, kind).await? else {
         return Ok(done);
     };
@@ -50,19 +56,15 @@ pub async fn page(
     }
     let start = match after {
         None => family.clone(),
-        Some(mut k) if k.starts_with(&family) => {
-            k.push(0);
-            k
-        }
+        Some(k) if k.starts_with(&family) => match tx.key_after(&k) {
+            Some(next) => next,
+            None => return Ok(done),
+        },
         Some(_) => return Ok(done),
     };
     let limit = u32::try_from(opts.count).unwrap_or(u32::MAX);
-    let (pairs, more) = tx.scan_page(&family, start, limit).await?;
-    let after = if more {
-        pairs.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
+    let page = tx.scan_page(&family, start, limit).await?;
+    let (pairs, after) = (page.pairs, page.resume);
     let mut items = Vec::new();
     for (k, v) in pairs {
         let member = k[family.len()..].to_vec();
