@@ -133,6 +133,16 @@ async fn redis_cluster_with(extra: &[&str]) -> (Cluster, Vec<u16>) {
     (c, ports)
 }
 
+/// What `redis-cli -p port args...` prints, trimmed.
+fn redis_cli(port: &str, args: &[&str]) -> String {
+    let o = Command::new("redis-cli")
+        .args(["-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }
@@ -187,14 +197,7 @@ async fn expired_keys_are_reclaimed_from_the_store() {
     let (c, ports) = redis_cluster().await;
     let leader = c.leader().await;
     let port = ports[leader as usize - 1].to_string();
-    let cli = |args: &[&str]| {
-        let o = Command::new("redis-cli")
-            .args(["-p", &port])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let cli = |args: &[&str]| redis_cli(&port, args);
     assert_eq!(cli(&["set", "short", "v", "px", "200"]), "OK");
     assert_eq!(cli(&["hset", "h", "f", "v"]), "1");
     assert_eq!(cli(&["pexpire", "h", "200"]), "1");
@@ -246,14 +249,7 @@ async fn elements_of_a_replaced_collection_are_reclaimed_from_the_store() {
     let (c, ports) = redis_cluster().await;
     let leader = c.leader().await;
     let port = ports[leader as usize - 1].to_string();
-    let cli = |args: &[&str]| {
-        let o = Command::new("redis-cli")
-            .args(["-p", &port])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let cli = |args: &[&str]| redis_cli(&port, args);
     // Collections that SET, MSET and RENAME replace, and one that stays.
     assert_eq!(cli(&["hset", "gone", "f1", "v1", "f2", "v2"]), "2");
     assert_eq!(cli(&["rpush", "replaced", "a", "b"]), "2");
