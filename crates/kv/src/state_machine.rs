@@ -261,14 +261,7 @@ fn find_conflict(
         .iter()
         .map(|m| m.key())
         .chain(read_set.iter().map(|k| k.as_slice()));
-    for key in keys {
-        if let Some(ts) = store.latest_commit_ts(key)? {
-            if ts > start_ts {
-                return Ok(Some((key.to_vec(), ts)));
-            }
-        }
-    }
-    Ok(None)
+    store.first_committed_after(keys, start_ts)
 }
 
 #[cfg(test)]

@@ -280,6 +280,33 @@ impl Store {
         Ok(self.get_at(key, Timestamp::MAX)?.map(|v| v.commit_ts))
     }
 
+    /// The first of `keys` whose newest version (a tombstone counts) was committed after
+    /// `ts`, with that version's commit timestamp: a transaction's conflict check. One
+    /// iterator serves every key (a seek each), where [`latest_commit_ts`] builds one per key.
+    ///
+    /// [`latest_commit_ts`]: Self::latest_commit_ts
+    pub fn first_committed_after<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        ts: Timestamp,
+    ) -> Result<Option<(Vec<u8>, Timestamp)>, StorageError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf_data());
+        for key in keys {
+            let versions = mvcc_key::encode_user_key(key);
+            iter.seek(mvcc_key::encode(key, Timestamp::MAX));
+            iter.status()?;
+            let Some(raw_key) = iter.key().filter(|k| k.starts_with(&versions)) else {
+                continue;
+            };
+            let (_, commit_ts) = mvcc_key::decode(raw_key)
+                .ok_or_else(|| StorageError::corrupt("data key", hex(raw_key)))?;
+            if commit_ts > ts {
+                return Ok(Some((key.to_vec(), commit_ts)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Live pairs visible at `ts` with `start <= key < end` (`end == None`: unbounded) and,
     /// when given, starting with `prefix`; at most `limit` pairs, in key order, and stopping
     /// after the pair that brings the keys and values returned to `byte_budget` or more.
@@ -489,6 +516,55 @@ mod tests {
             .next()
             .unwrap_or_else(|| panic!("{option} recorded for {cf}"))
             .to_string()
+    }
+
+    #[test]
+    fn the_conflict_check_finds_the_first_key_committed_after_a_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = store.begin_apply(AppliedState {
+            log_id: AppliedLogId {
+                index: crate::LogIndex(1),
+                term: 1,
+                leader_node: 1,
+            },
+            membership: Vec::new(),
+        });
+        batch.put(b"a", Timestamp(5), b"old");
+        batch.put(b"a", Timestamp(9), b"new");
+        batch.put(b"a\x00", Timestamp(20), b"");
+        batch.put(b"ab", Timestamp(3), b"v");
+        batch.delete(b"gone", Timestamp(12));
+        batch.commit(Durability::Sync).unwrap();
+        let check = |keys: &[&[u8]], ts: u64| {
+            let found = store
+                .first_committed_after(keys.iter().copied(), Timestamp(ts))
+                .unwrap();
+            // The per-key reading gives the same answer.
+            let slow = keys.iter().find_map(|k| {
+                let t = store.latest_commit_ts(k).unwrap()?;
+                (t > Timestamp(ts)).then(|| (k.to_vec(), t))
+            });
+            assert_eq!(found, slow, "{keys:?} after {ts}");
+            found
+        };
+        // The newest version decides, not an older one nor a longer key sharing the bytes.
+        assert_eq!(check(&[b"a"], 8), Some((b"a".to_vec(), Timestamp(9))));
+        assert_eq!(check(&[b"a", b"ab"], 9), None);
+        assert_eq!(
+            check(&[b"ab", b"a\x00"], 9),
+            Some((b"a\x00".to_vec(), Timestamp(20)))
+        );
+        // A tombstone is a commit; a key never written is none; order is the caller's.
+        assert_eq!(
+            check(&[b"missing", b"gone"], 10),
+            Some((b"gone".to_vec(), Timestamp(12)))
+        );
+        assert_eq!(
+            check(&[b"zzz", b"a"], 4),
+            Some((b"a".to_vec(), Timestamp(9)))
+        );
+        assert_eq!(check(&[], 0), None);
     }
 
     #[test]
