@@ -6,6 +6,7 @@ use std::sync::Arc;
 use brisk_service::{KeyRange, Origin, Read, Service, ServiceError};
 
 use crate::command::{self, arity, arity_ok, parse_i64};
+use crate::cursors::Cursors;
 use crate::error::CommandError;
 use crate::keyspace::{record_key, record_prefix, Record, NAMESPACE};
 use crate::reply::Reply;
@@ -32,23 +33,11 @@ pub(crate) async fn backoff(attempt: usize) {
 /// The Redis version whose commands and replies this endpoint follows.
 pub const REDIS_VERSION: &str = "7.2.0";
 
-/// State the connections of one endpoint share: SCAN cursors (a cursor names the last key a
-/// SCAN returned; clients see an integer).
+/// State the connections of one endpoint share: scan cursors and the batching task.
 pub struct Shared {
     cursors: std::sync::Mutex<Cursors>,
     combiner: crate::combiner::Combiner,
 }
-
-#[derive(Default)]
-struct Cursors {
-    last_key: std::collections::HashMap<u64, Vec<u8>>,
-    order: std::collections::VecDeque<u64>,
-    next: u64,
-}
-
-/// SCAN cursors remembered at once; the oldest is forgotten first (a client that comes back
-/// with it gets "invalid cursor" and starts again).
-const MAX_CURSORS: usize = 1 << 16;
 
 impl Shared {
     pub fn new(service: Arc<Service>) -> Shared {
@@ -60,30 +49,12 @@ impl Shared {
 
     fn remember(&self, last_key: Vec<u8>) -> u64 {
         let mut c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
-        if c.next == 0 {
-            // A random start per process, so that nodes hand out different numbers: a client
-            // that reconnects elsewhere with a cursor gets "invalid cursor", not another
-            // node's walk.
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(wall_clock_ms());
-            c.next = h.finish() >> 2;
-        }
-        c.next = c.next.wrapping_add(1).max(1) & (i64::MAX as u64);
-        let id = c.next;
-        if c.order.len() >= MAX_CURSORS {
-            if let Some(old) = c.order.pop_front() {
-                c.last_key.remove(&old);
-            }
-        }
-        c.order.push_back(id);
-        c.last_key.insert(id, last_key);
-        id
+        c.remember(last_key)
     }
 
     fn recall(&self, id: u64) -> Option<Vec<u8>> {
         let c = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
-        c.last_key.get(&id).cloned()
+        c.recall(id)
     }
 }
 

@@ -9,6 +9,7 @@
 mod combiner;
 mod command;
 mod connection;
+mod cursors;
 mod error;
 mod frame;
 pub mod keyspace;
