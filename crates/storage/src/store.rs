@@ -518,18 +518,23 @@ mod tests {
             .to_string()
     }
 
-    #[test]
-    fn the_conflict_check_finds_the_first_key_committed_after_a_timestamp() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut batch = store.begin_apply(AppliedState {
+    /// The batch of the store's first applied entry.
+    fn first_apply(store: &Store) -> ApplyBatch<'_> {
+        store.begin_apply(AppliedState {
             log_id: AppliedLogId {
                 index: crate::LogIndex(1),
                 term: 1,
                 leader_node: 1,
             },
             membership: Vec::new(),
-        });
+        })
+    }
+
+    #[test]
+    fn the_conflict_check_finds_the_first_key_committed_after_a_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = first_apply(&store);
         batch.put(b"a", Timestamp(5), b"old");
         batch.put(b"a", Timestamp(9), b"new");
         batch.put(b"a\x00", Timestamp(20), b"");
@@ -572,14 +577,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("sm")).unwrap();
         let large = vec![7u8; MIN_BLOB_BYTES as usize];
-        let mut batch = store.begin_apply(AppliedState {
-            log_id: AppliedLogId {
-                index: crate::LogIndex(1),
-                term: 1,
-                leader_node: 1,
-            },
-            membership: Vec::new(),
-        });
+        let mut batch = first_apply(&store);
         batch.put(b"large", Timestamp(5), &large);
         batch.put(b"small", Timestamp(5), b"v");
         batch.commit(Durability::Sync).unwrap();
