@@ -8,7 +8,7 @@ use brisk_service::{KeyRange, Origin, Read, Service, ServiceError};
 use crate::command::{self, arity, arity_ok, parse_i64};
 use crate::cursors::Cursors;
 use crate::error::CommandError;
-use crate::keyspace::{record_key, record_prefix, Record, NAMESPACE};
+use crate::keyspace::{record_key, record_prefix, records_end, Record, NAMESPACE};
 use crate::reply::Reply;
 use crate::tx::{wall_clock_ms, Committed, Tx};
 use brisk_service::Timestamp;
@@ -523,10 +523,7 @@ impl Connection {
     async fn scan(&self, args: &[Vec<u8>]) -> Result<Reply, CommandError> {
         let opts = command::scan_args(args, true)?;
         let prefix = record_prefix();
-        let mut end = prefix.clone();
-        if let Some(last) = end.last_mut() {
-            *last += 1;
-        }
+        let end = records_end();
         let start = match opts.cursor {
             0 => prefix.clone(),
             id => {
@@ -692,10 +689,7 @@ async fn count_keys(service: &Service) -> Result<i64, CommandError> {
     const PAGE: u32 = 10_000;
     let ts = service.begin(Origin::Client).await?;
     let prefix = record_prefix();
-    let mut end = prefix.clone();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
+    let end = records_end();
     let now = wall_clock_ms();
     let (mut start, mut count) = (prefix, 0i64);
     loop {

@@ -31,6 +31,13 @@ pub fn record_prefix() -> Vec<u8> {
     record_key(b"")
 }
 
+/// The first brisk key after every record key.
+pub fn records_end() -> Vec<u8> {
+    let mut end = NAMESPACE.to_vec();
+    end.push(b'k' + 1);
+    end
+}
+
 /// A key's type. The discriminant is the type byte of the stored record, so it never changes;
 /// the name is what TYPE answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, strum::FromRepr, strum::IntoStaticStr)]
@@ -224,6 +231,15 @@ mod tests {
             assert_eq!(kind.name(), name);
         }
         assert_eq!(Kind::from_repr(0), None);
+    }
+
+    #[test]
+    fn every_record_key_sorts_before_the_end_of_records_and_no_element_key_does() {
+        for key in [b"".as_slice(), b"a", &[0xFF; 64]] {
+            assert!(record_key(key) < records_end());
+        }
+        assert!(record_prefix() < records_end());
+        assert!(element_key(b"a", 1, b"m") < record_prefix());
     }
 
     #[test]

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 
 use crate::command::forget_elements;
 use crate::keyspace::{
-    element_owner, element_prefix, elements_prefix, record_key, record_prefix, Collection, Kind,
-    Record,
+    element_owner, element_prefix, elements_prefix, record_key, record_prefix, records_end,
+    Collection, Kind, Record,
 };
 use crate::tx::{key_after, prefix_end, wall_clock_ms, Committed, Tx};
 
@@ -32,10 +32,7 @@ const BUSY: Duration = Duration::from_millis(50);
 
 pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let prefix = record_prefix();
-    let mut end = prefix.clone();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
+    let end = records_end();
     let mut start = prefix.clone();
     let mut element_start = elements_prefix();
     loop {
