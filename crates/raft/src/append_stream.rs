@@ -343,6 +343,13 @@ mod tests {
         ) -> Result<Response<StatusResponse>, Status> {
             Err(Status::unimplemented("scripted"))
         }
+
+        async fn read_index(
+            &self,
+            _: Request<brisk_proto::ReadIndexRequest>,
+        ) -> Result<Response<brisk_proto::ReadIndexResponse>, Status> {
+            Err(Status::unimplemented("scripted"))
+        }
     }
 
     /// A connection from a leader to a scripted follower, and what the follower received.

@@ -28,6 +28,9 @@ pub struct GroupMetrics {
     pub snapshots_repaired: Counter,
     pub snapshot_corruption_in_live_store: Counter,
     pub snapshot_receptions_in_progress: Gauge,
+    /// Read indexes this node asked of the leader, and the follower reads they served.
+    pub follower_read_rounds: Counter,
+    pub follower_reads: Counter,
 }
 
 impl GroupMetrics {
@@ -57,6 +60,11 @@ impl GroupMetrics {
                 "brisk_snapshot_receptions_in_progress",
                 "group" => g.clone()
             ),
+            follower_read_rounds: counter!(
+                "brisk_follower_read_index_requests_total",
+                "group" => g.clone()
+            ),
+            follower_reads: counter!("brisk_follower_reads_total", "group" => g.clone()),
             group: g,
         }
     }
@@ -153,6 +161,14 @@ pub fn describe() {
     describe_gauge!(
         "brisk_snapshot_receptions_in_progress",
         "Snapshots being received from a leader right now."
+    );
+    describe_counter!(
+        "brisk_follower_reads_total",
+        "Linearizable reads this node served as a follower, after applying the leader's read index."
+    );
+    describe_counter!(
+        "brisk_follower_read_index_requests_total",
+        "Read indexes this node asked of the leader (concurrent follower reads share one)."
     );
     describe_counter!(
         "brisk_cold_start_total",

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use brisk_proto::raft_transport_server::RaftTransport;
 use brisk_proto::{
-    snapshot_chunk, AllowLogResetRequest, AllowLogResetResponse, RaftMessage, SnapshotChunk,
-    StatusRequest, StatusResponse,
+    snapshot_chunk, AllowLogResetRequest, AllowLogResetResponse, RaftMessage, ReadIndexRequest,
+    ReadIndexResponse, SnapshotChunk, StatusRequest, StatusResponse,
 };
 use brisk_storage::LogIndex;
+use openraft::ReadPolicy;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
@@ -38,6 +39,8 @@ pub struct RaftTransportService {
     /// Snapshot receptions in progress are bounded: each spools up to
     /// `max_snapshot_bytes` to disk.
     receptions: Arc<tokio::sync::Semaphore>,
+    /// How this node, as leader, confirms its leadership for a follower's read index.
+    read_policy: ReadPolicy,
 }
 
 /// Snapshot receptions a node accepts at once by default; one more is refused with
@@ -55,6 +58,7 @@ impl RaftTransportService {
         max_snapshot_bytes: u64,
         recovering: Arc<AtomicBool>,
         vote_grace: Duration,
+        read_policy: ReadPolicy,
     ) -> Self {
         let group = snapshots.layout().group;
         RaftTransportService {
@@ -66,6 +70,7 @@ impl RaftTransportService {
             recovering,
             votes_refused_until: Instant::now() + vote_grace,
             receptions: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_SNAPSHOT_RECEPTIONS)),
+            read_policy,
         }
     }
 
@@ -297,6 +302,26 @@ impl RaftTransport for RaftTransportService {
         use openraft::async_runtime::watch::WatchReceiver;
         let m = self.raft.metrics().borrow_watched().clone();
         Ok(Response::new(crate::peer::status(m.id, &m)))
+    }
+
+    /// A follower's read index (design: "Follower reads"): the index it must have applied
+    /// before serving a linearizable read, once this leader has confirmed its leadership as
+    /// it does for a read of its own.
+    async fn read_index(
+        &self,
+        req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        use openraft::errors::{LinearizableReadError, RaftError};
+        self.check_group(req.into_inner().group)?;
+        match self.raft.get_read_log_id(self.read_policy.clone()).await {
+            Ok((read_log_id, _)) => Ok(Response::new(ReadIndexResponse {
+                index: read_log_id.index(),
+            })),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
+                Err(Status::failed_precondition("not the leader"))
+            }
+            Err(e) => Err(raft_err(e)),
+        }
     }
 
     async fn install_snapshot(

@@ -235,6 +235,7 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         cfg.max_snapshot_bytes,
         node.recovering_flag(),
         node.vote_grace(),
+        node.config().read_policy.clone(),
     )
     .with_max_snapshot_receptions(cfg.max_snapshot_receptions);
     // Raft is served on the peer listener only (the client port answers UNIMPLEMENTED).

@@ -82,6 +82,78 @@ async fn three_nodes_bootstrap_and_serve_writes_through_a_follower() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_linearizable_reads_from_its_own_state_once_it_applied_the_leaders_read_index(
+) {
+    let c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let follower = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let mut via_leader = c.raw(leader).await;
+    let mut via_follower = c.raw(follower).await;
+
+    // Every write the leader acknowledged is visible to the next read on the follower.
+    for i in 0..100 {
+        let v = format!("v{i}");
+        assert!(put(&mut via_leader, "k", &v).await.is_some());
+        assert_eq!(
+            get(&mut via_follower, "k", false).await.unwrap().as_deref(),
+            Some(v.as_str()),
+            "read {i} on follower {follower}"
+        );
+    }
+    let served = |id| {
+        c.metric(id, "brisk_follower_reads_total", &[])
+            .unwrap_or(0.0)
+    };
+    assert!(
+        served(follower) >= 100.0,
+        "follower {follower} served {} reads itself",
+        served(follower)
+    );
+    assert_eq!(
+        served(leader),
+        0.0,
+        "the leader asks no one for a read index"
+    );
+
+    // A follower that missed writes waits until it has applied them before it reads.
+    for round in 0..10 {
+        c.signal(follower, "STOP");
+        for i in 0..20 {
+            let v = format!("missed{round}.{i}");
+            assert!(put(&mut via_leader, "k", &v).await.is_some());
+        }
+        c.signal(follower, "CONT");
+        assert_eq!(
+            get(&mut via_follower, "k", false).await.unwrap().as_deref(),
+            Some(format!("missed{round}.19").as_str()),
+            "read after round {round} of missed writes"
+        );
+    }
+
+    // Concurrent reads share read-index requests to the leader.
+    let before = c
+        .metric(follower, "brisk_follower_read_index_requests_total", &[])
+        .unwrap_or(0.0);
+    let reads = (0..64).map(|_| {
+        let mut client = via_follower.clone();
+        async move { get(&mut client, "k", false).await }
+    });
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(r.unwrap().as_deref(), Some("missed9.19"));
+    }
+    let requests = c
+        .metric(follower, "brisk_follower_read_index_requests_total", &[])
+        .unwrap_or(0.0)
+        - before;
+    eprintln!("{requests} read-index requests for 64 concurrent reads");
+    assert!(
+        (1.0..64.0).contains(&requests),
+        "{requests} read-index requests for 64 concurrent reads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_nothing_is_written() {
     let c = Cluster::start(
         3,

@@ -11,7 +11,7 @@ use brisk_kv::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Read {
     /// Sees every write acknowledged before the read began (a read-index barrier on the
-    /// leader).
+    /// leader; on a follower, the leader's read index applied locally).
     Linearizable,
     /// This replica's state as it is: possibly behind the leader, never ahead of it.
     Stale,
@@ -58,16 +58,16 @@ impl Service {
     /// Makes sure this replica has applied every commit at or below `ts` before a read at
     /// `ts`, and returns the timestamp to read at. Locally true once it has applied a commit
     /// at or above `ts` (commit timestamps increase in log order), so any replica serves such
-    /// a read; otherwise the leader serves it after a barrier, at `ts` capped to its last
-    /// applied commit: every commit acknowledged before the barrier is at or below that cap,
-    /// and writes being applied in pieces (a DeletePrefix spilling chunks) sit above it.
+    /// a read; otherwise it serves it after a linearizable barrier, at `ts` capped to its
+    /// last applied commit: every commit acknowledged before the barrier is at or below that
+    /// cap, and writes being applied in pieces (a DeletePrefix spilling chunks) sit above it.
     pub(crate) async fn covered(&self, ts: Timestamp) -> Result<Timestamp, ServiceError> {
         let node = &self.node;
         node.check_local_reads()?;
         if node.kv().last_commit_ts() >= ts {
             return Ok(ts);
         }
-        node.read_barrier().await?;
+        node.linearizable_barrier().await?;
         Ok(ts.min(node.kv().last_commit_ts()))
     }
 
@@ -84,7 +84,7 @@ impl Service {
             Read::Linearizable if fault::broken(fault::BROKEN_STALE_READS) => {
                 node.check_local_reads()?
             }
-            Read::Linearizable => node.read_barrier().await?,
+            Read::Linearizable => node.linearizable_barrier().await?,
         }
         Ok(node.kv().last_commit_ts())
     }

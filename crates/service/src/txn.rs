@@ -1,6 +1,6 @@
 //! Optimistic transactions.
 //!
-//! `begin` returns the leader's last applied commit timestamp after a read-index barrier:
+//! `begin` returns the replica's last applied commit timestamp after a linearizable barrier:
 //! every commit at or below it is applied, and every later commit gets a larger timestamp
 //! (commit timestamps increase in log order), so a read at `start_ts` is a stable snapshot.
 
@@ -18,7 +18,7 @@ use brisk_raft::LogIndex;
 impl Service {
     /// A transaction's start timestamp: its reads see every commit at or below it.
     pub async fn begin(&self, origin: Origin) -> Result<Timestamp, ServiceError> {
-        let local = match self.node.read_barrier().await {
+        let local = match self.node.linearizable_barrier().await {
             Ok(()) => Ok(self.node.kv().last_commit_ts()),
             Err(e) => Err(e.into()),
         };

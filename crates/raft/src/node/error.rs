@@ -45,7 +45,7 @@ pub enum NodeError {
 }
 
 /// Why a proposal or a linearizable read did not happen here.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProposeError {
     #[error("not the leader (leader: {leader_id:?} at {leader_addr:?})")]
     NotLeader {

@@ -2,12 +2,14 @@
 //!
 //! Starting it is `start` (the gate, then Raft) with the fail-closed recovery's branch in
 //! `fail_closed`; the running node's work is `propose` (proposals and reads), `readiness`,
-//! `lease` (the leader's HLC lease) and `drain` (a graceful stop).
+//! `follower_read` (linearizable reads on a follower), `lease` (the leader's HLC lease) and
+//! `drain` (a graceful stop).
 
 mod config;
 mod drain;
 mod error;
 mod fail_closed;
+mod follower_read;
 mod lease;
 mod propose;
 mod readiness;
@@ -54,6 +56,8 @@ pub struct RaftNode {
     /// Set when a graceful stop begins: the node takes no new client work (see
     /// [`RaftNode::drain`]).
     draining: AtomicBool,
+    /// Read indexes asked of the leader for linearizable reads served here as a follower.
+    read_index: follower_read::ReadIndexRounds,
 }
 
 impl RaftNode {

@@ -162,6 +162,12 @@ impl GatedNode {
         )
         .await?;
         directory.follow(&raft);
+        let read_index = super::follower_read::ReadIndexRounds::spawn(
+            config.group,
+            config.connector.clone(),
+            directory,
+            sm.metrics.clone(),
+        );
 
         let node = Arc::new(RaftNode {
             config,
@@ -175,6 +181,7 @@ impl GatedNode {
             raft_started,
             recovering: Arc::new(AtomicBool::new(recover_to.is_some())),
             draining: AtomicBool::new(false),
+            read_index,
         });
         node.record_gate();
         if let Some(target) = recover_to {
