@@ -53,6 +53,11 @@ pub struct CompareArgs {
     /// --brisk-arg=nosync, to compare configurations.
     #[arg(long = "brisk-arg", allow_hyphen_values = true)]
     pub brisk_args: Vec<String>,
+    /// Spread the clients over all three members (client i on member leader+i mod 3) instead
+    /// of putting them all on the leader: followers serve linearizable reads after asking
+    /// the leader for a read index, and forward writes.
+    #[arg(long)]
+    pub spread: bool,
     /// Where the clusters' data goes (emptied first).
     #[arg(long, default_value = "bench-work/compare")]
     pub work_dir: PathBuf,
@@ -105,15 +110,20 @@ pub struct Restart {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// Whether the clients were spread over all members (otherwise all on the leader).
+    pub spread: bool,
     pub rows: Vec<Row>,
     pub ratios: Vec<Ratio>,
     pub restarts: Vec<Restart>,
 }
 
-/// Measures one cell: `clients` clients on the leader for `duration`.
+/// Measures one cell: `clients` clients for `duration`, on the leader or spread over the
+/// members.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     c: &Cluster,
     leader: usize,
+    spread: bool,
     workload: Workload,
     clients: usize,
     duration: Duration,
@@ -121,8 +131,9 @@ async fn measure(
     fsync_ms: f64,
 ) -> Result<Row> {
     let mut conns = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        conns.push(driver::connect(c, leader).await?);
+    for i in 0..clients {
+        let member = if spread { (leader + i) % 3 } else { leader };
+        conns.push(driver::connect(c, member).await?);
     }
     let cpu_before = systems::cpu_seconds(&c.pids());
     let started = Instant::now();
@@ -387,8 +398,17 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
                 }
                 for i in order {
                     bar.set_message(format!("measuring {} {w} clients={n}", clusters[i].system));
-                    let row =
-                        measure(&clusters[i], leaders[i], w, n, duration, round, fsync_ms).await?;
+                    let row = measure(
+                        &clusters[i],
+                        leaders[i],
+                        a.spread,
+                        w,
+                        n,
+                        duration,
+                        round,
+                        fsync_ms,
+                    )
+                    .await?;
                     progress::say(&bar, format!(
                         "{:<6} {:<5} clients={:<4} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.3} s/kop  errors {}",
                         row.system,
@@ -431,6 +451,7 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
 
     let report = Report {
         machine: machine(),
+        spread: a.spread,
         ratios: ratios(&rows),
         rows,
         restarts,

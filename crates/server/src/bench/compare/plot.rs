@@ -104,6 +104,7 @@ mod tests {
         }
         let report = Report {
             machine: "2 cores".into(),
+            spread: false,
             rows: vec![],
             ratios,
             restarts: vec![],
@@ -126,6 +127,7 @@ mod tests {
     fn brisk_alone_draws_no_etcd_line() {
         let report = Report {
             machine: String::new(),
+            spread: false,
             rows: vec![],
             ratios: vec![ratio(Workload::Put, 1, 10.0, None)],
             restarts: vec![],
