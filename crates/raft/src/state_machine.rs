@@ -90,6 +90,11 @@ impl SmShared {
         Ok(())
     }
 
+    /// The index the state machine has applied, as last published.
+    pub fn applied_index(&self) -> LogIndex {
+        *self.applied_index.borrow()
+    }
+
     /// Waits until the state machine has applied `index` (or `timeout` passes: false).
     pub async fn wait_applied(&self, index: LogIndex, timeout: std::time::Duration) -> bool {
         let mut rx = self.applied_index.subscribe();

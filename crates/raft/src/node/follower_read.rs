@@ -8,6 +8,11 @@
 //! etcd's read loop does: one request to the leader per round trip, whatever the read rate.
 //! A read never joins a request sent before it arrived (that request's index may predate a
 //! write acknowledged before the read).
+//!
+//! A follower that cannot serve the read itself — it is rebuilding (I5), the leader it knows
+//! is not in its membership yet or answers that it no longer leads, or it is too far behind
+//! the read index — hands the read to the leader whole (the service forwards a
+//! [`ProposeError::NotLeader`]), as before follower reads existed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -26,11 +31,15 @@ use crate::types::{BriskNode, GroupId, NodeId};
 /// Reads waiting for a read index at once; one more is refused as unavailable.
 const MAX_WAITING_READS: usize = 65_536;
 
-/// How long the leader may take to answer a read index.
+/// How long the leader may take to answer a read index, connecting included.
 const READ_INDEX_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long a follower waits to apply the leader's read index before giving up the read.
 const APPLY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A follower this many entries behind the read index forwards the read instead of waiting
+/// (it is catching up, perhaps through a snapshot).
+const FORWARD_BEHIND_ENTRIES: u64 = 10_000;
 
 type Answer = Result<LogIndex, ProposeError>;
 
@@ -77,11 +86,18 @@ impl ReadIndexRounds {
                     ProposeError::Unavailable("the node is shutting down".into())
                 }
             })?;
-        rx.await.unwrap_or_else(|_| {
-            Err(ProposeError::Unavailable(
+        // The task answers within the request deadline; this one only bounds the wait
+        // behind a round already in flight.
+        match tokio::time::timeout(READ_INDEX_DEADLINE * 3, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(ProposeError::Unavailable(
                 "the node is shutting down".into(),
-            ))
-        })
+            )),
+            Err(_) => Err(ProposeError::Unavailable(format!(
+                "leader {leader} gave no read index within {} s",
+                (READ_INDEX_DEADLINE * 3).as_secs()
+            ))),
+        }
     }
 }
 
@@ -92,10 +108,27 @@ async fn run(mut rx: mpsc::Receiver<Waiter>, mut leaders: Leaders, metrics: Grou
         while let Ok(w) = rx.try_recv() {
             round.entry(w.leader).or_default().push(w.answer);
         }
-        for (leader, waiters) in round {
+        // One request per leader, all at once (more than one only around a leader change).
+        let requests: Vec<_> = round
+            .keys()
+            .map(|&leader| {
+                let request = leaders.request(leader);
+                async move {
+                    match request {
+                        Ok(r) => (leader, r.await),
+                        Err(e) => (leader, Err(e)),
+                    }
+                }
+            })
+            .collect();
+        for (leader, answer) in futures::future::join_all(requests).await {
+            if answer.is_err() {
+                // The connection may be what failed: the next request builds a new one.
+                leaders.clients.remove(&leader);
+            }
+            let waiters = round.remove(&leader).unwrap_or_default();
             metrics.follower_read_rounds.increment(1);
             metrics.follower_reads.increment(waiters.len() as u64);
-            let answer = leaders.read_index(leader).await;
             for w in waiters {
                 // A reader that gave up (its client went away) no longer listens.
                 let _ = w.send(answer.clone());
@@ -113,20 +146,26 @@ struct Leaders {
 }
 
 impl Leaders {
-    async fn read_index(&mut self, leader: NodeId) -> Answer {
-        let Some(node) = self.directory.get(leader) else {
-            return Err(ProposeError::Unavailable(format!(
-                "leader {leader} is not in this node's membership"
-            )));
+    /// The request for `leader`'s read index, bounded by [`READ_INDEX_DEADLINE`] whole (a
+    /// paused leader can accept a connection and never finish its TLS handshake).
+    fn request(
+        &mut self,
+        leader: NodeId,
+    ) -> Result<impl std::future::Future<Output = Answer> + use<>, ProposeError> {
+        let not_leader = ProposeError::NotLeader {
+            leader_id: Some(leader),
+            leader_addr: None,
         };
-        let client = match self.clients.get(&leader) {
+        // Not in the membership this node has applied yet: the read is forwarded.
+        let node = self.directory.get(leader).ok_or(not_leader.clone())?;
+        let mut client = match self.clients.get(&leader) {
             Some((known, client)) if *known == node => client.clone(),
             _ => {
                 let endpoint = self.connector.endpoint(&node).map_err(|e| {
                     ProposeError::Unavailable(format!("cannot reach leader {leader}: {e}"))
                 })?;
                 let client = RaftTransportClient::new(endpoint.connect_lazy());
-                self.clients.insert(leader, (node.clone(), client.clone()));
+                self.clients.insert(leader, (node, client.clone()));
                 client
             }
         };
@@ -134,25 +173,38 @@ impl Leaders {
             group: self.group.0,
         });
         request.set_timeout(READ_INDEX_DEADLINE);
-        match client.clone().read_index(request).await {
-            Ok(r) => Ok(LogIndex(r.into_inner().index)),
-            // A leader of an older version: the read is forwarded to it whole instead.
-            Err(s) if s.code() == tonic::Code::Unimplemented => Err(ProposeError::NotLeader {
-                leader_id: Some(leader),
-                leader_addr: Some(node.addr),
-            }),
-            Err(s) => Err(ProposeError::Unavailable(format!(
-                "asking leader {leader} for a read index: {}",
-                s.message()
-            ))),
-        }
+        Ok(async move {
+            match tokio::time::timeout(READ_INDEX_DEADLINE, client.read_index(request)).await {
+                Ok(Ok(r)) => Ok(LogIndex(r.into_inner().index)),
+                // A leader of an older version, or one that no longer leads: the read is
+                // forwarded whole (to whoever leads by then).
+                Ok(Err(s))
+                    if matches!(
+                        s.code(),
+                        tonic::Code::Unimplemented | tonic::Code::FailedPrecondition
+                    ) =>
+                {
+                    Err(not_leader)
+                }
+                Ok(Err(s)) => Err(ProposeError::Unavailable(format!(
+                    "asking leader {leader} for a read index: {}",
+                    s.message()
+                ))),
+                Err(_) => Err(ProposeError::Unavailable(format!(
+                    "leader {leader} gave no read index within {} s",
+                    READ_INDEX_DEADLINE.as_secs()
+                ))),
+            }
+        })
     }
 }
 
 impl RaftNode {
     /// The barrier for a linearizable read on any replica: on the leader, [`read_barrier`];
     /// on a follower, the leader's read index, applied here. After it returns, this node's
-    /// state holds every write acknowledged before the call.
+    /// state holds every write acknowledged before the call. A follower that cannot serve
+    /// the read itself answers [`ProposeError::NotLeader`] naming the leader Raft reports,
+    /// so that the service forwards the read.
     ///
     /// [`read_barrier`]: RaftNode::read_barrier
     pub async fn linearizable_barrier(&self) -> Result<(), ProposeError> {
@@ -166,8 +218,26 @@ impl RaftNode {
     }
 
     async fn follower_barrier(&self, leader: NodeId) -> Result<(), ProposeError> {
-        self.check_local_reads()?;
-        let index = self.read_index.read_index(leader).await?;
+        let forward = || {
+            let (leader_id, leader_addr) = self.leader();
+            ProposeError::NotLeader {
+                leader_id,
+                leader_addr,
+            }
+        };
+        self.check_not_draining()?;
+        if self.recovering.load(std::sync::atomic::Ordering::SeqCst) {
+            // Rebuilding its state (I5): the leader serves the read.
+            return Err(forward());
+        }
+        let index = match self.read_index.read_index(leader).await {
+            Err(ProposeError::NotLeader { .. }) => return Err(forward()),
+            other => other?,
+        };
+        let applied = self.sm.applied_index();
+        if index.get() > applied.get().saturating_add(FORWARD_BEHIND_ENTRIES) {
+            return Err(forward());
+        }
         if self.sm.wait_applied(index, APPLY_DEADLINE).await {
             Ok(())
         } else {
