@@ -24,6 +24,11 @@ fn identity(cert: &Path, key: &Path) -> Result<Identity> {
     ))
 }
 
+/// How long an outgoing connection may take to complete its TLS handshake. A paused member
+/// accepts TCP (its kernel does) and never answers the handshake; without a bound the
+/// connection attempt, and the task that holds it, would wait until the member resumes.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The peer listener's configuration (it requires a client certificate chaining to the CA)
 /// and the one this node connects to its peers with (its certificate as client identity,
 /// the same CA to check theirs).
@@ -33,7 +38,10 @@ pub fn peer(files: &PeerTlsFiles) -> Result<(ServerTlsConfig, ClientTlsConfig)> 
     let server = ServerTlsConfig::new()
         .identity(id.clone())
         .client_ca_root(ca.clone());
-    let client = ClientTlsConfig::new().ca_certificate(ca).identity(id);
+    let client = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .identity(id)
+        .timeout(HANDSHAKE_TIMEOUT);
     Ok((server, client))
 }
 
@@ -42,7 +50,8 @@ pub fn peer(files: &PeerTlsFiles) -> Result<(ServerTlsConfig, ClientTlsConfig)> 
 pub fn client(files: &ClientTlsFiles) -> Result<(ServerTlsConfig, ClientTlsConfig)> {
     let server = ServerTlsConfig::new().identity(identity(&files.cert, &files.key)?);
     let client = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(&files.ca, "CA certificate")?));
+        .ca_certificate(Certificate::from_pem(read(&files.ca, "CA certificate")?))
+        .timeout(HANDSHAKE_TIMEOUT);
     Ok((server, client))
 }
 

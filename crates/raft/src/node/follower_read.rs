@@ -23,6 +23,8 @@ use brisk_storage::LogIndex;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
+use futures::future::BoxFuture;
+
 use super::{ProposeError, RaftNode};
 use crate::metrics::GroupMetrics;
 use crate::peer::{PeerConnector, PeerDirectory};
@@ -101,7 +103,15 @@ impl ReadIndexRounds {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Waiter>, mut leaders: Leaders, metrics: GroupMetrics) {
+/// How the rounds reach a leader: the peer transport ([`Leaders`]), or a script in tests.
+trait AskLeader: Send + 'static {
+    /// The request for `leader`'s read index (sent when polled), or why none can be sent.
+    fn ask(&mut self, leader: NodeId) -> Result<BoxFuture<'static, Answer>, ProposeError>;
+    /// A request to `leader` failed: its connection may be what failed.
+    fn failed(&mut self, leader: NodeId);
+}
+
+async fn run(mut rx: mpsc::Receiver<Waiter>, mut leaders: impl AskLeader, metrics: GroupMetrics) {
     while let Some(first) = rx.recv().await {
         let mut round: BTreeMap<NodeId, Vec<oneshot::Sender<Answer>>> = BTreeMap::new();
         round.entry(first.leader).or_default().push(first.answer);
@@ -112,7 +122,7 @@ async fn run(mut rx: mpsc::Receiver<Waiter>, mut leaders: Leaders, metrics: Grou
         let requests: Vec<_> = round
             .keys()
             .map(|&leader| {
-                let request = leaders.request(leader);
+                let request = leaders.ask(leader);
                 async move {
                     match request {
                         Ok(r) => (leader, r.await),
@@ -121,15 +131,17 @@ async fn run(mut rx: mpsc::Receiver<Waiter>, mut leaders: Leaders, metrics: Grou
                 }
             })
             .collect();
-        for (leader, answer) in futures::future::join_all(requests).await {
-            if answer.is_err() {
-                // The connection may be what failed: the next request builds a new one.
-                leaders.clients.remove(&leader);
+        // Each leader's readers are answered as its request completes: a slow leader (one
+        // that no longer leads) does not hold up the others.
+        let mut requests: futures::stream::FuturesUnordered<_> = requests.into_iter().collect();
+        while let Some((leader, answer)) = futures::StreamExt::next(&mut requests).await {
+            if matches!(answer, Err(ProposeError::Unavailable(_))) {
+                // No answer (a timeout or a transport error): the connection may be what
+                // failed. A leader's refusal came over a working one.
+                leaders.failed(leader);
             }
-            let waiters = round.remove(&leader).unwrap_or_default();
             metrics.follower_read_rounds.increment(1);
-            metrics.follower_reads.increment(waiters.len() as u64);
-            for w in waiters {
+            for w in round.remove(&leader).unwrap_or_default() {
                 // A reader that gave up (its client went away) no longer listens.
                 let _ = w.send(answer.clone());
             }
@@ -145,13 +157,15 @@ struct Leaders {
     clients: HashMap<NodeId, (BriskNode, RaftTransportClient<Channel>)>,
 }
 
-impl Leaders {
+impl AskLeader for Leaders {
+    fn failed(&mut self, leader: NodeId) {
+        // The next request builds a new connection.
+        self.clients.remove(&leader);
+    }
+
     /// The request for `leader`'s read index, bounded by [`READ_INDEX_DEADLINE`] whole (a
     /// paused leader can accept a connection and never finish its TLS handshake).
-    fn request(
-        &mut self,
-        leader: NodeId,
-    ) -> Result<impl std::future::Future<Output = Answer> + use<>, ProposeError> {
+    fn ask(&mut self, leader: NodeId) -> Result<BoxFuture<'static, Answer>, ProposeError> {
         let not_leader = ProposeError::NotLeader {
             leader_id: Some(leader),
             leader_addr: None,
@@ -173,7 +187,7 @@ impl Leaders {
             group: self.group.0,
         });
         request.set_timeout(READ_INDEX_DEADLINE);
-        Ok(async move {
+        Ok(Box::pin(async move {
             match tokio::time::timeout(READ_INDEX_DEADLINE, client.read_index(request)).await {
                 Ok(Ok(r)) => Ok(LogIndex(r.into_inner().index)),
                 // A leader of an older version, or one that no longer leads: the read is
@@ -195,7 +209,7 @@ impl Leaders {
                     READ_INDEX_DEADLINE.as_secs()
                 ))),
             }
-        })
+        }))
     }
 }
 
@@ -231,7 +245,13 @@ impl RaftNode {
             return Err(forward());
         }
         let index = match self.read_index.read_index(leader).await {
-            Err(ProposeError::NotLeader { .. }) => return Err(forward()),
+            Err(ProposeError::NotLeader { .. }) => {
+                return match self.leader() {
+                    // Elected meanwhile: a read of its own.
+                    (Some(l), _) if l == self.id() => self.read_barrier().await,
+                    _ => Err(forward()),
+                };
+            }
             other => other?,
         };
         let applied = self.sm.applied_index();
@@ -239,6 +259,7 @@ impl RaftNode {
             return Err(forward());
         }
         if self.sm.wait_applied(index, APPLY_DEADLINE).await {
+            self.sm.metrics.follower_reads.increment(1);
             Ok(())
         } else {
             Err(ProposeError::Unavailable(format!(
@@ -247,5 +268,141 @@ impl RaftNode {
                 APPLY_DEADLINE.as_secs()
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A leader whose requests are answered by the test, in the order they were sent.
+    type Sent = Vec<(NodeId, oneshot::Sender<Answer>)>;
+
+    #[derive(Clone, Default)]
+    struct Script {
+        sent: Arc<Mutex<Sent>>,
+        failed: Arc<Mutex<Vec<NodeId>>>,
+    }
+
+    impl AskLeader for Script {
+        fn ask(&mut self, leader: NodeId) -> Result<BoxFuture<'static, Answer>, ProposeError> {
+            let (tx, rx) = oneshot::channel();
+            self.sent.lock().unwrap().push((leader, tx));
+            Ok(Box::pin(async move {
+                rx.await
+                    .unwrap_or_else(|_| Err(ProposeError::Unavailable("dropped".into())))
+            }))
+        }
+
+        fn failed(&mut self, leader: NodeId) {
+            self.failed.lock().unwrap().push(leader);
+        }
+    }
+
+    impl Script {
+        fn start(&self) -> ReadIndexRounds {
+            let (waiting, rx) = mpsc::channel(MAX_WAITING_READS);
+            tokio::spawn(run(rx, self.clone(), GroupMetrics::new(GroupId(0))));
+            ReadIndexRounds { waiting }
+        }
+
+        async fn wait_sent(&self, n: usize) {
+            let sent = async {
+                while self.sent.lock().unwrap().len() < n {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), sent)
+                .await
+                .unwrap_or_else(|_| panic!("request {n} was never sent"));
+        }
+
+        fn answer(&self, i: usize, answer: Answer) {
+            let (_, tx) =
+                std::mem::replace(&mut self.sent.lock().unwrap()[i], (0, oneshot::channel().0));
+            tx.send(answer).unwrap();
+        }
+    }
+
+    async fn queued(rounds: &ReadIndexRounds, n: usize) {
+        let queued = async {
+            while rounds.waiting.max_capacity() - rounds.waiting.capacity() < n {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), queued)
+            .await
+            .unwrap_or_else(|_| panic!("{n} reads never queued"));
+    }
+
+    #[tokio::test]
+    async fn a_read_never_takes_the_answer_of_a_request_sent_before_it_arrived() {
+        let script = Script::default();
+        let rounds = script.start();
+        let first = tokio::spawn({
+            let r = rounds.clone();
+            async move { r.read_index(2).await }
+        });
+        script.wait_sent(1).await;
+        // Two reads arrive while the first request is in flight: they share the next one.
+        let later: Vec<_> = (0..2)
+            .map(|_| {
+                let r = rounds.clone();
+                tokio::spawn(async move { r.read_index(2).await })
+            })
+            .collect();
+        queued(&rounds, 2).await;
+        script.answer(0, Ok(LogIndex(10)));
+        assert_eq!(first.await.unwrap().unwrap(), LogIndex(10));
+        script.wait_sent(2).await;
+        script.answer(1, Ok(LogIndex(20)));
+        for r in later {
+            assert_eq!(r.await.unwrap().unwrap(), LogIndex(20));
+        }
+        assert_eq!(
+            script.sent.lock().unwrap().len(),
+            2,
+            "one request per round"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_fails_its_round_only_and_reaches_each_leader_once() {
+        let script = Script::default();
+        let rounds = script.start();
+        let first = tokio::spawn({
+            let r = rounds.clone();
+            async move { r.read_index(2).await }
+        });
+        script.wait_sent(1).await;
+        // Reads for two leaders (a leader change) queue behind the first request.
+        let for_2 = {
+            let r = rounds.clone();
+            tokio::spawn(async move { r.read_index(2).await })
+        };
+        let for_3 = {
+            let r = rounds.clone();
+            tokio::spawn(async move { r.read_index(3).await })
+        };
+        queued(&rounds, 2).await;
+        script.answer(0, Err(ProposeError::Unavailable("leader gone".into())));
+        assert!(matches!(
+            first.await.unwrap(),
+            Err(ProposeError::Unavailable(_))
+        ));
+        assert_eq!(*script.failed.lock().unwrap(), vec![2]);
+        // The next round asks both leaders at once.
+        script.wait_sent(3).await;
+        let asked: Vec<NodeId> = script.sent.lock().unwrap()[1..]
+            .iter()
+            .map(|(l, _)| *l)
+            .collect();
+        assert_eq!(asked, vec![2, 3]);
+        script.answer(2, Ok(LogIndex(7)));
+        script.answer(1, Ok(LogIndex(5)));
+        assert_eq!(for_2.await.unwrap().unwrap(), LogIndex(5));
+        assert_eq!(for_3.await.unwrap().unwrap(), LogIndex(7));
     }
 }
