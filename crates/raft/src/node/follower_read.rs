@@ -337,22 +337,20 @@ mod tests {
             .unwrap_or_else(|_| panic!("{n} reads never queued"));
     }
 
+    /// A read of `leader`'s index, running.
+    fn read(rounds: &ReadIndexRounds, leader: NodeId) -> tokio::task::JoinHandle<Answer> {
+        let r = rounds.clone();
+        tokio::spawn(async move { r.read_index(leader).await })
+    }
+
     #[tokio::test]
     async fn a_read_never_takes_the_answer_of_a_request_sent_before_it_arrived() {
         let script = Script::default();
         let rounds = script.start();
-        let first = tokio::spawn({
-            let r = rounds.clone();
-            async move { r.read_index(2).await }
-        });
+        let first = read(&rounds, 2);
         script.wait_sent(1).await;
         // Two reads arrive while the first request is in flight: they share the next one.
-        let later: Vec<_> = (0..2)
-            .map(|_| {
-                let r = rounds.clone();
-                tokio::spawn(async move { r.read_index(2).await })
-            })
-            .collect();
+        let later: Vec<_> = (0..2).map(|_| read(&rounds, 2)).collect();
         queued(&rounds, 2).await;
         script.answer(0, Ok(LogIndex(10)));
         assert_eq!(first.await.unwrap().unwrap(), LogIndex(10));
@@ -372,20 +370,10 @@ mod tests {
     async fn a_failed_request_fails_its_round_only_and_reaches_each_leader_once() {
         let script = Script::default();
         let rounds = script.start();
-        let first = tokio::spawn({
-            let r = rounds.clone();
-            async move { r.read_index(2).await }
-        });
+        let first = read(&rounds, 2);
         script.wait_sent(1).await;
         // Reads for two leaders (a leader change) queue behind the first request.
-        let for_2 = {
-            let r = rounds.clone();
-            tokio::spawn(async move { r.read_index(2).await })
-        };
-        let for_3 = {
-            let r = rounds.clone();
-            tokio::spawn(async move { r.read_index(3).await })
-        };
+        let (for_2, for_3) = (read(&rounds, 2), read(&rounds, 3));
         queued(&rounds, 2).await;
         script.answer(0, Err(ProposeError::Unavailable("leader gone".into())));
         assert!(matches!(
