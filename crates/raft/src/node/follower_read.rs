@@ -10,9 +10,10 @@
 //! write acknowledged before the read).
 //!
 //! A follower that cannot serve the read itself — it is rebuilding (I5), the leader it knows
-//! is not in its membership yet or answers that it no longer leads, or it is too far behind
-//! the read index — hands the read to the leader whole (the service forwards a
-//! [`ProposeError::NotLeader`]), as before follower reads existed.
+//! answers that it no longer leads (or has no such request, an older version), or it is too
+//! far behind the read index — hands the read to the leader whole (the service forwards a
+//! [`ProposeError::NotLeader`]), as before follower reads existed. A leader it has not yet
+//! applied the membership of cannot be reached, as when no leader is known.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -20,10 +21,9 @@ use std::time::Duration;
 use brisk_proto::raft_transport_client::RaftTransportClient;
 use brisk_proto::ReadIndexRequest;
 use brisk_storage::LogIndex;
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
-
-use futures::future::BoxFuture;
 
 use super::{ProposeError, RaftNode};
 use crate::metrics::GroupMetrics;
