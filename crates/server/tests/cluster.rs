@@ -154,6 +154,48 @@ async fn a_follower_serves_linearizable_reads_from_its_own_state_once_it_applied
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_read_while_the_leader_is_paused_fails_fast_and_succeeds_after_a_new_election() {
+    let c = Cluster::start(3, &[]);
+    c.wait_all_ready().await;
+    let leader = c.leader().await;
+    let follower = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let mut via_leader = c.raw(leader).await;
+    let mut via_follower = c.raw(follower).await;
+    assert!(put(&mut via_leader, "k", "before").await.is_some());
+    assert_eq!(
+        get(&mut via_follower, "k", false).await.unwrap().as_deref(),
+        Some("before")
+    );
+
+    // The follower's read-index requests go to a leader that never answers: each read ends
+    // (UNAVAILABLE) within the request deadline, and reads succeed once the others elect.
+    c.signal(leader, "STOP");
+    let started = std::time::Instant::now();
+    loop {
+        let call = std::time::Instant::now();
+        let r = get(&mut via_follower, "k", false).await;
+        assert!(
+            call.elapsed() < Duration::from_secs(16),
+            "a read took {:?}",
+            call.elapsed()
+        );
+        match r {
+            Ok(v) => {
+                assert_eq!(v.as_deref(), Some("before"));
+                break;
+            }
+            Err(s) => assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no read succeeded on follower {follower} with leader {leader} paused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.signal(leader, "CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_nothing_is_written() {
     let c = Cluster::start(
         3,
