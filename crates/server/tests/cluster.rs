@@ -81,13 +81,19 @@ async fn three_nodes_bootstrap_and_serve_writes_through_a_follower() {
     assert_eq!(stdout(&o), "1\n", "the aborted transaction wrote nothing");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_serves_linearizable_reads_from_its_own_state_once_it_applied_the_leaders_read_index(
-) {
+/// A ready 3-node cluster, its leader and one of its followers.
+async fn three_ready_nodes() -> (Cluster, u64, u64) {
     let c = Cluster::start(3, &[]);
     c.wait_all_ready().await;
     let leader = c.leader().await;
     let follower = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    (c, leader, follower)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_linearizable_reads_from_its_own_state_once_it_applied_the_leaders_read_index(
+) {
+    let (c, leader, follower) = three_ready_nodes().await;
     let mut via_leader = c.raw(leader).await;
     let mut via_follower = c.raw(follower).await;
 
@@ -155,10 +161,7 @@ async fn a_follower_serves_linearizable_reads_from_its_own_state_once_it_applied
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_read_while_the_leader_is_paused_fails_fast_and_succeeds_after_a_new_election() {
-    let c = Cluster::start(3, &[]);
-    c.wait_all_ready().await;
-    let leader = c.leader().await;
-    let follower = c.running_ids().into_iter().find(|&i| i != leader).unwrap();
+    let (c, leader, follower) = three_ready_nodes().await;
     let mut via_leader = c.raw(leader).await;
     let mut via_follower = c.raw(follower).await;
     assert!(put(&mut via_leader, "k", "before").await.is_some());
