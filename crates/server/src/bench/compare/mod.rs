@@ -117,13 +117,28 @@ pub struct Report {
     pub restarts: Vec<Restart>,
 }
 
-/// Measures one cell: `clients` clients for `duration`, on the leader or spread over the
-/// members.
-#[allow(clippy::too_many_arguments)]
+/// Which member each client of a cell connects to.
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    leader: usize,
+    /// Client i on member leader+i mod 3; otherwise every client on the leader.
+    spread: bool,
+}
+
+impl Placement {
+    fn member(self, client: usize) -> usize {
+        if self.spread {
+            (self.leader + client) % 3
+        } else {
+            self.leader
+        }
+    }
+}
+
+/// Measures one cell: `clients` clients for `duration`, placed on the members by `placement`.
 async fn measure(
     c: &Cluster,
-    leader: usize,
-    spread: bool,
+    placement: Placement,
     workload: Workload,
     clients: usize,
     duration: Duration,
@@ -132,8 +147,7 @@ async fn measure(
 ) -> Result<Row> {
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
-        let member = if spread { (leader + i) % 3 } else { leader };
-        conns.push(driver::connect(c, member).await?);
+        conns.push(driver::connect(c, placement.member(i)).await?);
     }
     let cpu_before = systems::cpu_seconds(&c.pids());
     let started = Instant::now();
@@ -398,17 +412,12 @@ pub async fn run(a: CompareArgs) -> Result<ExitCode> {
                 }
                 for i in order {
                     bar.set_message(format!("measuring {} {w} clients={n}", clusters[i].system));
-                    let row = measure(
-                        &clusters[i],
-                        leaders[i],
-                        a.spread,
-                        w,
-                        n,
-                        duration,
-                        round,
-                        fsync_ms,
-                    )
-                    .await?;
+                    let placement = Placement {
+                        leader: leaders[i],
+                        spread: a.spread,
+                    };
+                    let row =
+                        measure(&clusters[i], placement, w, n, duration, round, fsync_ms).await?;
                     progress::say(&bar, format!(
                         "{:<6} {:<5} clients={:<4} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:.3} s/kop  errors {}",
                         row.system,
