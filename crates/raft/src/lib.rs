@@ -11,6 +11,7 @@ pub use brisk_storage::fault;
 pub mod gate;
 pub mod layout;
 pub mod log_store;
+mod log_tail;
 pub mod metrics;
 pub mod network;
 pub mod node;

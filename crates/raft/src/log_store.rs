@@ -6,6 +6,9 @@
 //! Group commit: `append` writes entries without fsync (they become readable at once) and
 //! hands the flush callback to a flusher thread, which fsyncs the WAL once for every callback
 //! queued meanwhile. Under load many appends share one fsync.
+//!
+//! The newest entries are also kept in memory ([`LogTail`]), so the state machine and
+//! replication read them without going back to RocksDB.
 
 use std::fmt::Debug;
 use std::io;
@@ -13,7 +16,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use brisk_storage::{Durability, LogIndex};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -22,6 +25,7 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBat
 
 use crate::codec;
 use crate::fault;
+use crate::log_tail::{LogTail, TAIL_BYTES, TAIL_ENTRIES};
 use crate::metrics::GroupMetrics;
 use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
 
@@ -42,6 +46,12 @@ pub struct LogStore {
     /// WAL fsyncs completed (group-commit flushes and synced meta writes); durability tests
     /// check that acknowledged appends waited for one.
     wal_syncs: Arc<AtomicU64>,
+    /// The newest entries (see [`LogTail`]); every change to the log's entries takes this
+    /// lock first and changes both.
+    tail: Arc<Mutex<LogTail>>,
+    /// Entries read back from RocksDB rather than from the tail.
+    disk_reads: Arc<AtomicU64>,
+    metrics: GroupMetrics,
 }
 
 fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -69,14 +79,29 @@ impl LogStore {
         let wal_syncs = Arc::new(AtomicU64::new(0));
         let flush_syncs = wal_syncs.clone();
         let metrics = GroupMetrics::new(group);
+        let flush_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || run_flusher(flush_db, rx, flush_syncs, metrics))?;
+            .spawn(move || run_flusher(flush_db, rx, flush_syncs, flush_metrics))?;
         Ok(LogStore {
             db,
             flusher: tx,
             wal_syncs,
+            tail: Arc::new(Mutex::new(LogTail::new(TAIL_BYTES, TAIL_ENTRIES))),
+            disk_reads: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
+    }
+
+    fn tail(&self) -> MutexGuard<'_, LogTail> {
+        // The tail is changed only after RocksDB took the change, by code that does not
+        // panic midway; a poisoned lock still holds a consistent tail.
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries read back from RocksDB so far rather than from the in-memory tail.
+    pub fn entries_read_from_disk(&self) -> u64 {
+        self.disk_reads.load(Ordering::Relaxed)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -153,9 +178,11 @@ impl LogStore {
             KEY_RECOVER_UNTIL,
             codec::encode(&recover_until)?,
         );
+        let mut tail = self.tail();
         self.db
             .write_opt(batch, &Durability::Sync.write_options())
             .map_err(io_err)?;
+        tail.clear();
         self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -331,6 +358,34 @@ impl LogStore {
         byte_budget: usize,
         from_start: bool,
     ) -> io::Result<Vec<Entry>> {
+        // Cloned out of the lock: appends wait only for the handles to be copied.
+        let held = self.tail().read(start, end, byte_budget);
+        match held {
+            Some(entries) => {
+                self.metrics
+                    .log_entries_read_memory
+                    .increment(entries.len() as u64);
+                Ok(entries.iter().map(|e| Entry::clone(e)).collect())
+            }
+            None => {
+                let entries = self.read_entries_from_disk(start, end, byte_budget, from_start)?;
+                self.disk_reads
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                self.metrics
+                    .log_entries_read_disk
+                    .increment(entries.len() as u64);
+                Ok(entries)
+            }
+        }
+    }
+
+    fn read_entries_from_disk(
+        &self,
+        start: u64,
+        end: Option<u64>,
+        byte_budget: usize,
+        from_start: bool,
+    ) -> io::Result<Vec<Entry>> {
         let mut out: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
         let it = self.db.iterator_cf(
@@ -451,13 +506,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let cf = self.cf(CF_LOGS);
+        let mut appended = Vec::new();
         for entry in entries {
-            batch.put_cf(cf, index_key(entry.log_id.index), codec::encode(&entry)?);
+            let encoded = codec::encode(&entry)?;
+            batch.put_cf(cf, index_key(entry.log_id.index), &encoded);
+            appended.push((entry, encoded.len()));
         }
         // Group commit: the flusher's WAL fsync makes the entries durable before the callback.
+        let mut tail = self.tail();
         self.db
             .write_opt(batch, &Durability::Buffered.write_options())
             .map_err(io_err)?;
+        for (entry, len) in appended {
+            tail.push(entry, len);
+        }
+        drop(tail);
         self.flusher
             .send(callback)
             .map_err(|_| io::Error::other("raft log flusher thread is gone"))
@@ -467,9 +530,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOGS), index_key(from), index_key(u64::MAX));
+        let mut tail = self.tail();
         self.db
             .write_opt(batch, &Durability::Sync.write_options())
-            .map_err(io_err)
+            .map_err(io_err)?;
+        tail.truncate_after(last_log_id.map(|l| l.index));
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -490,9 +556,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             _ => log_id.index + 1,
         };
+        let mut tail = self.tail();
         self.db
             .delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(keep_from))
             .map_err(io_err)?;
+        tail.purge_before(keep_from);
         Ok(())
     }
 }
@@ -554,6 +622,7 @@ mod tests {
         log.db
             .delete_range_cf(log.cf(CF_LOGS), index_key(0), index_key(7))
             .unwrap();
+        log.tail().purge_before(7);
         assert!(log.limited_get_log_entries(3, 10).await.unwrap().is_empty());
         let rest = log.limited_get_log_entries(7, 11).await.unwrap();
         assert_eq!(rest.first().map(|e| e.log_id.index), Some(7));
@@ -567,6 +636,115 @@ mod tests {
         assert_eq!(
             log.get_log_state().await.unwrap().last_log_id,
             Some(log_id(2, 1, 50))
+        );
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry::new_blank(log_id(term, 1, index))
+    }
+
+    async fn append_flushed(log: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+    }
+
+    /// Entries appended by this process are read back (to apply, to replicate) from memory;
+    /// after a restart the same entries come from disk.
+    #[tokio::test]
+    async fn appended_entries_are_read_back_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let mut log = LogStore::open(&path, GroupId::default()).unwrap();
+        append_flushed(&mut log, (1..=20).map(|i| entry(1, i)).collect()).await;
+        let all = log.try_get_log_entries(1..=20).await.unwrap();
+        let some = log.limited_get_log_entries(5, 9).await.unwrap();
+        assert_eq!(log.entries_read_from_disk(), 0, "read back from disk");
+        assert_eq!(all.len(), 20);
+        assert_eq!(
+            some.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            [5, 6, 7, 8]
+        );
+        drop(log);
+        let mut log = LogStore::open(&path, GroupId::default()).unwrap();
+        assert_eq!(log.try_get_log_entries(1..=20).await.unwrap(), all);
+        assert_eq!(log.entries_read_from_disk(), 20);
+    }
+
+    /// Under any sequence of appends, overwrites, truncations, purges and recovery wipes, a
+    /// read answers exactly what the log on disk holds, whether the tail serves it or not
+    /// (a tail small enough to be evicted from all the time).
+    #[tokio::test]
+    async fn reads_through_the_tail_match_the_disk() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(&dir.path().join("raft-log"), GroupId::default()).unwrap();
+        *log.tail() = LogTail::new(400, 12);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut term = 1;
+        let (mut served_from_tail, mut served_from_disk) = (0, 0);
+        for _ in 0..400 {
+            let last = log.last_log_id().unwrap().map_or(0, |l| l.index);
+            // openraft never truncates what is purged (purged entries are committed).
+            let floor = log.last_purged().unwrap().map_or(0, |l| l.index);
+            match rng.random_range(0..10) {
+                0..=5 => {
+                    let n = rng.random_range(1..6);
+                    append_flushed(
+                        &mut log,
+                        (last + 1..=last + n).map(|i| entry(term, i)).collect(),
+                    )
+                    .await;
+                }
+                6 => {
+                    // A new leader overwrites the end of the log.
+                    term += 1;
+                    let from = rng
+                        .random_range(last.saturating_sub(8)..=last)
+                        .max(floor + 1);
+                    log.truncate_after((from > 1).then(|| log_id(term - 1, 1, from - 1)))
+                        .await
+                        .unwrap();
+                    append_flushed(&mut log, (from..from + 3).map(|i| entry(term, i)).collect())
+                        .await;
+                }
+                7 => {
+                    let after = last.saturating_sub(rng.random_range(0..4)).max(floor);
+                    log.truncate_after(Some(log_id(term, 1, after)))
+                        .await
+                        .unwrap()
+                }
+                8 => log
+                    .purge(log_id(term, 1, rng.random_range(0..=last + 2)))
+                    .await
+                    .unwrap(),
+                _ if rng.random_range(0..8) == 0 => log.reset_for_recovery(LogIndex(last)).unwrap(),
+                _ => {}
+            }
+            let last = log.last_log_id().unwrap().map_or(0, |l| l.index);
+            for _ in 0..4 {
+                let start = rng.random_range(0..=last + 20);
+                let end = rng
+                    .random_bool(0.5)
+                    .then(|| start + rng.random_range(0..20));
+                let budget = rng.random_range(0..300);
+                let from_start = rng.random_bool(0.5);
+                let disk_before = log.entries_read_from_disk();
+                let got = log.read_entries(start, end, budget, from_start).unwrap();
+                if log.entries_read_from_disk() == disk_before && !got.is_empty() {
+                    served_from_tail += 1;
+                } else {
+                    served_from_disk += 1;
+                }
+                let want = log
+                    .read_entries_from_disk(start, end, budget, from_start)
+                    .unwrap();
+                assert_eq!(got, want, "read({start}, {end:?}, {budget}, {from_start})");
+            }
+        }
+        assert!(
+            served_from_tail > 100 && served_from_disk > 100,
+            "{served_from_tail} {served_from_disk}"
         );
     }
 

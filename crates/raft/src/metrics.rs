@@ -23,6 +23,9 @@ pub struct GroupMetrics {
     pub proposals_failed: Counter,
     pub log_fsync_seconds: Histogram,
     pub log_group_commit_size: Histogram,
+    /// Log entries read back (to apply, to replicate) from the in-memory tail or from disk.
+    pub log_entries_read_memory: Counter,
+    pub log_entries_read_disk: Counter,
     pub snapshots_built: Counter,
     pub snapshots_installed: Counter,
     pub snapshots_repaired: Counter,
@@ -45,6 +48,16 @@ impl GroupMetrics {
             log_group_commit_size: histogram!(
                 "brisk_raft_log_group_commit_size",
                 "group" => g.clone()
+            ),
+            log_entries_read_memory: counter!(
+                "brisk_raft_log_entries_read_total",
+                "group" => g.clone(),
+                "from" => "memory"
+            ),
+            log_entries_read_disk: counter!(
+                "brisk_raft_log_entries_read_total",
+                "group" => g.clone(),
+                "from" => "disk"
             ),
             snapshots_built: counter!("brisk_snapshots_built_total", "group" => g.clone()),
             snapshots_installed: counter!(
@@ -141,6 +154,10 @@ pub fn describe() {
     describe_histogram!(
         "brisk_raft_log_group_commit_size",
         "Log appends made durable by one fsync."
+    );
+    describe_counter!(
+        "brisk_raft_log_entries_read_total",
+        "Raft log entries read back to apply or replicate, from the in-memory tail or from disk."
     );
     describe_counter!(
         "brisk_snapshots_built_total",
