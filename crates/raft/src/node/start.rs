@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use brisk_kv::{Hlc, KvStateMachine};
 use brisk_storage::LogIndex;
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::RaftError;
+use openraft::storage::RaftLogReader;
 use openraft::SnapshotPolicy;
 
 use super::fail_closed;
@@ -141,10 +143,28 @@ impl GatedNode {
             install_snapshot_timeout: 60_000,
             // A recovering node must not campaign until it holds verified state again.
             enable_elect: recover_to.is_none(),
+            // A leader that restarts must win a new election rather than resume its term
+            // (docs/design/cold-start.md, I7): its state machine may have lost applied
+            // writes to a power loss and `committed` is not fsynced, so a resumed leader
+            // would take a read index below writes it acknowledged. A new term's first
+            // entry bounds every read index from below. `prompt_election` keeps the
+            // restart fast.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()?;
 
+        let led_before = recover_to.is_none()
+            && log
+                .clone()
+                .read_vote()
+                .await
+                .map_err(NodeError::log_store(
+                    &DataLayout::new(&config.data_dir)
+                        .group(config.group)
+                        .raft_log(),
+                ))?
+                .is_some_and(|v| v.is_committed() && v.leader_id().node_id == config.id);
         let raft_started = Instant::now();
         let (repairs, repair_requests) = tokio::sync::mpsc::unbounded_channel();
         let directory = PeerDirectory::new(config.peers.clone());
@@ -184,12 +204,38 @@ impl GatedNode {
             read_index,
         });
         node.record_gate();
+        if led_before {
+            prompt_election(
+                node.raft.clone(),
+                Duration::from_millis(node.config.heartbeat_ms),
+            );
+        }
         if let Some(target) = recover_to {
             node.spawn_recovery_watch(target);
         }
         crate::snapshot::repair::spawn(node.clone(), repair_requests);
         Ok(node)
     }
+}
+
+/// A node that led before it restarted campaigns at once instead of waiting out an election
+/// timeout (it no longer resumes its term, see `enable_leader_restore` above): when the whole
+/// cluster restarts, the first read then waits for one vote round, not for a timeout.
+/// Members not up yet refuse the first attempts, so it tries again every heartbeat until
+/// some leader is known, for at most 30 heartbeats.
+fn prompt_election(raft: crate::types::BriskRaft, heartbeat: Duration) {
+    tokio::spawn(async move {
+        for _ in 0..30 {
+            if raft.metrics().borrow_watched().current_leader.is_some() {
+                return;
+            }
+            if let Err(e) = raft.trigger().elect(true).await {
+                tracing::debug!(error = %e, "prompt election after restart not started");
+                return;
+            }
+            tokio::time::sleep(heartbeat).await;
+        }
+    });
 }
 
 impl RaftNode {
