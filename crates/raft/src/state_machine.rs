@@ -1,7 +1,9 @@
 //! openraft's `RaftStateMachine` over [`KvStateMachine`], with checkpoint snapshots.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use brisk_kv::{KvStateMachine, Request, Response};
 use brisk_storage::{AppliedState, Durability, LogIndex, Store};
@@ -19,6 +21,20 @@ use crate::types::{
 
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotDir>;
 
+/// When the state machine's WAL is fsynced (`--fsm-sync`; docs/design/cold-start.md I7).
+/// Whatever the mode, an acknowledged write is durable in the Raft log first; the mode bounds
+/// how much of the log a restart after a power loss replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplySync {
+    /// Before an applied run is acknowledged: a restart replays only unapplied entries.
+    EveryRun,
+    /// In the background, at most this long after a run is applied: a restart after a power
+    /// loss replays at most about this much of the log's tail.
+    Every(Duration),
+    /// Only where durable-before-forget (I2) needs it, at snapshots.
+    Never,
+}
+
 /// State shared by the state machine, its snapshot builders and the API layer.
 pub struct SmShared {
     pub kv: KvStateMachine,
@@ -35,8 +51,11 @@ pub struct SmShared {
     /// Membership in force after the last applied entry (also stored in every batch, I1).
     /// With its encoding, written into every apply batch (encoded once per change).
     membership: Mutex<(StoredMembership, Vec<u8>)>,
-    /// Whether an applied run is fsynced before it is acknowledged (I7).
-    durability: Durability,
+    /// When applied runs are fsynced (I7).
+    sync: ApplySync,
+    /// Set when a background WAL fsync failed: the durability of what was applied is
+    /// unknown, so applying stops (the node fails closed, as a failed fsync in a run does).
+    wal_sync_failed: AtomicBool,
     /// The group's metric handles.
     pub metrics: GroupMetrics,
     /// The last applied index, published after each applied run (read barriers wait on it).
@@ -49,7 +68,7 @@ impl SmShared {
     pub fn new(
         kv: KvStateMachine,
         snapshots: SnapshotStore,
-        durability: Durability,
+        sync: ApplySync,
     ) -> Result<Arc<Self>, io::Error> {
         let metrics = GroupMetrics::new(snapshots.layout().group);
         let shared = Arc::new(SmShared {
@@ -59,13 +78,21 @@ impl SmShared {
             build_lock: Mutex::new(()),
             builds: Default::default(),
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
-            durability,
+            sync,
+            wal_sync_failed: AtomicBool::new(false),
             metrics,
             applied_index: tokio::sync::watch::channel(LogIndex::ZERO).0,
             live_store_damaged: Default::default(),
         });
         shared.reload_membership()?;
         shared.publish_applied()?;
+        if let ApplySync::Every(period) = sync {
+            let weak = Arc::downgrade(&shared);
+            let from = shared.applied_index();
+            std::thread::Builder::new()
+                .name("sm-wal-sync".into())
+                .spawn(move || run_wal_syncer(weak, period, from))?;
+        }
         Ok(shared)
     }
 
@@ -112,13 +139,18 @@ impl SmShared {
     }
 
     /// Applies a run of committed entries. Each entry gets its own atomic batch carrying its
-    /// log id (I1); with [`Durability::Sync`] one WAL fsync covers the run before any client
+    /// log id (I1); with [`ApplySync::EveryRun`] one WAL fsync covers the run before any client
     /// is acknowledged (I7).
     fn apply_run(
         &self,
         run: &[(LogId, Option<Request>, Option<StoredMembership>)],
     ) -> io::Result<Vec<Response>> {
         let _guard = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.wal_sync_failed.load(Ordering::SeqCst) {
+            return Err(io::Error::other(
+                "a state machine WAL fsync failed; not applying past it",
+            ));
+        }
         let mut out = Vec::with_capacity(run.len());
         for (log_id, request, new_membership) in run {
             let mut membership = self.membership.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,7 +171,7 @@ impl SmShared {
                 .record(started.elapsed().as_secs_f64());
             out.push(resp);
         }
-        if self.durability.is_sync() && !run.is_empty() {
+        if self.sync == ApplySync::EveryRun && !run.is_empty() {
             self.kv.store()?.sync_wal()?;
         }
         self.metrics.applied_entries.increment(run.len() as u64);
@@ -147,6 +179,26 @@ impl SmShared {
             self.applied_index.send_replace(LogIndex(last.index));
         }
         Ok(out)
+    }
+
+    /// One background WAL fsync in [`ApplySync::Every`] mode: whether it ran (not while a
+    /// snapshot install swaps the store, whose replacement is fsynced by the install).
+    fn sync_wal_in_background(&self) -> io::Result<bool> {
+        let store = match self.kv.store() {
+            Ok(store) => store,
+            Err(brisk_storage::StorageError::Closed) => return Ok(false),
+            Err(e) => return Err(self.fail_wal_sync(e)),
+        };
+        match store.sync_wal() {
+            Ok(()) => Ok(true),
+            Err(e) => Err(self.fail_wal_sync(e)),
+        }
+    }
+
+    fn fail_wal_sync(&self, e: brisk_storage::StorageError) -> io::Error {
+        self.wal_sync_failed.store(true, Ordering::SeqCst);
+        tracing::error!(error = %e, "state machine WAL fsync failed; applying stops");
+        io::Error::other(e)
     }
 
     /// Records that a file of the live store is corrupt: every later snapshot build fails
@@ -347,6 +399,27 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
+/// Fsyncs the state machine's WAL every `period` while runs are being applied (see
+/// [`ApplySync::Every`]). It holds the state machine weakly and ends once it is dropped, or
+/// after a failed fsync.
+fn run_wal_syncer(shared: Weak<SmShared>, period: Duration, mut synced: LogIndex) {
+    loop {
+        std::thread::sleep(period);
+        let Some(sm) = shared.upgrade() else { return };
+        // Read before the fsync: everything applied up to it was written before it was
+        // published, so the fsync covers it.
+        let applied = sm.applied_index();
+        if applied == synced {
+            continue;
+        }
+        match sm.sync_wal_in_background() {
+            Ok(true) => synced = applied,
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -359,14 +432,14 @@ mod tests {
     use crate::types::{log_id, Membership};
     use brisk_kv::Timestamp;
 
-    fn shared(dir: &std::path::Path, durability: Durability) -> Arc<SmShared> {
+    fn shared(dir: &std::path::Path, sync: ApplySync) -> Arc<SmShared> {
         let layout = DataLayout::new(dir);
         let kv = KvStateMachine::new(
             Store::open(&layout.state_machine()).unwrap(),
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        SmShared::new(kv, SnapshotStore::new(layout, 2), durability).unwrap()
+        SmShared::new(kv, SnapshotStore::new(layout, 2), sync).unwrap()
     }
 
     fn puts(from: u64, n: u64) -> Vec<(LogId, Option<Request>, Option<StoredMembership>)> {
@@ -390,7 +463,7 @@ mod tests {
     #[test]
     fn an_apply_run_is_acknowledged_only_after_one_wal_fsync_in_sync_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), Durability::Sync);
+        let sm = shared(dir.path(), ApplySync::EveryRun);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         let responses = sm.apply_run(&puts(1, 5)).unwrap();
@@ -398,11 +471,40 @@ mod tests {
         assert_eq!(store.wal_syncs(), before + 1, "one fsync for the run");
 
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), Durability::Buffered);
+        let sm = shared(dir.path(), ApplySync::Never);
         let store = sm.kv.store().unwrap();
         let before = store.wal_syncs();
         sm.apply_run(&puts(1, 5)).unwrap();
         assert_eq!(store.wal_syncs(), before, "nosync mode fsyncs nothing");
+    }
+
+    /// I7: in periodic mode a run is acknowledged without an fsync of its own, and one
+    /// follows in the background; with nothing applied since, none does. Removing the
+    /// background fsync fails this test.
+    #[test]
+    fn periodic_mode_fsyncs_applied_runs_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        // A period far longer than the run itself: the fsync cannot belong to the run.
+        let sm = shared(dir.path(), ApplySync::Every(Duration::from_millis(300)));
+        let store = sm.kv.store().unwrap();
+        let before = store.wal_syncs();
+        sm.apply_run(&puts(1, 5)).unwrap();
+        assert_eq!(store.wal_syncs(), before, "the run itself fsynced");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while store.wal_syncs() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background fsync after the run"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = store.wal_syncs();
+        std::thread::sleep(Duration::from_millis(1_000));
+        assert_eq!(store.wal_syncs(), after, "fsynced with nothing applied");
+        // The syncer ends with the state machine.
+        let weak = Arc::downgrade(&sm);
+        drop((store, sm));
+        assert!(weak.upgrade().is_none());
     }
 
     /// I2: a snapshot is taken only after the WAL is fsynced, and its files, manifest and
@@ -410,7 +512,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_built_on_a_synced_wal_with_synced_files() {
         let dir = tempfile::tempdir().unwrap();
-        let sm = shared(dir.path(), Durability::Buffered);
+        let sm = shared(dir.path(), ApplySync::Never);
         sm.apply_run(&puts(1, 20)).unwrap();
         let store = sm.kv.store().unwrap();
         let wal_before = store.wal_syncs();
@@ -442,7 +544,7 @@ mod tests {
             Arc::new(Hlc::new()),
         )
         .unwrap();
-        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), Durability::Sync).unwrap();
+        let shared = SmShared::new(kv, SnapshotStore::new(layout, 2), ApplySync::EveryRun).unwrap();
         let m12 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], []);
         let m123 = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], []);
         let req = |command| {

@@ -16,10 +16,23 @@ use crate::units::{ByteCount, Seconds};
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FsmSync {
-    /// fsync every apply batch (default).
+    /// fsync every apply batch before it is acknowledged.
     Sync,
+    /// fsync applied batches in the background every --fsm-sync-interval-ms (default).
+    Periodic,
     /// Do not fsync applies; the fsynced Raft log is the backstop.
     Nosync,
+}
+
+impl FsmSync {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsmSync::Sync => "sync",
+            FsmSync::Periodic => "periodic",
+            FsmSync::Nosync => "nosync",
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -133,10 +146,16 @@ pub struct ServeArgs {
     #[arg(long, env = "BRISK_JOIN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub join: Option<String>,
-    /// Apply durability: sync (default) or nosync.
+    /// When the state machine's applied writes are fsynced: periodic (default), sync or
+    /// nosync. Acknowledged writes are durable in the Raft log in every mode; the mode
+    /// bounds what a restart after a power loss replays.
     #[arg(long, env = "BRISK_FSM_SYNC", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsm_sync: Option<FsmSync>,
+    /// With --fsm-sync periodic, ms between background fsyncs of applied writes (default 100).
+    #[arg(long, env = "BRISK_FSM_SYNC_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsm_sync_interval_ms: Option<u64>,
     /// Take a snapshot every N applied entries (default 10000).
     #[arg(long, env = "BRISK_SNAPSHOT_EVERY")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,6 +245,7 @@ pub struct ServeConfig {
     pub bootstrap: Option<BTreeMap<u64, BriskNode>>,
     pub join: Option<String>,
     pub fsm_sync: FsmSync,
+    pub fsm_sync_interval_ms: u64,
     pub snapshot_every: u64,
     pub snapshot_keep: usize,
     pub logs_to_keep: u64,
@@ -326,7 +346,10 @@ impl ServeArgs {
             peer_insecure: Some(false),
             redis_max_request_bytes: Some(ByteCount(redis.max_request_bytes as u64)),
             redis_max_connections: Some(redis.max_connections),
-            fsm_sync: Some(FsmSync::Sync),
+            fsm_sync: Some(FsmSync::Periodic),
+            fsm_sync_interval_ms: Some(
+                brisk_raft::node::DEFAULT_APPLY_SYNC_PERIOD.as_millis() as u64
+            ),
             snapshot_every: Some(10_000),
             snapshot_keep: Some(2),
             logs_to_keep: Some(1_000),
@@ -504,6 +527,10 @@ impl ServeArgs {
         if max_value_bytes.saturating_add(max_key_bytes) > max_entry_bytes {
             bail!("--max-entry-bytes must hold the largest key plus the largest value");
         }
+        let fsm_sync_interval_ms = set(a.fsm_sync_interval_ms, "fsm-sync-interval-ms")?;
+        if !(1..=10_000).contains(&fsm_sync_interval_ms) {
+            bail!("--fsm-sync-interval-ms must be between 1 and 10000");
+        }
         let heartbeat_ms = set(a.heartbeat_ms, "heartbeat-ms")?;
         if heartbeat_ms == 0 || heartbeat_ms * 2 > election_timeout_ms {
             bail!("--heartbeat-ms must be positive and at most half of --election-timeout-ms");
@@ -523,6 +550,7 @@ impl ServeArgs {
             bootstrap,
             join: a.join,
             fsm_sync: set(a.fsm_sync, "fsm-sync")?,
+            fsm_sync_interval_ms,
             snapshot_every,
             snapshot_keep: set(a.snapshot_keep, "snapshot-keep")?.max(1),
             logs_to_keep: set(a.logs_to_keep, "logs-to-keep")?,

@@ -23,7 +23,7 @@ pub struct DevArgs {
     /// ports 2000 higher, Redis ports 3000 higher). 0 picks free ports.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
-    /// The nodes' apply durability: sync (default) or nosync.
+    /// The nodes' apply durability: periodic (default), sync or nosync.
     #[arg(long, value_enum)]
     pub fsm_sync: Option<FsmSync>,
     /// Run the peer transport in plaintext instead of mutual TLS with throw-away
@@ -248,7 +248,7 @@ pub async fn run(args: DevArgs) -> Result<ExitCode> {
         }
         if let Some(s) = args.fsm_sync {
             argv.push("--fsm-sync".into());
-            argv.push(if s == FsmSync::Sync { "sync" } else { "nosync" }.into());
+            argv.push(s.as_str().into());
         }
         argv.extend(args.extra.iter().map(Into::into));
         let child =

@@ -16,6 +16,7 @@ use brisk_proto::raw_kv_server::RawKvServer;
 use brisk_proto::transactional_kv_server::TransactionalKvServer;
 use brisk_raft::node::NodeConfig;
 use brisk_raft::peer::PeerConnector;
+use brisk_raft::state_machine::ApplySync;
 use brisk_raft::transport::RaftTransportService;
 use brisk_raft::RaftNode;
 use brisk_service::{Limits, Service};
@@ -83,9 +84,12 @@ fn node_config(c: &ServeConfig, peer_tls: Option<ClientTlsConfig>) -> NodeConfig
         c.peer_advertise.clone(),
     );
     n.connector = PeerConnector::new(peer_tls, specific_ip(&c.peer_listen));
-    n.fsm_durability = match c.fsm_sync {
-        FsmSync::Sync => brisk_storage::Durability::Sync,
-        FsmSync::Nosync => brisk_storage::Durability::Buffered,
+    n.apply_sync = match c.fsm_sync {
+        FsmSync::Sync => ApplySync::EveryRun,
+        FsmSync::Periodic => {
+            ApplySync::Every(std::time::Duration::from_millis(c.fsm_sync_interval_ms))
+        }
+        FsmSync::Nosync => ApplySync::Never,
     };
     n.snapshot_every = c.snapshot_every;
     n.snapshot_keep = c.snapshot_keep;
@@ -328,7 +332,8 @@ pub async fn run(args: ServeArgs, process_started: Instant) -> Result<ExitCode> 
         http = %cfg.http,
         redis = cfg.redis.as_deref().unwrap_or("off"),
         data_dir = %cfg.data_dir.display(),
-        fsm_sync = ?cfg.fsm_sync,
+        fsm_sync = cfg.fsm_sync.as_str(),
+        fsm_sync_interval_ms = cfg.fsm_sync_interval_ms,
         "serving"
     );
 

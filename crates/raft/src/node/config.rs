@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use brisk_storage::Durability;
 use openraft::ReadPolicy;
 
 use crate::gate::ColdStartMode;
 use crate::peer::PeerConnector;
+use crate::state_machine::ApplySync;
 use crate::types::{BriskNode, GroupId, NodeId};
+
+/// How long after a run is applied the background WAL fsync follows by default (what etcd
+/// waits between commits of its state machine's batch).
+pub const DEFAULT_APPLY_SYNC_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -22,8 +26,8 @@ pub struct NodeConfig {
     pub peer_advertise_addr: String,
     /// How this node reaches its peers (mutual TLS or plaintext).
     pub connector: PeerConnector,
-    /// `--fsm-sync`: whether an applied run is fsynced before it is acknowledged (I7).
-    pub fsm_durability: Durability,
+    /// `--fsm-sync`: when applied runs are fsynced (I7).
+    pub apply_sync: ApplySync,
     pub snapshot_every: u64,
     pub snapshot_keep: usize,
     /// Entries kept after a snapshot for slow followers.
@@ -59,7 +63,7 @@ impl NodeConfig {
             advertise_addr,
             peer_advertise_addr,
             connector: PeerConnector::plaintext(),
-            fsm_durability: Durability::Sync,
+            apply_sync: ApplySync::Every(DEFAULT_APPLY_SYNC_PERIOD),
             snapshot_every: 10_000,
             snapshot_keep: 2,
             logs_to_keep: 1_000,

@@ -24,7 +24,7 @@ use brisk_storage::LogIndex;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{RaftMetrics, ReadPolicy};
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, DEFAULT_APPLY_SYNC_PERIOD};
 pub use error::{NodeError, ProposeError};
 pub use start::GatedNode;
 

@@ -131,7 +131,7 @@ impl GatedNode {
         let hlc = Arc::new(Hlc::new());
         let kv = KvStateMachine::new(store, hlc)?;
         let sm =
-            SmShared::new(kv, snapshots, config.fsm_durability).map_err(NodeError::StateMachine)?;
+            SmShared::new(kv, snapshots, config.apply_sync).map_err(NodeError::StateMachine)?;
 
         let raft_config = openraft::Config {
             cluster_name: "brisk".into(),
