@@ -5,11 +5,11 @@
 //! RocksDB each read is an iterator seek, a copy out of the memtable and a decode; from the
 //! tail it is the entry as it was appended.
 //!
-//! The tail mirrors the log over the range it holds: the log store changes it, under its
-//! lock, in the same calls that change the log (append, truncate, purge, the recovery wipe),
-//! after RocksDB took the change. It only ever drops entries from its front to stay within
-//! its budget, so whatever it holds runs to the log's last entry, and a read that starts
-//! inside it never needs the disk. A read that starts before it (an entry appended before
+//! The tail mirrors the log over the range it holds: the log store changes it in the same
+//! calls that change the log (append, truncate, purge, the recovery wipe) — entries leave it
+//! before RocksDB deletes them and join it after RocksDB wrote them. It only ever drops
+//! entries from its front to stay within its budget, so whatever it holds runs to the log's
+//! last entry, and a read that starts inside it never needs the disk. A read that starts before it (an entry appended before
 //! this process started, or evicted) goes to RocksDB.
 
 use std::collections::VecDeque;

@@ -26,6 +26,8 @@ pub struct GroupMetrics {
     /// Log entries read back (to apply, to replicate) from the in-memory tail or from disk.
     pub log_entries_read_memory: Counter,
     pub log_entries_read_disk: Counter,
+    /// Background fsyncs of the state machine's WAL that failed (applying stops after one).
+    pub fsm_wal_sync_failures: Counter,
     pub snapshots_built: Counter,
     pub snapshots_installed: Counter,
     pub snapshots_repaired: Counter,
@@ -58,6 +60,10 @@ impl GroupMetrics {
                 "brisk_raft_log_entries_read_total",
                 "group" => g.clone(),
                 "from" => "disk"
+            ),
+            fsm_wal_sync_failures: counter!(
+                "brisk_fsm_wal_sync_failures_total",
+                "group" => g.clone()
             ),
             snapshots_built: counter!("brisk_snapshots_built_total", "group" => g.clone()),
             snapshots_installed: counter!(
@@ -158,6 +164,10 @@ pub fn describe() {
     describe_counter!(
         "brisk_raft_log_entries_read_total",
         "Raft log entries read back to apply or replicate, from the in-memory tail or from disk."
+    );
+    describe_counter!(
+        "brisk_fsm_wal_sync_failures_total",
+        "Background fsyncs of the state machine's WAL that failed; applying stops after one."
     );
     describe_counter!(
         "brisk_snapshots_built_total",

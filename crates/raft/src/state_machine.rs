@@ -56,6 +56,9 @@ pub struct SmShared {
     /// Set when a background WAL fsync failed: the durability of what was applied is
     /// unknown, so applying stops (the node fails closed, as a failed fsync in a run does).
     wal_sync_failed: AtomicBool,
+    /// The background fsync thread of [`ApplySync::Every`], and its stop request.
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    syncer_stop: Arc<AtomicBool>,
     /// The group's metric handles.
     pub metrics: GroupMetrics,
     /// The last applied index, published after each applied run (read barriers wait on it).
@@ -80,6 +83,8 @@ impl SmShared {
             membership: Mutex::new((StoredMembership::default(), Vec::new())),
             sync,
             wal_sync_failed: AtomicBool::new(false),
+            syncer: Mutex::new(None),
+            syncer_stop: Arc::new(AtomicBool::new(false)),
             metrics,
             applied_index: tokio::sync::watch::channel(LogIndex::ZERO).0,
             live_store_damaged: Default::default(),
@@ -89,9 +94,11 @@ impl SmShared {
         if let ApplySync::Every(period) = sync {
             let weak = Arc::downgrade(&shared);
             let from = shared.applied_index();
-            std::thread::Builder::new()
+            let stop = shared.syncer_stop.clone();
+            let handle = std::thread::Builder::new()
                 .name("sm-wal-sync".into())
-                .spawn(move || run_wal_syncer(weak, period, from))?;
+                .spawn(move || run_wal_syncer(weak, stop, period, from))?;
+            *shared.syncer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         }
         Ok(shared)
     }
@@ -181,24 +188,34 @@ impl SmShared {
         Ok(out)
     }
 
-    /// One background WAL fsync in [`ApplySync::Every`] mode: whether it ran (not while a
-    /// snapshot install swaps the store, whose replacement is fsynced by the install).
-    fn sync_wal_in_background(&self) -> io::Result<bool> {
-        let store = match self.kv.store() {
-            Ok(store) => store,
-            Err(brisk_storage::StorageError::Closed) => return Ok(false),
-            Err(e) => return Err(self.fail_wal_sync(e)),
-        };
-        match store.sync_wal() {
-            Ok(()) => Ok(true),
-            Err(e) => Err(self.fail_wal_sync(e)),
-        }
+    fn fail_wal_sync(&self, e: brisk_storage::StorageError) {
+        self.wal_sync_failed.store(true, Ordering::SeqCst);
+        self.metrics.fsm_wal_sync_failures.increment(1);
+        tracing::error!(error = %e, "state machine WAL fsync failed; applying stops");
     }
 
-    fn fail_wal_sync(&self, e: brisk_storage::StorageError) -> io::Error {
-        self.wal_sync_failed.store(true, Ordering::SeqCst);
-        tracing::error!(error = %e, "state machine WAL fsync failed; applying stops");
-        io::Error::other(e)
+    /// Stops the background fsync thread of [`ApplySync::Every`] and fsyncs what it had not
+    /// yet covered, so a clean stop leaves nothing to replay. Blocks for one fsync.
+    pub fn stop_background_sync(&self) {
+        self.syncer_stop.store(true, Ordering::SeqCst);
+        let handle = self.syncer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(handle) = handle else { return };
+        handle.thread().unpark();
+        if handle.join().is_err() {
+            tracing::warn!("the state machine's fsync thread panicked");
+        }
+        if self.wal_sync_failed.load(Ordering::SeqCst) {
+            return;
+        }
+        match self.kv.store() {
+            Ok(store) => {
+                if let Err(e) = store.sync_wal() {
+                    self.fail_wal_sync(e);
+                }
+            }
+            Err(brisk_storage::StorageError::Closed) => {}
+            Err(e) => self.fail_wal_sync(e),
+        }
     }
 
     /// Records that a file of the live store is corrupt: every later snapshot build fails
@@ -400,22 +417,46 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 }
 
 /// Fsyncs the state machine's WAL every `period` while runs are being applied (see
-/// [`ApplySync::Every`]). It holds the state machine weakly and ends once it is dropped, or
-/// after a failed fsync.
-fn run_wal_syncer(shared: Weak<SmShared>, period: Duration, mut synced: LogIndex) {
+/// [`ApplySync::Every`]), until `stop` is set, the state machine is dropped or an fsync
+/// fails. During the fsync it holds only the store, never the state machine: the last handle
+/// of the state machine (and of RocksDB) is never dropped on this thread.
+fn run_wal_syncer(
+    shared: Weak<SmShared>,
+    stop: Arc<AtomicBool>,
+    period: Duration,
+    mut synced: LogIndex,
+) {
     loop {
-        std::thread::sleep(period);
-        let Some(sm) = shared.upgrade() else { return };
-        // Read before the fsync: everything applied up to it was written before it was
-        // published, so the fsync covers it.
-        let applied = sm.applied_index();
-        if applied == synced {
-            continue;
+        std::thread::park_timeout(period);
+        if stop.load(Ordering::SeqCst) {
+            return;
         }
-        match sm.sync_wal_in_background() {
-            Ok(true) => synced = applied,
-            Ok(false) => {}
-            Err(_) => return,
+        let (applied, store) = {
+            let Some(sm) = shared.upgrade() else { return };
+            // Read before the fsync: everything applied up to it was written before it was
+            // published, so the fsync covers it.
+            let applied = sm.applied_index();
+            if applied == synced {
+                continue;
+            }
+            match sm.kv.store() {
+                Ok(store) => (applied, store),
+                // A snapshot install is swapping the store; the new one is fsynced by it.
+                Err(brisk_storage::StorageError::Closed) => continue,
+                Err(e) => {
+                    sm.fail_wal_sync(e);
+                    return;
+                }
+            }
+        };
+        match store.sync_wal() {
+            Ok(()) => synced = applied,
+            Err(e) => {
+                if let Some(sm) = shared.upgrade() {
+                    sm.fail_wal_sync(e);
+                }
+                return;
+            }
         }
     }
 }
@@ -501,10 +542,15 @@ mod tests {
         let after = store.wal_syncs();
         std::thread::sleep(Duration::from_millis(1_000));
         assert_eq!(store.wal_syncs(), after, "fsynced with nothing applied");
-        // The syncer ends with the state machine.
-        let weak = Arc::downgrade(&sm);
-        drop((store, sm));
-        assert!(weak.upgrade().is_none());
+        // A stop fsyncs what was applied since, and the thread is gone.
+        sm.apply_run(&puts(6, 5)).unwrap();
+        sm.stop_background_sync();
+        assert!(store.wal_syncs() > after, "stopped without the last fsync");
+        assert!(sm.syncer.lock().unwrap().is_none());
+        let stopped = store.wal_syncs();
+        sm.apply_run(&puts(11, 5)).unwrap();
+        std::thread::sleep(Duration::from_millis(1_000));
+        assert_eq!(store.wal_syncs(), stopped, "fsynced after the stop");
     }
 
     /// I2: a snapshot is taken only after the WAL is fsynced, and its files, manifest and

@@ -422,7 +422,7 @@ async fn full_cluster_crash(extra: &[&str]) {
     // The leader before the crash did not resume its term: a new election's term, whose
     // first entry bounds every read index from below, even if a state machine lost applied
     // writes (design: I7).
-    let term_after = c.status(leader).await.map_or(0, |s| s.term);
+    let term_after = c.status(leader).await.expect("the new leader answers").term;
     assert!(
         term_after > term_before,
         "leader {leader} serves term {term_after}, not newer than {term_before}"

@@ -89,5 +89,14 @@ impl RaftNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        // Nothing is applied any more: the last fsync of the state machine, then its
+        // background thread is gone before the stores close.
+        let sm = self.sm.clone();
+        if tokio::task::spawn_blocking(move || sm.stop_background_sync())
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping the state machine's fsync thread failed");
+        }
     }
 }

@@ -205,10 +205,7 @@ impl GatedNode {
         });
         node.record_gate();
         if led_before {
-            prompt_election(
-                node.raft.clone(),
-                Duration::from_millis(node.config.heartbeat_ms),
-            );
+            prompt_election(Arc::downgrade(&node));
         }
         if let Some(target) = recover_to {
             node.spawn_recovery_watch(target);
@@ -222,17 +219,24 @@ impl GatedNode {
 /// timeout (it no longer resumes its term, see `enable_leader_restore` above): when the whole
 /// cluster restarts, the first read then waits for one vote round, not for a timeout.
 /// Members not up yet refuse the first attempts, so it tries again every heartbeat until
-/// some leader is known, for at most 30 heartbeats.
-fn prompt_election(raft: crate::types::BriskRaft, heartbeat: Duration) {
+/// some leader is known, for at most 30 heartbeats, and never while the node drains.
+fn prompt_election(node: std::sync::Weak<RaftNode>) {
     tokio::spawn(async move {
         for _ in 0..30 {
-            if raft.metrics().borrow_watched().current_leader.is_some() {
+            let Some(n) = node.upgrade() else { return };
+            if n.draining.load(Ordering::SeqCst)
+                || n.raft.metrics().borrow_watched().current_leader.is_some()
+            {
                 return;
             }
-            if let Err(e) = raft.trigger().elect(true).await {
+            // Pre-vote: a leader elected meanwhile, still heard by its followers, is not
+            // unseated.
+            if let Err(e) = n.raft.trigger().elect(true).await {
                 tracing::debug!(error = %e, "prompt election after restart not started");
                 return;
             }
+            let heartbeat = Duration::from_millis(n.config.heartbeat_ms);
+            drop(n);
             tokio::time::sleep(heartbeat).await;
         }
     });
