@@ -201,17 +201,24 @@ impl Cluster {
         Ok(ep.connect().await?)
     }
 
-    /// Index of the leader's member, once one serves a linearizable read and a write.
+    /// Index of the leader's member, once every member names it and it serves a linearizable
+    /// read and a write.
     pub async fn leader(&self, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         loop {
-            for i in 0..3 {
-                if let Ok(Some(l)) = self.leader_via(i).await {
-                    if super::driver::linearizable_read_ok(self, l).await
-                        && super::driver::write_ok(self, l).await
-                    {
-                        return Ok(l);
-                    }
+            // Settled: every member names the same leader (a member still campaigning names
+            // none), so the first election of a new cluster is not followed by a second one
+            // under the measurement (its clients would get TRYAGAIN / no leader).
+            let mut named = Vec::with_capacity(self.members.len());
+            for i in 0..self.members.len() {
+                named.push(self.leader_via(i).await.ok().flatten());
+            }
+            if let Some(l) = named.first().copied().flatten() {
+                if named.iter().all(|n| *n == Some(l))
+                    && super::driver::linearizable_read_ok(self, l).await
+                    && super::driver::write_ok(self, l).await
+                {
+                    return Ok(l);
                 }
             }
             if Instant::now() > deadline {
