@@ -95,8 +95,8 @@ impl LogStore {
     }
 
     fn tail(&self) -> MutexGuard<'_, LogTail> {
-        // The tail is changed only after RocksDB took the change, by code that does not
-        // panic midway; a poisoned lock still holds a consistent tail.
+        // The tail's changes are collection updates that do not panic midway: a poisoned
+        // lock still holds a consistent tail.
         self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
