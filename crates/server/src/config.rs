@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::{ByteCount, Seconds};
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum FsmSync {
     /// fsync every apply batch before it is acknowledged.
     Sync,
@@ -27,11 +30,7 @@ pub enum FsmSync {
 impl FsmSync {
     /// The flag value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FsmSync::Sync => "sync",
-            FsmSync::Periodic => "periodic",
-            FsmSync::Nosync => "nosync",
-        }
+        self.into()
     }
 }
 
@@ -584,6 +583,15 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `brisk dev` passes a mode on as the flag value `as_str` names: it must parse back.
+    #[test]
+    fn fsm_sync_names_are_its_flag_values() {
+        use clap::ValueEnum;
+        for mode in FsmSync::value_variants() {
+            assert_eq!(FsmSync::from_str(mode.as_str(), false), Ok(*mode));
+        }
+    }
 
     /// deploy/brisk.toml documents every setting: each key parses (commented ones too, with
     /// the default they show), and no flag is missing from it.
